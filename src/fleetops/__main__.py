@@ -1,0 +1,3 @@
+from fleetops.cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""Settings, read once at the edge and passed down.
+
+Precedence: environment (`FLEETOPS_*`) over the optional TOML file (`FLEETOPS_CONFIG`, default
+`<data dir>/fleetops.toml`) over defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_SECRET_KEY = "change-me-fleetops-development-key"
+
+
+def default_data_dir() -> Path:
+    """Follow the XDG base directory convention so data survives a fresh clone."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fleetops"
+
+
+class Settings(BaseSettings):
+    """All fleetops settings; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEETOPS_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: str = DEFAULT_SECRET_KEY
+    admin_password: str | None = None
+    # Login guessing protection.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    session_hours: int = Field(default=12, ge=1)
+    # Cookies carry the Secure flag when the UI is reached over TLS (directly or via a proxy).
+    force_secure_cookies: bool = False
+
+    @model_validator(mode="after")
+    def _fill_database_url(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'fleetops.db'}"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check_bind(self) -> None:
+        """Refuse to expose a server that signs sessions with the public default key."""
+        if self.secret_key == DEFAULT_SECRET_KEY and not is_loopback(self.host):
+            raise ValueError(
+                f"refusing to bind {self.host} with the default secret key: "
+                "set FLEETOPS_SECRET_KEY to a long random value (e.g. `openssl rand -hex 32`)"
+            )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+
+def _config_file() -> Path:
+    explicit = os.environ.get("FLEETOPS_CONFIG")
+    if explicit:
+        return Path(explicit)
+    data_dir = os.environ.get("FLEETOPS_DATA_DIR")
+    return (Path(data_dir) if data_dir else default_data_dir()) / "fleetops.toml"
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether a bind address only accepts local connections."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache
+def get_settings(**overrides: Any) -> Settings:
+    """Return the process settings; the edges call this once."""
+    return Settings(**overrides)

@@ -1,0 +1,7 @@
+from tests.fixtures.db import (  # noqa: F401  (fixtures)
+    db_url,
+    engine,
+    pg_schema_url,
+    session,
+    sqlite_template,
+)
