@@ -1,3 +1,4 @@
+from tests.fixtures.app import app, client, settings, tokens  # noqa: F401  (fixtures)
 from tests.fixtures.db import (  # noqa: F401  (fixtures)
     db_url,
     engine,

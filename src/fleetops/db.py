@@ -47,12 +47,19 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front, so read-then-write (the audit chain) cannot
+        # fail half-way with SQLITE_BUSY; readers stay concurrent under WAL.
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Build the session factory every edge uses."""
-    return sessionmaker(engine, expire_on_commit=False)
+WRITE_OPTION = "fleetops_write"
+
+
+def make_session_factory(engine: Engine, *, write: bool = True) -> sessionmaker[Session]:
+    """Build a session factory; `write=False` for read-only edges (GET requests, listings)."""
+    bind = engine.execution_options(**{WRITE_OPTION: True}) if write else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 @contextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 
 class AppError(Exception):
     """Base of every error a user may see; `detail` says what to do."""
@@ -61,3 +63,26 @@ def exit_code_for_status(status: int) -> int:
     if status in (401, 403, 409, 423, 429):
         return EXIT_REFUSED
     return EXIT_ERROR
+
+
+class ErrorBody(BaseModel):
+    """What every error response carries; some add fields (`issues`, `errors`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in [
+        (400, "bad request: invalid selector, import file or reference"),
+        (401, "not authenticated"),
+        (403, "authenticated, but the role does not allow this"),
+        (404, "not found"),
+        (409, "conflicts with the current state"),
+        (422, "the payload or a parameter failed validation"),
+        (429, "too many requests"),
+    ]
+}

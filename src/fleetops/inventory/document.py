@@ -12,8 +12,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$"
-HOST_STATES = ("in_service", "provisioning", "suspect", "draining", "isolated", "in_repair",
-               "verifying", "retired")
+HOST_STATES = (
+    "in_service",
+    "provisioning",
+    "suspect",
+    "draining",
+    "isolated",
+    "in_repair",
+    "verifying",
+    "retired",
+)
 
 
 class _Item(BaseModel):

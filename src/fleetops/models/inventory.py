@@ -24,7 +24,9 @@ class Datacenter(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id", ondelete="RESTRICT"), index=True)
+    region_id: Mapped[int] = mapped_column(
+        ForeignKey("regions.id", ondelete="RESTRICT"), index=True
+    )
     region: Mapped[Region] = relationship(lazy="raise")
 
 
@@ -162,9 +164,7 @@ class Link(Base):
 
     __tablename__ = "links"
     __table_args__ = (
-        CheckConstraint(
-            "(a_host_id IS NULL) <> (a_switch_id IS NULL)", name="one_a_endpoint"
-        ),
+        CheckConstraint("(a_host_id IS NULL) <> (a_switch_id IS NULL)", name="one_a_endpoint"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,0 +1,176 @@
+"""FastAPI dependencies: the request's database session and its authenticated principal.
+
+Refusals (401, 403) are written to the audit log in their own transaction, since the request's own
+transaction is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from fleetops.audit import service as audit
+from fleetops.audit.service import AuditContext
+from fleetops.auth import service as auth_service
+from fleetops.auth.roles import Role
+from fleetops.db import session_scope
+from fleetops.errors import NotAuthenticated, PermissionDenied
+from fleetops.models import ApiToken, User, utcnow
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_COOKIE = "fleetops_session"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user acting with the rights of a role (a token may carry fewer)."""
+
+    user_id: int
+    username: str
+    role: Role
+    via: str
+
+    def can(self, role: Role) -> bool:
+        return self.role.includes(role)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def audit_context(request: Request, principal: Principal | None) -> AuditContext:
+    """Build the audit context of this request."""
+    actor = principal.username if principal else "anonymous"
+    return AuditContext(
+        actor=actor,
+        request_id=getattr(request.state, "request_id", ""),
+        source=client_address(request),
+    )
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """Yield the request's session: read-only for GET, a committing write session otherwise."""
+    state = request.app.state
+    if request.method in READ_METHODS:
+        with state.read_sessions() as session:
+            yield session
+        return
+    with session_scope(state.write_sessions) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def record_refusal(request: Request, principal: Principal | None, outcome: str) -> None:
+    """Audit a refused call in its own committed transaction."""
+    factory: sessionmaker[Session] = request.app.state.write_sessions
+    with session_scope(factory) as session:
+        audit.record(
+            session,
+            audit_context(request, principal),
+            action=f"http.{request.method.lower()}",
+            entity_type="route",
+            entity_id=request.url.path[:256],
+            outcome=outcome,
+        )
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _touch(request: Request, principal: Principal, token_id: int) -> Principal:
+    with session_scope(request.app.state.write_sessions) as ws:
+        token = ws.get(ApiToken, token_id)
+        if token is not None:
+            token.last_used_at = utcnow()
+    return principal
+
+
+def _from_cookie(session: Session, raw: str) -> Principal | None:
+    ws = auth_service.resolve_web_session(session, raw)
+    if ws is None:
+        return None
+    return Principal(ws.user_id, ws.user.username, Role(ws.user.role), "session")
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """Identify the caller by bearer token, UI session cookie, or the local CLI identity.
+
+    Uses its own short read session, so no write lock is held while refusing a call.
+    """
+    local: Principal | None = getattr(request.app.state, "local_principal", None)
+    if local is not None:
+        return local
+    raw = _bearer(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if raw is None and not cookie:
+        return None
+    with request.app.state.read_sessions() as session:
+        if raw is not None:
+            principal = None
+            token_id = None
+            found = auth_service.resolve_token(session, raw)
+            if found is not None:
+                principal = Principal(
+                    found.user_id, found.user.username, Role(found.role), f"token:{found.prefix}"
+                )
+                stale = found.last_used_at is None or utcnow() - found.last_used_at > timedelta(
+                    minutes=1
+                )
+                token_id = found.id if stale else None
+        else:
+            return _from_cookie(session, cookie or "")
+    return _touch(request, principal, token_id) if principal and token_id else principal
+
+
+def current_principal(
+    request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
+) -> Principal:
+    """Require an authenticated caller (401 otherwise, audited)."""
+    if principal is None:
+        record_refusal(request, None, "unauthenticated")
+        raise NotAuthenticated(
+            "authentication required: send 'Authorization: Bearer <token>' "
+            "(create one with `fleetops token create`)"
+        )
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(role: Role) -> Callable[..., Principal]:
+    """Dependency factory: the caller must hold at least `role` (403 otherwise, audited)."""
+
+    def dependency(request: Request, principal: CurrentPrincipal) -> Principal:
+        if not principal.can(role):
+            record_refusal(request, principal, "forbidden")
+            raise PermissionDenied(
+                f"this action needs the {role} role; you act as {principal.role}"
+            )
+        return principal
+
+    return dependency
+
+
+Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+Developer = Annotated[Principal, Depends(require(Role.DEVELOPER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+def load_user(session: Session, principal: Principal) -> User:
+    """The principal's user row (it exists: tokens and sessions die with their user)."""
+    user = session.get(User, principal.user_id)
+    if user is None:
+        raise NotAuthenticated("this identity no longer exists")
+    return user

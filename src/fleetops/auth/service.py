@@ -1,0 +1,360 @@
+"""Users, passwords, tokens, sessions and login throttling.
+
+Secrets (passwords, tokens, session ids) are only ever stored as hashes and never logged or returned
+after creation. Login failures are counted per user (lockout) and per source address (rate limit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, joinedload
+
+from fleetops.audit import service as audit
+from fleetops.audit.service import AuditContext
+from fleetops.auth.exceptions import (
+    AccountLocked,
+    InvalidCredentials,
+    RoleTooHigh,
+    UsernameTaken,
+    WeakPassword,
+)
+from fleetops.auth.roles import Role
+from fleetops.errors import AppError, NotFound
+from fleetops.models import ApiToken, LoginFailure, User, WebSession, utcnow
+
+_hasher = PasswordHasher()
+# Verified when the user does not exist, so timing does not reveal valid usernames.
+_DUMMY_HASH = _hasher.hash("fleetops-dummy-password")
+TOKEN_PREFIX = "fo_"
+MIN_PASSWORD = 12
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise WeakPassword(f"password must be at least {MIN_PASSWORD} characters long")
+    return _hasher.hash(password)
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _user_view(user: User) -> dict[str, object]:
+    return {"username": user.username, "role": user.role, "disabled": user.disabled}
+
+
+def get_user(session: Session, *, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def create_user(
+    session: Session, ctx: AuditContext, *, username: str, role: Role, password: str
+) -> User:
+    """Create a user with a hashed password."""
+    if get_user(session, username=username) is not None:
+        raise UsernameTaken(f"user {username!r} already exists")
+    user = User(username=username, role=role.value, password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        action="user.create",
+        entity_type="user",
+        entity_id=username,
+        after=_user_view(user),
+    )
+    return user
+
+
+def update_user(
+    session: Session,
+    ctx: AuditContext,
+    user: User,
+    *,
+    role: Role | None = None,
+    disabled: bool | None = None,
+    password: str | None = None,
+) -> User:
+    """Change a user's role, disable/enable it, or reset its password (ends its sessions)."""
+    before = _user_view(user)
+    if role is not None:
+        user.role = role.value
+    if disabled is not None:
+        user.disabled = disabled
+    if password is not None:
+        user.password_hash = hash_password(password)
+        user.failed_logins = 0
+        user.locked_until = None
+    if password is not None or disabled:
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    session.flush()
+    after = _user_view(user) | ({"password": "reset"} if password else {})
+    audit.record(
+        session,
+        ctx,
+        action="user.update",
+        entity_type="user",
+        entity_id=user.username,
+        before=before,
+        after=after,
+    )
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+@dataclass
+class LoginOutcome:
+    """The edge commits the recorded failures before raising `error`."""
+
+    user: User | None
+    error: AppError | None = None
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures: int = 5
+    window: timedelta = timedelta(minutes=5)
+    lockout: timedelta = timedelta(minutes=15)
+
+    @property
+    def max_per_source(self) -> int:
+        return self.max_failures * 4
+
+
+def login(
+    session: Session,
+    ctx: AuditContext,
+    *,
+    username: str,
+    password: str,
+    policy: LoginPolicy,
+    now: datetime | None = None,
+) -> LoginOutcome:
+    """Check a password under per-user lockout and per-address rate limits."""
+    now = now or utcnow()
+    recent = (
+        session.scalar(
+            select(func.count())
+            .select_from(LoginFailure)
+            .where(LoginFailure.source == ctx.source, LoginFailure.at >= now - policy.window)
+        )
+        or 0
+    )
+    if recent >= policy.max_per_source:
+        audit.record(
+            session,
+            ctx,
+            action="auth.login",
+            entity_type="user",
+            entity_id=username,
+            outcome="rate_limited",
+        )
+        return LoginOutcome(
+            None,
+            AccountLocked(
+                "too many failed logins from this address; "
+                f"wait {int(policy.window.total_seconds())} s"
+            ),
+        )
+    user = get_user(session, username=username)
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        audit.record(
+            session,
+            ctx,
+            action="auth.login",
+            entity_type="user",
+            entity_id=username,
+            outcome="locked",
+        )
+        wait = int((user.locked_until - now).total_seconds()) + 1
+        return LoginOutcome(None, AccountLocked(f"account temporarily locked; retry in {wait} s"))
+    if _password_ok(user, password) and user is not None and not user.disabled:
+        user.failed_logins = 0
+        user.locked_until = None
+        audit.record(session, ctx, action="auth.login", entity_type="user", entity_id=username)
+        return LoginOutcome(user)
+    return _fail(session, ctx, user, username=username, policy=policy, now=now)
+
+
+def _password_ok(user: User | None, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and bool(user)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _fail(
+    session: Session,
+    ctx: AuditContext,
+    user: User | None,
+    *,
+    username: str,
+    policy: LoginPolicy,
+    now: datetime,
+) -> LoginOutcome:
+    session.add(LoginFailure(username=username[:64], source=ctx.source[:64], at=now))
+    outcome = "denied"
+    if user is not None:
+        user.failed_logins += 1
+        if user.failed_logins >= policy.max_failures:
+            user.locked_until = now + policy.lockout
+            user.failed_logins = 0
+            outcome = "locked"
+    audit.record(
+        session,
+        ctx,
+        action="auth.login",
+        entity_type="user",
+        entity_id=username[:256],
+        outcome=outcome,
+    )
+    return LoginOutcome(None, InvalidCredentials("invalid username or password"))
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+def create_token(
+    session: Session,
+    ctx: AuditContext,
+    *,
+    user: User,
+    name: str,
+    role: Role | None = None,
+    expires_days: int | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its plaintext, which is never shown again."""
+    scope = role or Role(user.role)
+    if not Role(user.role).includes(scope):
+        raise RoleTooHigh(f"a {user.role} cannot create a {scope} token")
+    secret = secrets.token_urlsafe(32)
+    prefix = secrets.token_hex(4)
+    plaintext = f"{TOKEN_PREFIX}{prefix}_{secret}"
+    token = ApiToken(
+        user_id=user.id,
+        name=name,
+        prefix=prefix,
+        token_hash=sha256(plaintext),
+        role=scope.value,
+        expires_at=utcnow() + timedelta(days=expires_days) if expires_days else None,
+    )
+    session.add(token)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        action="token.create",
+        entity_type="token",
+        entity_id=token.id,
+        after={
+            "user": user.username,
+            "name": name,
+            "role": scope.value,
+            "prefix": prefix,
+            "expires_at": token.expires_at,
+        },
+    )
+    return token, plaintext
+
+
+def resolve_token(session: Session, raw: str, *, now: datetime | None = None) -> ApiToken | None:
+    """Find the live token for a presented bearer secret."""
+    now = now or utcnow()
+    token = session.scalar(
+        select(ApiToken)
+        .options(joinedload(ApiToken.user))
+        .where(ApiToken.token_hash == sha256(raw))
+    )
+    if token is None or token.revoked_at is not None or token.user.disabled:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    return token
+
+
+def list_tokens(session: Session, *, user: User | None = None) -> list[ApiToken]:
+    stmt = select(ApiToken).options(joinedload(ApiToken.user)).order_by(ApiToken.id)
+    if user is not None:
+        stmt = stmt.where(ApiToken.user_id == user.id)
+    return list(session.scalars(stmt))
+
+
+def revoke_token(
+    session: Session, ctx: AuditContext, *, token_id: int, owner: User | None
+) -> ApiToken:
+    """Revoke a token; `owner` limits it to that user's tokens (None: any, for admins)."""
+    token = session.get(ApiToken, token_id)
+    if token is None or (owner is not None and token.user_id != owner.id):
+        raise NotFound(f"token {token_id} not found")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+        audit.record(
+            session,
+            ctx,
+            action="token.revoke",
+            entity_type="token",
+            entity_id=token.id,
+            after={"prefix": token.prefix, "name": token.name},
+        )
+    return token
+
+
+# --- UI sessions ------------------------------------------------------------------------------
+
+
+def open_web_session(session: Session, *, user: User, hours: int, source: str) -> str:
+    """Start a UI session and return the cookie value (stored hashed)."""
+    raw = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(
+            user_id=user.id,
+            token_hash=sha256(raw),
+            source=source[:64],
+            expires_at=utcnow() + timedelta(hours=hours),
+        )
+    )
+    session.flush()
+    return raw
+
+
+def resolve_web_session(session: Session, raw: str) -> WebSession | None:
+    ws = session.scalar(
+        select(WebSession)
+        .options(joinedload(WebSession.user))
+        .where(WebSession.token_hash == sha256(raw))
+    )
+    if ws is None or ws.expires_at <= utcnow() or ws.user.disabled:
+        return None
+    return ws
+
+
+def close_web_session(session: Session, raw: str) -> None:
+    session.execute(delete(WebSession).where(WebSession.token_hash == sha256(raw)))
+
+
+def ensure_admin(session: Session, *, password: str | None) -> tuple[User, str | None] | None:
+    """On first start create `admin`; return it with the one-time password if one was generated."""
+    if session.scalar(select(func.count()).select_from(User)):
+        return None
+    generated = None if password else generate_password()
+    ctx = AuditContext(actor="system:bootstrap")
+    user = create_user(
+        session, ctx, username="admin", role=Role.ADMIN, password=password or generated or ""
+    )
+    return user, generated

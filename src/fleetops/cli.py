@@ -1,0 +1,180 @@
+"""The `fleetops` command: server, demo, database, and each domain's commands."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from fastapi.testclient import TestClient
+
+from fleetops.audit.cli import audit_app
+from fleetops.auth.cli import token_app, user_app, whoami
+from fleetops.auth.dependencies import Principal
+from fleetops.auth.roles import Role
+from fleetops.config import Settings, get_settings
+from fleetops.errors import EXIT_ERROR, EXIT_USAGE
+from fleetops.inventory.cli import host_app, rack_app
+from fleetops.kit.cli import ApiClient, CliState, CommandFailed, stderr
+
+app = typer.Typer(
+    name="fleetops",
+    help="Operate a compute fleet: every action an audited, guarded change.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(host_app, name="host")
+app.add_typer(rack_app, name="rack")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+app.command("whoami")(whoami)
+
+
+def _remote_client(server: str, token: str | None) -> ApiClient:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return ApiClient(httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=120))
+
+
+def _local_client(settings: Settings) -> ApiClient:
+    """The API in-process on the local database, acting as the local OS user with admin rights
+    (whoever can write the database file already has them)."""
+    from fleetops.main import create_app
+
+    principal = Principal(0, f"local:{getpass.getuser()}", Role.ADMIN, "local")
+    client = TestClient(
+        create_app(settings, local_principal=principal),
+        base_url="http://fleetops.local",
+        raise_server_exceptions=True,
+    )
+    client.__enter__()
+    return ApiClient(client)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    server: Annotated[
+        str | None,
+        typer.Option(envvar="FLEETOPS_SERVER", help="server URL; default: the local database"),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="FLEETOPS_TOKEN", show_default=False, help="API token for --server"),
+    ] = None,
+) -> None:
+    """Global options."""
+    if server:
+        ctx.obj = CliState(lambda: _remote_client(server, token))
+    else:
+        ctx.obj = CliState(lambda: _local_client(get_settings()))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8080)")] = None,
+) -> None:
+    """Run the server: API, web UI and background work."""
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    _run_server(settings)
+
+
+def _run_server(settings: Settings) -> None:
+    import uvicorn
+
+    from fleetops.main import create_app
+
+    try:
+        settings.check_bind()
+    except ValueError as exc:
+        raise CommandFailed(str(exc), EXIT_USAGE) from None
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        proxy_headers=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (also done on every server start)."""
+    from fleetops.db import make_engine, upgrade
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    stderr.print(f"database at {engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+@app.command()
+def demo(
+    hosts: Annotated[int, typer.Option(min=1, help="hosts in the simulated fleet")] = 1000,
+    racks: Annotated[int, typer.Option(min=1, help="racks")] = 40,
+    port: Annotated[int, typer.Option(help="port")] = 8080,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="build the demo database and stop")
+    ] = False,
+) -> None:
+    """Start the server on a fresh demo database with a generated fleet and a user per role."""
+    from fleetops.sim.demo import build_demo
+
+    base = get_settings()
+    data_dir = base.data_dir / "demo"
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{data_dir / 'fleetops.db'}",
+        host="127.0.0.1",
+        port=port,
+        admin_password=None,
+    )
+    credentials = build_demo(settings, hosts=hosts, racks=racks)
+    stderr.print(
+        f"\n[bold]fleetops demo[/bold]: {hosts} hosts in {racks} racks, data in {data_dir}"
+    )
+    stderr.print(f"  open http://127.0.0.1:{port}/  (API docs: http://127.0.0.1:{port}/api/docs)")
+    for username, password in credentials.items():
+        stderr.print(f"  {username:<10} password: {password}")
+    if not no_serve:
+        _run_server(settings)
+
+
+def main() -> None:
+    """Entry point: run the app, turning failures into one line and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except CommandFailed as exc:
+        stderr.print(f"[red]error:[/red] {exc}", highlight=False)
+        for line in exc.lines:
+            stderr.print(f"  {line}", highlight=False)
+        sys.exit(exc.code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        stderr.print("aborted")
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:  # click usage errors carry their own exit code
+        from click.exceptions import ClickException
+
+        if isinstance(exc, ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = ["Path", "app", "main"]

@@ -1,0 +1,33 @@
+from fleetops.errors import BadRequest, Conflict, NotFound
+
+
+class HostNotFound(NotFound):
+    pass
+
+
+class RackNotFound(NotFound):
+    pass
+
+
+class UnknownReference(BadRequest):
+    """A host or rack names a rack, cluster, datacenter or model that does not exist."""
+
+
+class HostnameTaken(Conflict):
+    pass
+
+
+class RackNameTaken(Conflict):
+    pass
+
+
+class RackNotEmpty(Conflict):
+    pass
+
+
+class InvalidSort(BadRequest):
+    pass
+
+
+class InventoryImportFailed(BadRequest):
+    """The file was rejected as a whole; `issues` lists every problem with its line."""

@@ -1,0 +1,332 @@
+"""Inventory use cases: query hosts and racks, edit them, and apply imported documents.
+
+Every mutation writes an audit record with the entity's before/after view.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from fleetops.audit import service as audit
+from fleetops.audit.service import AuditContext
+from fleetops.inventory import selectors
+from fleetops.inventory.exceptions import (
+    HostnameTaken,
+    InvalidSort,
+    RackNameTaken,
+    RackNotEmpty,
+    UnknownReference,
+)
+from fleetops.inventory.schemas import (
+    HostCreate,
+    HostRead,
+    HostUpdate,
+    RackCreate,
+    RackRead,
+    RackUpdate,
+)
+from fleetops.models import (
+    Cluster,
+    Datacenter,
+    HardwareModel,
+    Host,
+    HostGroup,
+    HostLabel,
+    Rack,
+)
+
+HOST_SORTS: dict[str, Any] = {
+    "hostname": Host.hostname,
+    "address": Host.address,
+    "state": Host.state,
+    "updated_at": Host.updated_at,
+    # Sorting by a related name goes through a left join on (id, name) of that table.
+    "rack": (Host.rack_id, select(Rack.id, Rack.name.label("sort_name"))),
+    "cluster": (Host.cluster_id, select(Cluster.id, Cluster.name.label("sort_name"))),
+    "model": (Host.model_id, select(HardwareModel.id, HardwareModel.name.label("sort_name"))),
+}
+
+
+def host_options() -> list[Any]:
+    """Eager loads every host view needs (relationships are lazy='raise')."""
+    return [
+        joinedload(Host.rack).joinedload(Rack.datacenter),
+        joinedload(Host.cluster),
+        joinedload(Host.model),
+        selectinload(Host.labels),
+        selectinload(Host.groups),
+    ]
+
+
+def host_view(host: Host) -> HostRead:
+    return HostRead(
+        id=host.id,
+        hostname=host.hostname,
+        address=host.address,
+        ssh_port=host.ssh_port,
+        ssh_user=host.ssh_user,
+        model=host.model.name if host.model else None,
+        rack=host.rack.name if host.rack else None,
+        cluster=host.cluster.name if host.cluster else None,
+        datacenter=host.rack.datacenter.name if host.rack else None,
+        state=host.state,
+        labels={label.key: label.value for label in host.labels},
+        groups=[group.name for group in host.groups],
+        created_at=host.created_at,
+        updated_at=host.updated_at,
+    )
+
+
+def _audit_view(host: Host) -> dict[str, Any]:
+    view = host_view(host).model_dump(exclude={"created_at", "updated_at", "id"})
+    return view
+
+
+def query_hosts(*, selector: str | None = None, sort: str = "hostname") -> Select[Host]:
+    """Hosts matching a selector (all when None), sorted by a known column (`-col` descending)."""
+    key = sort.removeprefix("-")
+    if key not in HOST_SORTS:
+        raise InvalidSort(
+            f"unknown sort {sort!r}; expected one of {', '.join(HOST_SORTS)} (prefix - to reverse)"
+        )
+    stmt = select(Host).options(*host_options())
+    if selector is not None:
+        stmt = stmt.where(selectors.to_clause(selectors.parse(selector)))
+    column = HOST_SORTS[key]
+    if isinstance(column, tuple):
+        fk, names = column[0], column[1].subquery()
+        stmt = stmt.outerjoin(names, fk == names.c.id)
+        column = names.c.sort_name
+    ordered = column.desc() if sort.startswith("-") else column.asc()
+    return stmt.order_by(ordered, Host.hostname)
+
+
+def get_host(session: Session, *, hostname: str) -> Host | None:
+    return session.scalar(select(Host).options(*host_options()).where(Host.hostname == hostname))
+
+
+def _lookup(session: Session, model: Any, name: str | None, what: str) -> Any:
+    if name is None or name == "":
+        return None
+    obj = session.scalar(select(model).where(model.name == name))
+    if obj is None:
+        raise UnknownReference(f"unknown {what} {name!r}")
+    return obj
+
+
+def _set_labels(host: Host, labels: dict[str, str]) -> None:
+    host.labels = [HostLabel(key=k, value=v) for k, v in sorted(labels.items())]
+
+
+def _set_groups(host: Host, groups: list[str]) -> None:
+    host.groups = [HostGroup(name=g) for g in sorted(set(groups))]
+
+
+def create_host(session: Session, ctx: AuditContext, data: HostCreate) -> Host:
+    """Add one host; its cluster defaults to its rack's."""
+    if session.scalar(select(Host.id).where(Host.hostname == data.hostname)) is not None:
+        raise HostnameTaken(f"host {data.hostname!r} already exists")
+    rack = _lookup(session, Rack, data.rack, "rack")
+    cluster = _lookup(session, Cluster, data.cluster, "cluster")
+    model = _lookup(session, HardwareModel, data.model, "hardware model")
+    host = Host(
+        hostname=data.hostname,
+        address=data.address,
+        ssh_port=data.ssh_port,
+        ssh_user=data.ssh_user,
+        state=data.state,
+        rack_id=rack.id if rack else None,
+        cluster_id=cluster.id if cluster else (rack.cluster_id if rack else None),
+        model_id=model.id if model else None,
+        labels=[],
+        groups=[],
+    )
+    _set_labels(host, data.labels)
+    _set_groups(host, data.groups)
+    session.add(host)
+    session.flush()
+    fresh = get_host(session, hostname=host.hostname)
+    assert fresh is not None
+    audit.record(
+        session,
+        ctx,
+        action="host.create",
+        entity_type="host",
+        entity_id=host.hostname,
+        after=_audit_view(fresh),
+    )
+    return fresh
+
+
+def update_host(session: Session, ctx: AuditContext, host: Host, changes: HostUpdate) -> Host:
+    """Apply the fields that were sent."""
+    before = _audit_view(host)
+    fields = changes.model_dump(exclude_unset=True)
+    for name in ("address", "ssh_port", "ssh_user"):
+        if name in fields and fields[name] is not None:
+            setattr(host, name, fields[name])
+    if "rack" in fields:
+        rack = _lookup(session, Rack, fields["rack"], "rack")
+        host.rack_id = rack.id if rack else None
+    if "cluster" in fields:
+        cluster = _lookup(session, Cluster, fields["cluster"], "cluster")
+        host.cluster_id = cluster.id if cluster else None
+    if "model" in fields:
+        model = _lookup(session, HardwareModel, fields["model"], "hardware model")
+        host.model_id = model.id if model else None
+    if fields.get("labels") is not None:
+        _set_labels(host, fields["labels"])
+    if fields.get("groups") is not None:
+        _set_groups(host, fields["groups"])
+    session.flush()
+    session.expire(host)
+    fresh = get_host(session, hostname=host.hostname)
+    assert fresh is not None
+    after = _audit_view(fresh)
+    if after != before:
+        audit.record(
+            session,
+            ctx,
+            action="host.update",
+            entity_type="host",
+            entity_id=host.hostname,
+            before=before,
+            after=after,
+        )
+    return fresh
+
+
+def delete_host(session: Session, ctx: AuditContext, host: Host) -> None:
+    before = _audit_view(host)
+    session.delete(host)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        action="host.delete",
+        entity_type="host",
+        entity_id=host.hostname,
+        before=before,
+    )
+
+
+# --- racks ------------------------------------------------------------------------------------
+
+
+def _rack_query() -> Select[Rack]:
+    return select(Rack).options(
+        joinedload(Rack.datacenter).joinedload(Datacenter.region), joinedload(Rack.cluster)
+    )
+
+
+def list_racks(session: Session, *, cluster: str | None = None) -> list[RackRead]:
+    """Racks with their host counts by state."""
+    stmt = _rack_query().order_by(Rack.name)
+    if cluster:
+        stmt = stmt.join(Cluster, Rack.cluster_id == Cluster.id).where(Cluster.name == cluster)
+    racks = list(session.scalars(stmt))
+    counts: dict[int, Counter[str]] = {}
+    rows = session.execute(
+        select(Host.rack_id, Host.state, func.count()).group_by(Host.rack_id, Host.state)
+    )
+    for rack_id, state, n in rows:
+        if rack_id is not None:
+            counts.setdefault(rack_id, Counter())[state] = n
+    return [rack_view(r, counts.get(r.id, Counter())) for r in racks]
+
+
+def rack_view(rack: Rack, by_state: Counter[str]) -> RackRead:
+    return RackRead(
+        id=rack.id,
+        name=rack.name,
+        datacenter=rack.datacenter.name,
+        region=rack.datacenter.region.name,
+        cluster=rack.cluster.name if rack.cluster else None,
+        failure_domains=dict(rack.failure_domains or {}),
+        host_count=sum(by_state.values()),
+        hosts_by_state=dict(sorted(by_state.items())),
+    )
+
+
+def get_rack(session: Session, *, name: str) -> RackRead | None:
+    rack = session.scalar(_rack_query().where(Rack.name == name))
+    if rack is None:
+        return None
+    rows = session.execute(
+        select(Host.state, func.count()).where(Host.rack_id == rack.id).group_by(Host.state)
+    )
+    return rack_view(rack, Counter(dict(rows.tuples().all())))
+
+
+def create_rack(session: Session, ctx: AuditContext, data: RackCreate) -> RackRead:
+    if session.scalar(select(Rack.id).where(Rack.name == data.name)) is not None:
+        raise RackNameTaken(f"rack {data.name!r} already exists")
+    dc = _lookup(session, Datacenter, data.datacenter, "datacenter")
+    cluster = _lookup(session, Cluster, data.cluster, "cluster")
+    session.add(
+        Rack(
+            name=data.name,
+            datacenter_id=dc.id,
+            cluster_id=cluster.id if cluster else None,
+            failure_domains=data.failure_domains,
+        )
+    )
+    session.flush()
+    view = get_rack(session, name=data.name)
+    assert view is not None
+    audit.record(
+        session,
+        ctx,
+        action="rack.create",
+        entity_type="rack",
+        entity_id=data.name,
+        after=view.model_dump(exclude={"id", "host_count", "hosts_by_state"}),
+    )
+    return view
+
+
+def update_rack(
+    session: Session, ctx: AuditContext, name: str, changes: RackUpdate
+) -> RackRead | None:
+    rack = session.scalar(select(Rack).where(Rack.name == name))
+    before = get_rack(session, name=name)
+    if rack is None or before is None:
+        return None
+    fields = changes.model_dump(exclude_unset=True)
+    if "cluster" in fields:
+        cluster = _lookup(session, Cluster, fields["cluster"], "cluster")
+        rack.cluster_id = cluster.id if cluster else None
+    if fields.get("failure_domains") is not None:
+        rack.failure_domains = fields["failure_domains"]
+    session.flush()
+    session.expire(rack)
+    after = get_rack(session, name=name)
+    assert after is not None
+    skip = {"id", "host_count", "hosts_by_state"}
+    audit.record(
+        session,
+        ctx,
+        action="rack.update",
+        entity_type="rack",
+        entity_id=name,
+        before=before.model_dump(exclude=skip),
+        after=after.model_dump(exclude=skip),
+    )
+    return after
+
+
+def delete_rack(session: Session, ctx: AuditContext, name: str) -> bool:
+    rack = session.scalar(select(Rack).where(Rack.name == name))
+    if rack is None:
+        return False
+    hosts = session.scalar(select(func.count()).where(Host.rack_id == rack.id)) or 0
+    if hosts:
+        raise RackNotEmpty(f"rack {name!r} still holds {hosts} host(s); move or delete them first")
+    session.delete(rack)
+    session.flush()
+    audit.record(session, ctx, action="rack.delete", entity_type="rack", entity_id=name)
+    return True

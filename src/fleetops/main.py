@@ -1,0 +1,155 @@
+"""The FastAPI application: lifespan, middleware, error rendering and routers."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fleetops import __version__
+from fleetops.audit.routes import router as audit_router
+from fleetops.auth import service as auth_service
+from fleetops.auth.dependencies import Principal
+from fleetops.auth.routes import router as auth_router
+from fleetops.config import Settings
+from fleetops.dashboard.pages import router as pages_router
+from fleetops.dashboard.render import render_error_page, wants_html
+from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
+from fleetops.errors import AppError
+from fleetops.inventory.routes import router as inventory_router
+
+STATIC_DIR = Path(__file__).parent / "dashboard" / "static"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI boots from one inline script; only its page relaxes script-src.
+DOCS_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+
+
+def create_app(settings: Settings, *, local_principal: Principal | None = None) -> FastAPI:
+    """Build the application; `local_principal` is only for the in-process CLI."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        app.state.engine = engine
+        app.state.read_sessions = make_session_factory(engine, write=False)
+        app.state.write_sessions = make_session_factory(engine)
+        if local_principal is None:
+            _bootstrap_admin(app, settings)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="fleetops",
+        version=__version__,
+        description="Audited, guarded operation of compute fleets.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.local_principal = local_principal
+    _install_middleware(app)
+    _install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(_health_router())
+    app.include_router(auth_router, prefix="/api/v1")
+    app.include_router(audit_router, prefix="/api/v1")
+    app.include_router(inventory_router, prefix="/api/v1")
+    app.include_router(pages_router)
+    return app
+
+
+def _bootstrap_admin(app: FastAPI, settings: Settings) -> None:
+    with session_scope(app.state.write_sessions) as session:
+        created = auth_service.ensure_admin(session, password=settings.admin_password)
+    if created and created[1]:
+        # Shown once, on the console only: never logged, never stored in clear.
+        sys.stderr.write(f"fleetops: created user 'admin' with one-time password: {created[1]}\n")
+
+
+def _health_router() -> Any:
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.get("/api/health", tags=["health"])
+    def health(request: Request) -> dict[str, str]:
+        """Liveness and database reachability; the one route that needs no authentication."""
+        with request.app.state.read_sessions() as session:
+            session.connection().exec_driver_sql("SELECT 1")
+        return {"status": "ok", "version": __version__}
+
+    @router.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="fleetops API",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    return router
+
+
+def _install_middleware(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        incoming = request.headers.get("x-request-id", "")
+        request.state.request_id = (
+            incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else secrets.token_hex(8)
+        )
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Frame-Options"] = "DENY"
+        docs = request.url.path == "/api/docs"
+        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else CSP)
+        return response
+
+
+def _error_response(request: Request, status: int, body: dict[str, Any]) -> Response:
+    if wants_html(request):
+        return render_error_page(request, status, body)
+    return JSONResponse(body, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        return _error_response(request, exc.status_code, exc.to_json())
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:10])
+        body = {"error": "ValidationError", "detail": detail, "errors": errors}
+        return _error_response(request, 422, body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        names = {404: "NotFound", 405: "MethodNotAllowed"}
+        body = {"error": names.get(exc.status_code, "HTTPError"), "detail": str(exc.detail)}
+        return _error_response(request, exc.status_code, body)
