@@ -127,3 +127,15 @@ def test_not_found_is_typed(client: TestClient, tokens: Tokens, path: str) -> No
     response = client.get(path, headers=tokens.headers("viewer"))
     assert response.status_code == 404
     assert set(response.json()) >= {"error", "detail"}
+
+
+def test_the_last_admin_cannot_be_demoted_or_disabled(client: TestClient, tokens: Tokens) -> None:
+    admin = tokens.headers("admin")
+    for change in ({"role": "viewer"}, {"disabled": True}):
+        response = client.patch("/api/v1/users/admin", json=change, headers=admin)
+        assert response.status_code == 409, response.text
+        assert response.json()["error"] == "LastAdmin"
+    body = {"username": "second", "role": "admin", "password": PASSWORD}
+    assert client.post("/api/v1/users", json=body, headers=admin).status_code == 201
+    demoted = client.patch("/api/v1/users/admin", json={"role": "operator"}, headers=admin)
+    assert demoted.status_code == 200

@@ -11,7 +11,7 @@ from fleetops.audit import service
 from fleetops.audit.schemas import AuditPage, AuditRead, AuditVerify
 from fleetops.auth.dependencies import SessionDep, Viewer
 from fleetops.errors import ERROR_RESPONSES
-from fleetops.kit.pagination import MAX_LIMIT, paginate
+from fleetops.kit.pagination import Limit, Offset, paginate
 
 router = APIRouter(tags=["audit"], responses=ERROR_RESPONSES)
 
@@ -27,8 +27,8 @@ def list_audit(
     outcome: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> AuditPage:
     """Audit records, newest first."""
     stmt = service.query(

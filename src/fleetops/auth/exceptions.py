@@ -17,5 +17,9 @@ class UsernameTaken(Conflict):
     pass
 
 
+class LastAdmin(Conflict):
+    """The fleet must keep one active admin, or nobody can manage users again."""
+
+
 class WeakPassword(AppError):
     status_code = 400

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, status
 
 from fleetops.auth import service
 from fleetops.auth.dependencies import (
@@ -24,6 +26,7 @@ from fleetops.auth.schemas import (
     WhoAmI,
 )
 from fleetops.errors import ERROR_RESPONSES, NotFound, PermissionDenied
+from fleetops.kit.pagination import MAX_OFFSET
 from fleetops.models import ApiToken
 
 router = APIRouter(tags=["auth"], responses=ERROR_RESPONSES)
@@ -125,7 +128,10 @@ def create_token(
 
 @router.delete("/tokens/{token_id}", response_model=TokenRead)
 def revoke_token(
-    token_id: int, request: Request, session: SessionDep, who: CurrentPrincipal
+    token_id: Annotated[int, Path(ge=1, le=MAX_OFFSET)],
+    request: Request,
+    session: SessionDep,
+    who: CurrentPrincipal,
 ) -> TokenRead:
     """Revoke a token (yours; admins: any)."""
     owner = None if who.can(Role.ADMIN) else load_user(session, who)

@@ -21,6 +21,7 @@ from fleetops.audit.service import AuditContext
 from fleetops.auth.exceptions import (
     AccountLocked,
     InvalidCredentials,
+    LastAdmin,
     RoleTooHigh,
     UsernameTaken,
     WeakPassword,
@@ -89,6 +90,9 @@ def update_user(
 ) -> User:
     """Change a user's role, disable/enable it, or reset its password (ends its sessions)."""
     before = _user_view(user)
+    demoted = (role is not None and role != Role.ADMIN) or bool(disabled)
+    if user.role == Role.ADMIN and not user.disabled and demoted:
+        _keep_an_admin(session, user)
     if role is not None:
         user.role = role.value
     if disabled is not None:
@@ -111,6 +115,16 @@ def update_user(
         after=after,
     )
     return user
+
+
+def _keep_an_admin(session: Session, user: User) -> None:
+    others = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.ADMIN.value, User.disabled.is_(False), User.id != user.id)
+    )
+    if not others:
+        raise LastAdmin(f"{user.username!r} is the last active admin; make another admin first")
 
 
 def list_users(session: Session) -> list[User]:

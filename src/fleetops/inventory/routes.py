@@ -26,9 +26,10 @@ from fleetops.inventory.schemas import (
     RackRead,
     RackUpdate,
 )
-from fleetops.kit.pagination import MAX_LIMIT, paginate
+from fleetops.kit.pagination import Limit, Offset, paginate
 from fleetops.models import Cluster, Datacenter, HardwareModel, Host, Link, Region, Switch
 
+SORT_PATTERN = f"^-?({'|'.join(service.HOST_SORTS)})$"
 router = APIRouter(tags=["inventory"], responses=ERROR_RESPONSES)
 
 SelectorQuery = Annotated[
@@ -46,9 +47,11 @@ def list_hosts(
     session: SessionDep,
     _: Viewer,
     selector: SelectorQuery = None,
-    sort: Annotated[str, Query(max_length=32)] = "hostname",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    sort: Annotated[
+        str, Query(pattern=SORT_PATTERN, description="prefix - to reverse")
+    ] = "hostname",
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> HostPage:
     """Hosts matching a selector; an unknown selector key is an error, never an empty match."""
     rows, total = paginate(
@@ -177,8 +180,8 @@ def list_hardware_models(session: SessionDep, _: Viewer) -> list[NamedRead]:
 def list_links(
     session: SessionDep,
     _: Viewer,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 1000,
+    offset: Offset = 0,
 ) -> list[LinkRead]:
     """Network links: host→ToR and ToR→spine."""
     hosts = dict(session.execute(select(Host.id, Host.hostname)).tuples().all())
@@ -225,7 +228,16 @@ def import_inventory(
     )
 
 
-@router.get("/inventory/export", response_class=PlainTextResponse)
+@router.get(
+    "/inventory/export",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "the rendered file",
+        }
+    },
+)
 def export_inventory(
     session: SessionDep,
     _: Viewer,
@@ -233,7 +245,7 @@ def export_inventory(
         str, Query(pattern="^(yaml|csv|ansible-ini|ansible-yaml|netbox-csv)$")
     ] = "yaml",
     selector: SelectorQuery = None,
-) -> PlainTextResponse:
+) -> Response:
     """The inventory (or the hosts a selector picks) rendered in a format."""
     doc = apply.export_document(session, selector=selector)
-    return PlainTextResponse(formats.render(doc, format))
+    return PlainTextResponse(formats.render(doc, format))  # documented above

@@ -88,7 +88,7 @@ class RackRead(BaseModel):
 
 class RackCreate(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
-    datacenter: str
+    datacenter: str = Field(pattern=NAME_PATTERN)
     cluster: str | None = None
     failure_domains: dict[str, str] = Field(default_factory=dict)
 
