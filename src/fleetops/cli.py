@@ -10,14 +10,12 @@ from typing import Annotated
 
 import httpx
 import typer
-from fastapi.testclient import TestClient
 
 from fleetops.audit.cli import audit_app
 from fleetops.auth.cli import token_app, user_app, whoami
-from fleetops.auth.dependencies import Principal
 from fleetops.auth.roles import Role
 from fleetops.config import Settings, get_settings
-from fleetops.errors import EXIT_ERROR, EXIT_USAGE
+from fleetops.errors import EXIT_USAGE
 from fleetops.inventory.cli import host_app, rack_app
 from fleetops.kit.cli import ApiClient, CliState, CommandFailed, stderr
 
@@ -45,7 +43,15 @@ def _remote_client(server: str, token: str | None) -> ApiClient:
 def _local_client(settings: Settings) -> ApiClient:
     """The API in-process on the local database, acting as the local OS user with admin rights
     (whoever can write the database file already has them)."""
+    # Imported here, not at the top: the web stack is only needed without --server, and
+    # `fleetops --help` / remote commands should start instantly.
+    import warnings
+
+    from fleetops.auth.dependencies import Principal
     from fleetops.main import create_app
+
+    warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
+    from fastapi.testclient import TestClient
 
     principal = Principal(0, f"local:{getpass.getuser()}", Role.ADMIN, "local")
     client = TestClient(
@@ -88,9 +94,15 @@ def serve(
 
 
 def _run_server(settings: Settings) -> None:
+    # Imported here, not at the top: the web stack is only needed without --server, and
+    # `fleetops --help` / remote commands should start instantly.
+    import warnings
+
     import uvicorn
 
     from fleetops.main import create_app
+
+    warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
 
     try:
         settings.check_bind()
@@ -154,24 +166,12 @@ def demo(
 def main() -> None:
     """Entry point: run the app, turning failures into one line and an exit code."""
     try:
-        app(standalone_mode=False)
+        app()  # click handles usage errors itself (exit 2)
     except CommandFailed as exc:
         stderr.print(f"[red]error:[/red] {exc}", highlight=False)
         for line in exc.lines:
             stderr.print(f"  {line}", highlight=False)
         sys.exit(exc.code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        stderr.print("aborted")
-        sys.exit(EXIT_ERROR)
-    except Exception as exc:  # click usage errors carry their own exit code
-        from click.exceptions import ClickException
-
-        if isinstance(exc, ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

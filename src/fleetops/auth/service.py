@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -31,8 +32,6 @@ from fleetops.errors import AppError, NotFound
 from fleetops.models import ApiToken, LoginFailure, User, WebSession, utcnow
 
 _hasher = PasswordHasher()
-# Verified when the user does not exist, so timing does not reveal valid usernames.
-_DUMMY_HASH = _hasher.hash("fleetops-dummy-password")
 TOKEN_PREFIX = "fo_"
 MIN_PASSWORD = 12
 
@@ -205,9 +204,16 @@ def login(
     return _fail(session, ctx, user, username=username, policy=policy, now=now)
 
 
+@cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so timing does not reveal valid usernames."""
+    return _hasher.hash("fleetops-dummy-password")
+
+
 def _password_ok(user: User | None, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and bool(user)
+        stored = user.password_hash if user else _dummy_hash()
+        return _hasher.verify(stored, password) and user is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -11,7 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$"
+# Wider than DNS: inventories name hosts by alias too (Ansible's `web_01`).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}$"
+# Vendors name models with spaces and punctuation ("PowerEdge R740xd", "SYS-420GP-TNR (4U)").
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/ +()-]{0,63}$"
 HOST_STATES = (
     "in_service",
     "provisioning",
@@ -60,7 +63,7 @@ class RackDoc(_Item):
 
 
 class HardwareModelDoc(_Item):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=MODEL_PATTERN)
     vendor: str = ""
     cpu_model: str = ""
     cpu_cores: int = Field(default=0, ge=0)
