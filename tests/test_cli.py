@@ -43,7 +43,7 @@ def hostnames(env: dict[str, str], *args: str) -> list[str]:
 def test_import_ansible_ini_then_list_and_show(env: dict[str, str]) -> None:
     result = run(env, "host", "import", str(DATA / "hadoop.ini"))
     assert result.returncode == 0, result.stderr
-    assert "created 5 host" in result.stdout
+    assert "created 5 hosts" in result.stdout
     assert hostnames(env) == ["dn-001", "dn-002", "dn-003", "dn-004", "nn-01"]
     assert hostnames(env, "-s", "group=datanodes except dn-00[3-4]") == ["dn-001", "dn-002"]
     shown = yaml.safe_load(run(env, "host", "show", "nn-01", "-o", "yaml").stdout)
@@ -51,7 +51,7 @@ def test_import_ansible_ini_then_list_and_show(env: dict[str, str]) -> None:
     dn = json.loads(run(env, "host", "show", "dn-001", "-o", "json").stdout)
     assert (dn["ssh_port"], dn["ssh_user"], dn["labels"]["tier"]) == (2222, "hadoop", "batch")
     again = run(env, "host", "import", str(DATA / "hadoop.ini"))
-    assert "unchanged 5 host" in again.stdout
+    assert "unchanged 5 hosts" in again.stdout
 
 
 def test_import_netbox_csv(env: dict[str, str]) -> None:

@@ -152,7 +152,8 @@ def demo(
         port=port,
         admin_password=None,
     )
-    credentials = build_demo(settings, hosts=hosts, racks=racks)
+    with stderr.status(f"building the demo fleet ({hosts} hosts, {racks} racks)..."):
+        credentials = build_demo(settings, hosts=hosts, racks=racks)
     stderr.print(
         f"\n[bold]fleetops demo[/bold]: {hosts} hosts in {racks} racks, data in {data_dir}"
     )

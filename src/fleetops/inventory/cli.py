@@ -100,7 +100,18 @@ def host_import(
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "nothing"
+    return (
+        ", ".join(f"{n} {_plural(kind.replace('_', ' '), n)}" for kind, n in counts.items())
+        or "nothing"
+    )
+
+
+def _plural(noun: str, n: int) -> str:
+    if n == 1:
+        return noun
+    if noun.endswith("y"):
+        return noun[:-1] + "ies"
+    return noun + ("es" if noun.endswith(("ch", "s")) else "s")
 
 
 @host_app.command("export")

@@ -22,8 +22,9 @@ from fleetops.errors import EXIT_ERROR, EXIT_USAGE, exit_code_for_status
 
 __all__ = ["EXIT_ERROR", "EXIT_USAGE"]
 
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True)
+# Piped output is not cut to 80 columns: tables stay whole for grep and less.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+stderr = Console(stderr=True, soft_wrap=True)
 
 OutputOption = Annotated[
     str, typer.Option("--output", "-o", help="table, json or yaml", case_sensitive=False)
