@@ -93,8 +93,6 @@ def test_api_conforms_to_its_schema(
     def check(case: Any) -> None:
         # The viewer first, so its calls meet the data before the admin's changes.
         for role in ("viewer", "admin"):
-            case.call_and_validate(
-                headers=tokens.headers(role), excluded_checks=SEMANTIC_CHECKS
-            )
+            case.call_and_validate(headers=tokens.headers(role), excluded_checks=SEMANTIC_CHECKS)
 
     check()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -199,7 +199,13 @@ def login(
     if _password_ok(user, password) and user is not None and not user.disabled:
         user.failed_logins = 0
         user.locked_until = None
-        audit.record(session, ctx, action="auth.login", entity_type="user", entity_id=username)
+        audit.record(
+            session,
+            replace(ctx, actor=username),
+            action="auth.login",
+            entity_type="user",
+            entity_id=username,
+        )
         return LoginOutcome(user)
     return _fail(session, ctx, user, username=username, policy=policy, now=now)
 
@@ -364,8 +370,18 @@ def resolve_web_session(session: Session, raw: str) -> WebSession | None:
     return ws
 
 
-def close_web_session(session: Session, raw: str) -> None:
+def close_web_session(session: Session, ctx: AuditContext, raw: str) -> None:
+    """End a UI session (logout); audited under the session's user."""
+    ws = resolve_web_session(session, raw)
     session.execute(delete(WebSession).where(WebSession.token_hash == sha256(raw)))
+    if ws is not None:
+        audit.record(
+            session,
+            replace(ctx, actor=ws.user.username),
+            action="auth.logout",
+            entity_type="user",
+            entity_id=ws.user.username,
+        )
 
 
 def ensure_admin(session: Session, *, password: str | None) -> tuple[User, str | None] | None:

@@ -110,7 +110,7 @@ def _load_index(session: Session, doc: InventoryDoc) -> _Index:
     index = _Index()
     for kind, attr, model, key in KINDS:
         known: dict[str, int | None] = dict(
-            session.execute(select(getattr(model, key), model.id)).tuples().all()
+            session.execute(select(getattr(model, key), model.id)).all()
         )
         for item in getattr(doc, attr):
             known.setdefault(getattr(item, key), None)
@@ -412,7 +412,7 @@ def _names(session: Session) -> dict[str, dict[int, str]]:
     out: dict[str, dict[int, str]] = {}
     for kind, _attr, model, key in KINDS:
         if kind != "host":
-            out[kind] = dict(session.execute(select(model.id, getattr(model, key))).tuples().all())
+            out[kind] = dict(session.execute(select(model.id, getattr(model, key))).all())
     return out
 
 

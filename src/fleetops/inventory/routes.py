@@ -184,8 +184,8 @@ def list_links(
     offset: Offset = 0,
 ) -> list[LinkRead]:
     """Network links: host→ToR and ToR→spine."""
-    hosts = dict(session.execute(select(Host.id, Host.hostname)).tuples().all())
-    switches = dict(session.execute(select(Switch.id, Switch.name)).tuples().all())
+    hosts = dict(session.execute(select(Host.id, Host.hostname)).all())
+    switches = dict(session.execute(select(Switch.id, Switch.name)).all())
     rows = session.scalars(select(Link).order_by(Link.id).limit(limit).offset(offset))
     return [
         LinkRead(

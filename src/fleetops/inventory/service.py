@@ -259,7 +259,7 @@ def get_rack(session: Session, *, name: str) -> RackRead | None:
     rows = session.execute(
         select(Host.state, func.count()).where(Host.rack_id == rack.id).group_by(Host.state)
     )
-    return rack_view(rack, Counter(dict(rows.tuples().all())))
+    return rack_view(rack, Counter(dict(rows.all())))
 
 
 def create_rack(session: Session, ctx: AuditContext, data: RackCreate) -> RackRead:

@@ -1,0 +1,99 @@
+"""Login guessing is throttled per user (lockout) and per source address (rate limit), audited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleetops.audit.service import AuditContext
+from fleetops.auth import service
+from fleetops.auth.exceptions import AccountLocked, InvalidCredentials
+from fleetops.auth.roles import Role
+from fleetops.models import AuditRecord, utcnow
+
+POLICY = service.LoginPolicy(
+    max_failures=3, window=timedelta(minutes=5), lockout=timedelta(minutes=15)
+)
+PASSWORD = "the-right-password"
+
+
+def ctx(source: str = "10.0.0.1") -> AuditContext:
+    return AuditContext(actor="anonymous", source=source)
+
+
+@pytest.fixture
+def alice(session: Session) -> None:
+    service.create_user(
+        session, AuditContext(actor="test"), username="alice", role=Role.OPERATOR, password=PASSWORD
+    )
+    session.commit()
+
+
+def attempt(
+    session: Session,
+    password: str,
+    *,
+    source: str = "10.0.0.1",
+    user: str = "alice",
+    minutes: float = 0,
+) -> service.LoginOutcome:
+    outcome = service.login(
+        session,
+        ctx(source),
+        username=user,
+        password=password,
+        policy=POLICY,
+        now=utcnow() + timedelta(minutes=minutes),
+    )
+    session.commit()  # as the edge does, before answering
+    return outcome
+
+
+@pytest.mark.usefixtures("alice")
+def test_right_password_logs_in_and_wrong_one_does_not(session: Session) -> None:
+    assert attempt(session, PASSWORD).user is not None
+    failed = attempt(session, "wrong")
+    assert failed.user is None
+    assert isinstance(failed.error, InvalidCredentials)
+    unknown = attempt(session, "whatever", user="nobody")
+    assert str(unknown.error) == str(failed.error)  # does not reveal which users exist
+
+
+@pytest.mark.usefixtures("alice")
+def test_user_is_locked_after_repeated_failures_then_released(session: Session) -> None:
+    for _ in range(POLICY.max_failures):
+        attempt(session, "wrong")
+    locked = attempt(session, PASSWORD, source="10.9.9.9")
+    assert isinstance(locked.error, AccountLocked)
+    assert locked.user is None
+    assert attempt(session, PASSWORD, source="10.9.9.9", minutes=16).user is not None
+
+
+@pytest.mark.usefixtures("alice")
+def test_source_address_is_rate_limited_across_users(session: Session) -> None:
+    for i in range(POLICY.max_per_source):
+        attempt(session, "wrong", user=f"guess{i}", source="192.0.2.7")
+    refused = attempt(session, PASSWORD, source="192.0.2.7")
+    assert isinstance(refused.error, AccountLocked)
+    assert attempt(session, PASSWORD, source="192.0.2.8").user is not None
+    assert attempt(session, PASSWORD, source="192.0.2.7", minutes=6).user is not None
+
+
+@pytest.mark.usefixtures("alice")
+def test_every_attempt_is_audited(session: Session) -> None:
+    for _ in range(POLICY.max_failures):
+        attempt(session, "wrong")
+    attempt(session, PASSWORD)
+    outcomes = session.scalars(
+        select(AuditRecord.outcome)
+        .where(AuditRecord.action == "auth.login")
+        .order_by(AuditRecord.id)
+    ).all()
+    assert outcomes == ["denied", "denied", "locked", "locked"]
+    sources = set(
+        session.scalars(select(AuditRecord.source).where(AuditRecord.action == "auth.login"))
+    )
+    assert sources == {"10.0.0.1"}
