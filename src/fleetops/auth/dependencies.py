@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.audit import service as audit
@@ -24,6 +25,7 @@ from fleetops.models import ApiToken, User, utcnow
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "fleetops_session"
+TOUCH_EVERY = timedelta(minutes=1)  # bounds writes caused by reads
 
 
 @dataclass(frozen=True)
@@ -81,18 +83,28 @@ def record_refusal(request: Request, principal: Principal | None, outcome: str) 
         )
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+# Declares the scheme in OpenAPI (the "Authorize" button of /api/docs) and reads the header.
+bearer_scheme = HTTPBearer(auto_error=False, description="an API token: `fleetops token create`")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-def _touch(request: Request, principal: Principal, token_id: int) -> Principal:
+def _from_token(session: Session, raw: str) -> tuple[Principal, int | None] | None:
+    """The token's principal, and its id when its last-used time is due for an update."""
+    token = auth_service.resolve_token(session, raw)
+    if token is None:
+        return None
+    principal = Principal(
+        token.user_id, token.user.username, Role(token.role), f"token:{token.prefix}"
+    )
+    stale = token.last_used_at is None or utcnow() - token.last_used_at > TOUCH_EVERY
+    return principal, token.id if stale else None
+
+
+def _touch(request: Request, token_id: int) -> None:
     with session_scope(request.app.state.write_sessions) as ws:
         token = ws.get(ApiToken, token_id)
         if token is not None:
             token.last_used_at = utcnow()
-    return principal
 
 
 def _from_cookie(session: Session, raw: str) -> Principal | None:
@@ -102,7 +114,7 @@ def _from_cookie(session: Session, raw: str) -> Principal | None:
     return Principal(ws.user_id, ws.user.username, Role(ws.user.role), "session")
 
 
-def optional_principal(request: Request) -> Principal | None:
+def optional_principal(request: Request, bearer: BearerDep) -> Principal | None:
     """Identify the caller by bearer token, UI session cookie, or the local CLI identity.
 
     Uses its own short read session, so no write lock is held while refusing a call.
@@ -110,26 +122,19 @@ def optional_principal(request: Request) -> Principal | None:
     local: Principal | None = getattr(request.app.state, "local_principal", None)
     if local is not None:
         return local
-    raw = _bearer(request)
     cookie = request.cookies.get(SESSION_COOKIE)
-    if raw is None and not cookie:
+    if bearer is None and not cookie:
         return None
     with request.app.state.read_sessions() as session:
-        if raw is not None:
-            principal = None
-            token_id = None
-            found = auth_service.resolve_token(session, raw)
-            if found is not None:
-                principal = Principal(
-                    found.user_id, found.user.username, Role(found.role), f"token:{found.prefix}"
-                )
-                stale = found.last_used_at is None or utcnow() - found.last_used_at > timedelta(
-                    minutes=1
-                )
-                token_id = found.id if stale else None
-        else:
+        if bearer is None:
             return _from_cookie(session, cookie or "")
-    return _touch(request, principal, token_id) if principal and token_id else principal
+        found = _from_token(session, bearer.credentials)
+    if found is None:
+        return None
+    principal, stale_token = found
+    if stale_token is not None:
+        _touch(request, stale_token)
+    return principal
 
 
 def current_principal(

@@ -77,7 +77,7 @@ def render_error_page(request: Request, status: int, body: dict[str, Any]) -> Re
 def _principal_or_none(request: Request) -> Principal | None:
     """Who sees an error page, to keep the navigation; None if the database is the error."""
     try:
-        return optional_principal(request)
+        return optional_principal(request, None)  # pages identify users by cookie
     except SQLAlchemyError:
         return None
 
