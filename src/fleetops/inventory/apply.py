@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
@@ -24,6 +24,7 @@ from fleetops.inventory.document import (
     DatacenterDoc,
     HardwareModelDoc,
     HostDoc,
+    HostFields,
     ImportFailed,
     ImportIssue,
     InventoryDoc,
@@ -33,6 +34,7 @@ from fleetops.inventory.document import (
     RegionDoc,
     SwitchDoc,
 )
+from fleetops.inventory.service import host_options, host_view
 from fleetops.models import (
     Cluster,
     Datacenter,
@@ -335,17 +337,7 @@ def _apply_links(
 
 def export_document(session: Session, *, selector: str | None = None) -> InventoryDoc:
     """The inventory as a document; with a selector, only those hosts (and their links)."""
-    hosts_stmt = (
-        select(Host)
-        .options(
-            joinedload(Host.rack),
-            joinedload(Host.cluster),
-            joinedload(Host.model),
-            selectinload(Host.labels),
-            selectinload(Host.groups),
-        )
-        .order_by(Host.hostname)
-    )
+    hosts_stmt = select(Host).options(*host_options()).order_by(Host.hostname)
     if selector:
         hosts_stmt = hosts_stmt.where(selectors.to_clause(selectors.parse(selector)))
     hosts = list(session.scalars(hosts_stmt).unique())
@@ -417,18 +409,8 @@ def _names(session: Session) -> dict[str, dict[int, str]]:
 
 
 def _host_doc(h: Host) -> HostDoc:
-    return HostDoc(
-        hostname=h.hostname,
-        address=h.address,
-        ssh_port=h.ssh_port,
-        ssh_user=h.ssh_user,
-        model=h.model.name if h.model else None,
-        rack=h.rack.name if h.rack else None,
-        cluster=h.cluster.name if h.cluster else None,
-        state=h.state,
-        labels={label.key: label.value for label in h.labels},
-        groups=[g.name for g in h.groups],
-    )
+    fields = set(HostFields.model_fields)
+    return HostDoc.model_validate(host_view(h).model_dump(include=fields))
 
 
 def _export_links(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}$"
 # Vendors name models with spaces and punctuation ("PowerEdge R740xd", "SYS-420GP-TNR (4U)").
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/ +()-]{0,63}$"
+SSH_USER_PATTERN = r"^[a-z_][a-z0-9_.-]{0,63}$"
 HOST_STATES = (
     "in_service",
     "provisioning",
@@ -80,11 +81,15 @@ class SwitchDoc(_Item):
     address: str = ""
 
 
-class HostDoc(_Item):
+class HostFields(BaseModel):
+    """A host as people write it; the API's `HostCreate` and the import's `HostDoc`."""
+
+    model_config = ConfigDict(extra="forbid")
+
     hostname: str = Field(pattern=NAME_PATTERN)
     address: str = ""
     ssh_port: int = Field(default=22, ge=1, le=65535)
-    ssh_user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_.-]{0,63}$")
+    ssh_user: str = Field(default="root", pattern=SSH_USER_PATTERN)
     model: str | None = None
     rack: str | None = None
     cluster: str | None = None
@@ -103,6 +108,10 @@ class HostDoc(_Item):
         if value not in HOST_STATES:
             raise ValueError(f"unknown state {value!r}; expected one of {', '.join(HOST_STATES)}")
         return value
+
+
+class HostDoc(_Item, HostFields):
+    pass
 
 
 class LinkDoc(_Item):

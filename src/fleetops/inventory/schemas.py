@@ -7,7 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from fleetops.inventory.document import HOST_STATES, NAME_PATTERN, validate_address
+from fleetops.inventory.document import (
+    NAME_PATTERN,
+    SSH_USER_PATTERN,
+    HostFields,
+    validate_address,
+)
 from fleetops.kit.pagination import Page
 
 
@@ -31,29 +36,7 @@ class HostRead(BaseModel):
 HostPage = Page[HostRead]
 
 
-class HostCreate(BaseModel):
-    hostname: str = Field(pattern=NAME_PATTERN)
-    address: str = ""
-    ssh_port: int = Field(default=22, ge=1, le=65535)
-    ssh_user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_.-]{0,63}$")
-    model: str | None = None
-    rack: str | None = None
-    cluster: str | None = None
-    state: str = "in_service"
-    labels: dict[str, str] = Field(default_factory=dict)
-    groups: list[str] = Field(default_factory=list)
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return validate_address(value)
-
-    @field_validator("state")
-    @classmethod
-    def _state(cls, value: str) -> str:
-        if value not in HOST_STATES:
-            raise ValueError(f"unknown state; expected one of {', '.join(HOST_STATES)}")
-        return value
+HostCreate = HostFields
 
 
 class HostUpdate(BaseModel):
@@ -62,7 +45,7 @@ class HostUpdate(BaseModel):
 
     address: str | None = None
     ssh_port: int | None = Field(default=None, ge=1, le=65535)
-    ssh_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]{0,63}$")
+    ssh_user: str | None = Field(default=None, pattern=SSH_USER_PATTERN)
     model: str | None = None
     rack: str | None = None
     cluster: str | None = None
