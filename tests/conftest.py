@@ -6,3 +6,4 @@ from tests.fixtures.db import (  # noqa: F401  (fixtures)
     session,
     sqlite_template,
 )
+from tests.fixtures.sshd import sshd  # noqa: F401  (fixture)

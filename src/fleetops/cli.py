@@ -14,6 +14,7 @@ import typer
 from fleetops.audit.cli import audit_app
 from fleetops.auth.cli import token_app, user_app, whoami
 from fleetops.auth.roles import Role
+from fleetops.changes.cli import change_app, freeze_app, operation_app, workflow_app
 from fleetops.config import Settings, get_settings
 from fleetops.errors import EXIT_USAGE
 from fleetops.inventory.cli import host_app, rack_app
@@ -32,6 +33,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(operation_app, name="operation")
+app.add_typer(workflow_app, name="workflow")
+app.add_typer(change_app, name="change")
+app.add_typer(freeze_app, name="freeze")
 app.command("whoami")(whoami)
 
 
@@ -55,7 +60,9 @@ def _local_client(settings: Settings) -> ApiClient:
 
     principal = Principal(0, f"local:{getpass.getuser()}", Role.ADMIN, "local")
     client = TestClient(
-        create_app(settings, local_principal=principal),
+        create_app(
+            settings.model_copy(update={"engine_enabled": False}), local_principal=principal
+        ),
         base_url="http://fleetops.local",
         raise_server_exceptions=True,
     )

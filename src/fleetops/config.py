@@ -10,7 +10,7 @@ import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import (
@@ -47,6 +47,19 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=12, ge=1)
     # Cookies carry the Secure flag when the UI is reached over TLS (directly or via a proxy).
     force_secure_cookies: bool = False
+    # Change management.
+    executor: Literal["ssh", "local", "simulated"] = "ssh"  # a host label `executor` overrides
+    ssh_key_path: Path | None = None
+    ssh_known_hosts: Path | None = None
+    ssh_host_key_policy: Literal["strict", "accept-new", "insecure"] = "accept-new"
+    operations_dir: Path | None = None  # site operations, added to the built-in library
+    approvals_medium: int = Field(default=1, ge=0, le=5)
+    approvals_high: int = Field(default=2, ge=1, le=5)
+    max_concurrent_hosts: int = Field(default=500, ge=1)  # fleet-wide, across all changes
+    budget_rack: float = Field(default=0.4, gt=0, le=1)  # max fraction of a rack held at once
+    budget_cluster: float = Field(default=0.2, gt=0, le=1)
+    engine_tick_seconds: float = Field(default=0.5, gt=0)
+    engine_enabled: bool = True  # `fleetops serve` runs changes; off for tests that only read
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> Settings:

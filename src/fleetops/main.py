@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetops import __version__
+from fleetops.adapters.local import LocalExecutor
+from fleetops.adapters.ssh import SshConfig, SshExecutor
 from fleetops.audit.routes import router as audit_router
 from fleetops.auth import service as auth_service
 from fleetops.auth.dependencies import Principal
 from fleetops.auth.routes import router as auth_router
+from fleetops.changes.engine.guardrails import Budget
+from fleetops.changes.engine.runner import Engine
+from fleetops.changes.executor import Executor, Target
+from fleetops.changes.operations import load_library
+from fleetops.changes.routes import router as changes_router
 from fleetops.config import Settings
 from fleetops.dashboard.pages import router as pages_router
 from fleetops.dashboard.render import render_error_page, wants_html
@@ -39,20 +47,35 @@ CSP = (
 DOCS_CSP = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
 
 
-def create_app(settings: Settings, *, local_principal: Principal | None = None) -> FastAPI:
-    """Build the application; `local_principal` is only for the in-process CLI."""
+def create_app(
+    settings: Settings,
+    *,
+    local_principal: Principal | None = None,
+    executors: Mapping[str, Executor] | None = None,
+) -> FastAPI:
+    """Build the application.
+
+    `local_principal` is only for the in-process CLI (which never runs changes); `executors`
+    replaces the default ones (ssh, local), e.g. with the simulated fleet's for the demo.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        upgrade(engine)
-        app.state.engine = engine
-        app.state.read_sessions = make_session_factory(engine, write=False)
-        app.state.write_sessions = make_session_factory(engine)
+        db = make_engine(settings.database_url)
+        upgrade(db)
+        app.state.db = db
+        app.state.read_sessions = make_session_factory(db, write=False)
+        app.state.write_sessions = make_session_factory(db)
+        app.state.library = load_library(*filter(None, [settings.operations_dir]))
+        runner = None
         if local_principal is None:
             _bootstrap_admin(app, settings)
+            if settings.engine_enabled:
+                runner = _start_engine(app, settings, executors)
         yield
-        engine.dispose()
+        if runner is not None:
+            await runner.stop()
+        db.dispose()
 
     app = FastAPI(
         title="fleetops",
@@ -72,8 +95,65 @@ def create_app(settings: Settings, *, local_principal: Principal | None = None) 
     app.include_router(auth_router, prefix="/api/v1")
     app.include_router(audit_router, prefix="/api/v1")
     app.include_router(inventory_router, prefix="/api/v1")
+    app.include_router(changes_router, prefix="/api/v1")
     app.include_router(pages_router)
     return app
+
+
+class _EngineRunner:
+    """The change engine as a background task of the server, with its executors."""
+
+    def __init__(self, engine: Engine, executors: Mapping[str, Executor]) -> None:
+        self.engine = engine
+        self.executors = executors
+        self.task = asyncio.create_task(engine.run_forever(), name="change-engine")
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.engine.stop()
+        for executor in self.executors.values():
+            await executor.close()
+
+
+def _start_engine(
+    app: FastAPI, settings: Settings, executors: Mapping[str, Executor] | None
+) -> _EngineRunner:
+    chosen = dict(executors) if executors is not None else default_executors(settings)
+
+    def executor_for(target: Target) -> Executor:
+        name = target.labels.get("executor", settings.executor)
+        if name not in chosen:
+            raise KeyError(f"no executor {name!r} (have: {', '.join(chosen)})")
+        return chosen[name]
+
+    engine = Engine(
+        sessions=app.state.write_sessions,
+        library=app.state.library,
+        executor_for=executor_for,
+        budget=Budget(
+            rack=settings.budget_rack,
+            cluster=settings.budget_cluster,
+            max_hosts=settings.max_concurrent_hosts,
+        ),
+        tick=settings.engine_tick_seconds,
+        read_sessions=app.state.read_sessions,
+    )
+    runner = _EngineRunner(engine, chosen)
+    app.state.change_engine = engine
+    return runner
+
+
+def default_executors(settings: Settings) -> dict[str, Executor]:
+    """Real executors: SSH to the fleet, and local processes for this machine."""
+    ssh = SshExecutor(
+        SshConfig(
+            key_path=settings.ssh_key_path,
+            known_hosts=settings.ssh_known_hosts,
+            host_key_policy=settings.ssh_host_key_policy,
+        )
+    )
+    return {"ssh": ssh, "local": LocalExecutor()}
 
 
 def _bootstrap_admin(app: FastAPI, settings: Settings) -> None:

@@ -3,6 +3,15 @@
 from fleetops.models.audit import AuditRecord
 from fleetops.models.auth import ApiToken, LoginFailure, User, WebSession
 from fleetops.models.base import Base, UTCDateTime, utcnow
+from fleetops.models.changes import (
+    Approval,
+    ChangeRequest,
+    FreezeWindow,
+    HostLease,
+    HostRun,
+    StepRun,
+    Workflow,
+)
 from fleetops.models.inventory import (
     Cluster,
     Datacenter,
@@ -19,22 +28,29 @@ from fleetops.models.inventory import (
 
 __all__ = [
     "ApiToken",
+    "Approval",
     "AuditRecord",
     "Base",
+    "ChangeRequest",
     "Cluster",
     "Datacenter",
     "DatacenterLatency",
+    "FreezeWindow",
     "HardwareModel",
     "Host",
     "HostGroup",
     "HostLabel",
+    "HostLease",
+    "HostRun",
     "Link",
     "LoginFailure",
     "Rack",
     "Region",
+    "StepRun",
     "Switch",
     "UTCDateTime",
     "User",
     "WebSession",
+    "Workflow",
     "utcnow",
 ]

@@ -1,0 +1,208 @@
+"""Fan-out: one trivial command (`true`) on N hosts, fleetops' SSH executor against Ansible.
+
+Every tool talks to the same real OpenSSH server on loopback through N aliases (h001...), and
+every tool opens one connection per alias, as it would per host in a real fleet:
+
+- fleetops: a fresh `SshExecutor` per run, all hosts at once, bounded by `max_connections`
+  (200); timed from the first call to the last result, connection setup included.
+- ansible: ansible-core's default ad-hoc run, `ansible all -i inv -a true -f 50` (the `command`
+  module), and `-m raw` (no Python on the host), in its own virtualenv (bench/.venv-ansible,
+  created on first use). Each alias gets its own ControlPath so its ssh multiplexing does not
+  share one master across aliases of one address.
+- asyncssh floor: connect, run, close per host, all at once under the same semaphore.
+
+Baselines are measured in the same run. fleetops and the floor take the median of --repeat runs;
+ansible runs once per size. Needs root (it starts sshd). Run:
+`.venv/bin/python bench/fanout.py [--sizes 100,300] [--skip-ansible] [--repeat 3]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncssh
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the sshd helpers live with the test fixtures
+
+from fleetops.adapters.ssh import SshConfig, SshExecutor  # noqa: E402
+from fleetops.changes.executor import Target  # noqa: E402
+from tests.fixtures.sshd import SshServer, running_sshd  # noqa: E402
+
+ANSIBLE_VENV = ROOT / "bench" / ".venv-ansible"
+ANSIBLE_CORE = "ansible-core==2.19.14"
+MAX_CONNECTIONS = 200
+FORKS = 50
+ANSIBLE_TIMEOUT_S = 900
+HOST_OK = re.compile(r"^h\d{3} \| (CHANGED|SUCCESS)\b", re.MULTILINE)
+
+
+async def fleetops_fanout(server: SshServer, hosts: list[Target]) -> float:
+    executor = SshExecutor(
+        SshConfig(
+            key_path=server.key_path,
+            known_hosts=server.known_hosts,
+            host_key_policy="strict",
+            max_connections=MAX_CONNECTIONS,
+        )
+    )
+    start = time.perf_counter()
+    results = await asyncio.gather(*(executor.run(h, "true", timeout=120) for h in hosts))
+    elapsed = time.perf_counter() - start
+    await executor.close()
+    failed = [r for r in results if not r.ok]
+    if failed or executor.connections_opened != len(hosts):
+        raise SystemExit(
+            f"fleetops: {len(failed)} failed ({failed[:1]}), "
+            f"{executor.connections_opened} connections for {len(hosts)} hosts"
+        )
+    return elapsed
+
+
+async def asyncssh_floor(server: SshServer, hosts: list[Target]) -> float:
+    key = asyncssh.read_private_key(server.key_path)
+    slots = asyncio.Semaphore(MAX_CONNECTIONS)
+
+    async def one(host: Target) -> int | None:
+        async with slots:
+            async with asyncssh.connect(
+                host.connect_to,
+                host.port,
+                username=host.user,
+                client_keys=[key],
+                known_hosts=None,
+                config=[],
+            ) as conn:
+                return (await conn.run("true")).exit_status
+
+    start = time.perf_counter()
+    codes = await asyncio.gather(*(one(h) for h in hosts))
+    elapsed = time.perf_counter() - start
+    if any(code != 0 for code in codes):
+        raise SystemExit(f"asyncssh: {sum(c != 0 for c in codes)} hosts failed")
+    return elapsed
+
+
+def ensure_ansible() -> Path:
+    """ansible-core in its own virtualenv, so it never touches fleetops' dependencies."""
+    ansible = ANSIBLE_VENV / "bin" / "ansible"
+    if not ansible.exists():
+        print(f"installing {ANSIBLE_CORE} into {ANSIBLE_VENV} ...", file=sys.stderr)
+        subprocess.run(["python3", "-m", "venv", str(ANSIBLE_VENV)], check=True)
+        pip = str(ANSIBLE_VENV / "bin" / "pip")
+        subprocess.run([pip, "install", "--quiet", ANSIBLE_CORE], check=True)
+    return ansible
+
+
+def write_inventory(server: SshServer, hosts: list[Target], workdir: Path) -> Path:
+    control = workdir / "cp"
+    control.mkdir()
+    lines = ["[fleet]"]
+    lines += [
+        f"{h.hostname} ansible_host={h.connect_to} ansible_control_path={control / h.hostname}"
+        for h in hosts
+    ]
+    common_args = "-o UserKnownHostsFile=/dev/null"
+    lines += [
+        "[fleet:vars]",
+        f"ansible_port={server.port}",
+        f"ansible_user={server.user}",
+        f"ansible_ssh_private_key_file={server.key_path}",
+        f"ansible_ssh_common_args='{common_args}'",
+    ]
+    inventory = workdir / "inventory.ini"
+    inventory.write_text("\n".join(lines) + "\n")
+    return inventory
+
+
+def ansible_run(ansible: Path, server: SshServer, hosts: list[Target], module: str) -> float:
+    with tempfile.TemporaryDirectory(prefix="fanout-ansible-") as tmp:
+        workdir = Path(tmp)
+        inventory = write_inventory(server, hosts, workdir)
+        env = {
+            **os.environ,
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_HOME": str(workdir / "home"),  # keep ~/.ansible out of it
+            "ANSIBLE_NOCOLOR": "1",
+        }
+        argv = [str(ansible), "all", "-i", str(inventory), "-f", str(FORKS)]
+        argv += ["-m", module] if module != "command" else []
+        argv += ["-a", "true"]
+        start = time.perf_counter()
+        done = subprocess.run(
+            argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=ANSIBLE_TIMEOUT_S
+        )
+        elapsed = time.perf_counter() - start
+        close_masters(workdir / "cp")
+    ok = len(HOST_OK.findall(done.stdout))
+    if done.returncode != 0 or ok != len(hosts):
+        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        raise SystemExit(f"ansible {module}: {ok}/{len(hosts)} ok, rc {done.returncode}: {tail}")
+    return elapsed
+
+
+def close_masters(control: Path) -> None:
+    """Stop the ssh ControlPersist masters this run left (each by its socket)."""
+    for socket in control.iterdir():
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "fleet"],
+            capture_output=True,
+            check=False,
+        )
+
+
+def median_of(repeat: int, run: Callable[[], Awaitable[float]]) -> float:
+    return statistics.median(asyncio.run(run()) for _ in range(repeat))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,300", help="host counts, comma-separated")
+    parser.add_argument("--skip-ansible", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of fleetops and the floor")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    ansible = None if args.skip_ansible else ensure_ansible()
+
+    rows: list[tuple[int, str, float]] = []
+    with running_sshd() as server:
+        print(f"sshd on 127.0.0.1:{server.port}; {os.cpu_count()} CPUs", file=sys.stderr)
+        for n in sizes:
+            hosts = server.hosts(n)
+            ours = median_of(args.repeat, lambda hosts=hosts: fleetops_fanout(server, hosts))
+            rows.append((n, "fleetops SshExecutor", ours))
+            floor = median_of(args.repeat, lambda hosts=hosts: asyncssh_floor(server, hosts))
+            rows.append((n, "asyncssh connect+run+close (floor)", floor))
+            if ansible is not None:
+                for module, label in (
+                    ("command", "ansible -a true (command)"),
+                    ("raw", "ansible -m raw"),
+                ):
+                    rows.append(
+                        (n, f"{label} -f {FORKS}", ansible_run(ansible, server, hosts, module))
+                    )
+            print(f"  N={n} done", file=sys.stderr)
+
+    ours_by_n = {n: s for n, tool, s in rows if tool.startswith("fleetops")}
+    print(f"\n{'N':>5}  {'tool':<38} {'seconds':>8}  {'vs fleetops':>11}")
+    for n, tool, seconds in rows:
+        print(f"{n:>5}  {tool:<38} {seconds:>8.2f}  {seconds / ours_by_n[n]:>10.2f}x")
+    print(
+        f"\n{ANSIBLE_CORE}, asyncssh {asyncssh.__version__}; fleetops and floor: median of "
+        f"{args.repeat}; max_connections {MAX_CONNECTIONS}, ansible forks {FORKS}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The outside world behind small interfaces: SSH, local processes, and later tickets, buses."""

@@ -1,0 +1,1 @@
+"""Change management: operations, workflows, change requests, approvals and the durable engine."""

@@ -1,0 +1,72 @@
+"""Durable bookkeeping of host runs and step runs: one short committed transaction per transition.
+
+Written before acting (a step is `running`) and after (its result), so that after a crash the
+engine knows exactly which steps were done, which were in flight, and which never started.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from fleetops.changes.executor import Result
+from fleetops.db import session_scope
+from fleetops.models import HostRun, StepRun, utcnow
+
+
+class Journal:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def start_step(
+        self, host_run_id: int, step_index: int, operation: str, phase: str, attempt: int
+    ) -> int:
+        with session_scope(self.sessions) as s:
+            row = StepRun(
+                host_run_id=host_run_id,
+                step_index=step_index,
+                operation=operation,
+                phase=phase,
+                attempt=attempt,
+                state="running",
+                exit_code=None,
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def finish_step(self, step_run_id: int, result: Result) -> None:
+        with session_scope(self.sessions) as s:
+            row = s.get(StepRun, step_run_id)
+            assert row is not None
+            if row.phase == "check" and not result.error:
+                # A check answers a question; "no" is not a failure.
+                row.state = "satisfied" if result.ok else "unsatisfied"
+            else:
+                row.state = "succeeded" if result.ok else "failed"
+            row.exit_code = result.exit_code
+            row.stdout, row.stderr = result.stdout, result.stderr
+            row.error = (result.error + (" (output truncated)" if result.truncated else ""))[:2000]
+            row.finished_at = utcnow()
+
+    def host(self, host_run_id: int, **fields: Any) -> None:
+        with session_scope(self.sessions) as s:
+            s.execute(update(HostRun).where(HostRun.id == host_run_id).values(**fields))
+
+    def host_state(self, host_run_id: int) -> tuple[str, int]:
+        with self.sessions() as s:
+            row = s.execute(
+                select(HostRun.state, HostRun.step_index).where(HostRun.id == host_run_id)
+            ).one()
+            return str(row[0]), int(row[1])
+
+    def now(self) -> datetime:
+        return utcnow()
+
+
+def interrupted_steps(session: Session) -> list[StepRun]:
+    """Steps that were in flight when the previous process died."""
+    return list(session.scalars(select(StepRun).where(StepRun.state == "running")))

@@ -1,0 +1,395 @@
+"""The engine loop: one asyncio task per active change, each advancing it batch by batch.
+
+Every decision is made from the database in a short write transaction (so several workers, or a
+restart, see the same truth); hosts then run concurrently, journaling each step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, joinedload, sessionmaker
+
+from fleetops.audit.service import AuditContext
+from fleetops.changes.engine.guardrails import Budget, release, try_lease
+from fleetops.changes.engine.hostrun import HostJob, HostRunner
+from fleetops.changes.engine.journal import Journal, interrupted_steps
+from fleetops.changes.executor import Executor, Target
+from fleetops.changes.operations import OperationLibrary
+from fleetops.changes.states import TERMINAL, ChangeState, transition
+from fleetops.changes.workflows import StageSpec, WorkflowSpec, failure_threshold, parse_workflow
+from fleetops.db import session_scope
+from fleetops.models import ChangeRequest, Host, HostRun, Workflow, utcnow
+
+log = logging.getLogger(__name__)
+S = ChangeState
+ENGINE = AuditContext(actor="engine")
+ACTIVE = (S.APPROVED, S.SCHEDULED, S.RUNNING, S.ABORTING)
+_PG_LOCK = 0x656E67696E65  # "engine": serialises lease decisions across workers
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    jobs: list[HostJob]
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class RollBack:
+    jobs: list[tuple[HostJob, int]]  # job, index of the last step that may have acted
+
+
+Next = Wait | RunBatch | RollBack | None
+
+
+class Engine:
+    """Drives approved changes to completion; safe to stop and start at any moment."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        library: OperationLibrary,
+        executor_for: Callable[[Target], Executor],
+        budget: Budget,
+        tick: float = 0.5,
+        read_sessions: sessionmaker[Session] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.read_sessions = read_sessions or sessions
+        self.budget = budget
+        self.tick = tick
+        self.runner = HostRunner(Journal(sessions), library, executor_for)
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self._specs: dict[int, WorkflowSpec] = {}
+
+    async def run_forever(self) -> None:
+        """Recover, then keep every active change moving.
+
+        Database work runs in threads: waiting for a lock must never stall the event loop,
+        which the API shares.
+        """
+        await asyncio.to_thread(self.recover)
+        while True:
+            try:
+                for change_id in await asyncio.to_thread(self._active):
+                    if change_id not in self.tasks:
+                        self.tasks[change_id] = asyncio.create_task(self._drive(change_id))
+            except Exception:  # a database hiccup: try again next tick
+                log.exception("engine poll failed")
+            await asyncio.sleep(self.tick)
+
+    def _active(self) -> list[int]:
+        with self.read_sessions() as s:
+            states = [x.value for x in ACTIVE]
+            return list(s.scalars(select(ChangeRequest.id).where(ChangeRequest.state.in_(states))))
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+
+    def recover(self) -> None:
+        """Settle what a crash left in flight: the check-first loop re-resolves each step."""
+        with session_scope(self.sessions) as s:
+            for step in interrupted_steps(s):
+                step.state, step.error = "interrupted", "the engine stopped while this ran"
+                step.finished_at = utcnow()
+                host_run = s.get(HostRun, step.host_run_id)
+                if host_run is None or step.phase != "run":
+                    continue
+                op = self.runner.library.get(step.operation)
+                if op is None or (op.check is None and not op.idempotent):
+                    host_run.state = "failed"
+                    host_run.error = (
+                        f"{step.operation} was interrupted; it has no check and is not "
+                        "idempotent, so it is not re-run: inspect the host, then retry"
+                    )
+            s.execute(text("UPDATE host_runs SET state = 'pending' WHERE state = 'running'"))
+
+    async def _drive(self, change_id: int) -> None:
+        try:
+            while True:
+                step = await asyncio.to_thread(self._next, change_id)
+                if step is None:
+                    return
+                if isinstance(step, Wait):
+                    await asyncio.sleep(step.seconds)
+                elif isinstance(step, RunBatch):
+                    await self._run_batch(change_id, step)
+                else:
+                    await self._roll_back(change_id, step)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one broken change must not stop the others
+            log.exception("change %s: engine error", change_id)
+            await asyncio.sleep(self.tick * 10)
+        finally:
+            self.tasks.pop(change_id, None)
+
+    # --- deciding ---------------------------------------------------------------------------
+
+    def _next(self, change_id: int) -> Next:
+        with session_scope(self.sessions) as s:
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+            change = s.get(ChangeRequest, change_id)
+            if change is None:
+                return None
+            return self._decide(s, change, utcnow())
+
+    def _decide(self, s: Session, change: ChangeRequest, now: datetime) -> Next:
+        state = ChangeState(change.state)
+        if state in TERMINAL or state == S.PAUSED:
+            if state in TERMINAL:
+                release(s, change)
+            return None
+        if state in (S.APPROVED, S.SCHEDULED):
+            if change.window_start and now < change.window_start:
+                if state == S.APPROVED:
+                    transition(
+                        s,
+                        change,
+                        S.SCHEDULED,
+                        ctx=ENGINE,
+                        reason=f"scheduled for {change.window_start:%Y-%m-%d %H:%M} UTC",
+                    )
+                return Wait(min(5.0, (change.window_start - now).total_seconds()))
+            transition(s, change, S.RUNNING, ctx=ENGINE, reason="started")
+        if state == S.ABORTING:
+            return self._rollback_plan(s, change)
+        if change.window_end and now > change.window_end:
+            transition(s, change, S.PAUSED, ctx=ENGINE, reason="its maintenance window ended")
+            return None
+        return self._advance(s, change, now)
+
+    def spec(self, s: Session, change: ChangeRequest) -> WorkflowSpec:
+        if change.workflow_id not in self._specs:
+            row = s.get(Workflow, change.workflow_id)
+            assert row is not None
+            self._specs[change.workflow_id] = parse_workflow(row.source)
+        return self._specs[change.workflow_id]
+
+    def _advance(self, s: Session, change: ChangeRequest, now: datetime) -> Next:
+        spec = self.spec(s, change)
+        if change.stage_index >= len(spec.stages):
+            self._finish(s, change)
+            return None
+        stage = spec.stages[change.stage_index]
+        runs = list(
+            s.scalars(
+                select(HostRun).where(
+                    HostRun.change_id == change.id, HostRun.stage_index == change.stage_index
+                )
+            )
+        )
+        failed = sum(r.state == "failed" for r in runs)
+        threshold = failure_threshold(stage.strategy.max_failures, len(runs))
+        if failed - change.failures_acknowledged >= max(1, threshold):
+            return self._on_threshold(s, change, stage, failed)
+        open_runs = [r for r in runs if r.state in ("pending", "running")]
+        if not open_runs:
+            change.stage_index += 1
+            if (
+                failed
+                and change.stage_index < len(spec.stages)
+                and spec.stages[change.stage_index].when != "always"
+            ):
+                self._finish(s, change)
+                return None
+            return Wait(0)
+        batch = min(r.batch_index for r in open_runs)
+        batch_runs = [r for r in open_runs if r.batch_index == batch]
+        if (wait := self._gate(s, change, stage, runs, batch, now)) is not None:
+            return wait if isinstance(wait, Wait) else None
+        why = try_lease(s, change, [r.host_id for r in batch_runs], self.budget, now)
+        if why:
+            change.status_reason = f"waiting: {why}"[:500]
+            return Wait(max(self.tick, 1.0))
+        batches = max(r.batch_index for r in runs) + 1
+        change.status_reason = f"stage {stage.name}: batch {batch + 1}/{batches}"
+        jobs = [self._job(s, change, stage, r) for r in batch_runs]
+        return RunBatch(jobs, stage.strategy.concurrency or len(jobs))
+
+    def _gate(
+        self,
+        s: Session,
+        change: ChangeRequest,
+        stage: StageSpec,
+        runs: list[HostRun],
+        batch: int,
+        now: datetime,
+    ) -> Wait | bool | None:
+        """Wait (or pause) before a batch that has not started; None when it may start."""
+        started = any(r.batch_index == batch and r.started_at for r in runs)
+        pause = stage.strategy.pause_between
+        if batch == 0 or started or not pause:
+            return None
+        key = f"{change.stage_index}:{batch}"
+        if pause == "manual":
+            if change.gate == f"open:{key}":
+                return None
+            change.gate = f"pending:{key}"
+            transition(
+                s,
+                change,
+                S.PAUSED,
+                ctx=ENGINE,
+                reason=f"manual gate: resume to start batch {batch + 1} of stage {stage.name}",
+            )
+            return True
+        previous = [r.finished_at for r in runs if r.batch_index == batch - 1 and r.finished_at]
+        ready = max(previous, default=now) + timedelta(seconds=float(pause))
+        if now < ready:
+            change.status_reason = f"pausing {pause:.0f} s between batches"
+            return Wait(min(self.tick * 4, (ready - now).total_seconds()))
+        return None
+
+    def _on_threshold(
+        self, s: Session, change: ChangeRequest, stage: StageSpec, failed: int
+    ) -> Next:
+        reason = (
+            f"{failed} failed host(s) in stage {stage.name} reached max_failures "
+            f"{stage.strategy.max_failures}"
+        )
+        if stage.strategy.on_failure == "abort":
+            transition(
+                s,
+                change,
+                S.ABORTING if stage.strategy.on_abort == "rollback" else S.ABORTED,
+                ctx=ENGINE,
+                reason=reason,
+            )
+            return Wait(0)
+        transition(s, change, S.PAUSED, ctx=ENGINE, reason=f"{reason}; resume, retry or abort")
+        return None
+
+    def _finish(self, s: Session, change: ChangeRequest) -> None:
+        failed = s.scalars(
+            select(HostRun.hostname).where(
+                HostRun.change_id == change.id, HostRun.state == "failed"
+            )
+        ).all()
+        if failed:
+            transition(
+                s,
+                change,
+                S.FAILED,
+                ctx=ENGINE,
+                reason=f"{len(failed)} host(s) failed: {', '.join(sorted(failed)[:10])}",
+            )
+        else:
+            transition(s, change, S.SUCCEEDED, ctx=ENGINE, reason="every host succeeded")
+        release(s, change)
+
+    def _job(self, s: Session, change: ChangeRequest, stage: StageSpec, run: HostRun) -> HostJob:
+        host = s.scalar(
+            select(Host)
+            .where(Host.id == run.host_id)
+            .options(joinedload(Host.cluster), joinedload(Host.rack))
+        )
+        assert host is not None
+        s.refresh(host, attribute_names=["labels"])
+        labels = {label.key: label.value for label in host.labels}
+        if host.cluster is not None:
+            labels.setdefault("scheduler", host.cluster.scheduler)
+            labels.setdefault("cluster", host.cluster.name)
+        if host.rack is not None:
+            labels.setdefault("rack", host.rack.name)
+        target = Target(
+            hostname=host.hostname,
+            address=host.address,
+            port=host.ssh_port,
+            user=host.ssh_user,
+            labels=labels,
+        )
+        return HostJob(change.id, run.id, stage, change.params, target)
+
+    # --- acting -----------------------------------------------------------------------------
+
+    def _state(self, change_id: int) -> str | None:
+        with self.read_sessions() as s:
+            return s.scalar(select(ChangeRequest.state).where(ChangeRequest.id == change_id))
+
+    async def _still_running(self, change_id: int) -> bool:
+        return await asyncio.to_thread(self._state, change_id) == S.RUNNING
+
+    async def _run_batch(self, change_id: int, batch: RunBatch) -> None:
+        limit = asyncio.Semaphore(max(1, batch.concurrency))
+
+        async def one(job: HostJob) -> tuple[HostJob, str]:
+            async with limit:
+                if not await self._still_running(change_id):
+                    return job, "pending"
+                return job, await self.runner.run(job, lambda: self._still_running(change_id))
+
+        results = await asyncio.gather(*(one(job) for job in batch.jobs))
+        done = [job.host_run_id for job, state in results if state == "succeeded"]
+        if done:
+            await asyncio.to_thread(self._release_done, change_id, done)
+
+    def _release_done(self, change_id: int, host_run_ids: list[int]) -> None:
+        """Succeeded hosts go back to the pool; failed ones stay out until resolved."""
+        with session_scope(self.sessions) as s:
+            change = s.get(ChangeRequest, change_id)
+            hosts = s.scalars(select(HostRun.host_id).where(HostRun.id.in_(host_run_ids))).all()
+            if change is not None:
+                release(s, change, list(hosts))
+
+    def _rollback_plan(self, s: Session, change: ChangeRequest) -> Next:
+        spec = self.spec(s, change)
+        runs = s.scalars(
+            select(HostRun).where(
+                HostRun.change_id == change.id,
+                HostRun.state.in_(["succeeded", "failed", "pending", "running"]),
+            )
+        ).all()
+        todo = [r for r in runs if r.state in ("succeeded", "failed") or r.step_index > 0]
+        if not todo:
+            for r in runs:
+                r.state = "cancelled"
+            broken = s.scalar(
+                select(HostRun.id)
+                .where(HostRun.change_id == change.id, HostRun.state == "rollback_failed")
+                .limit(1)
+            )
+            target = S.ABORTED if broken else S.ROLLED_BACK
+            transition(
+                s,
+                change,
+                target,
+                ctx=ENGINE,
+                reason="rollback failed on some hosts" if broken else "rolled back",
+            )
+            release(s, change)
+            return None
+        jobs = []
+        for r in todo:
+            stage = spec.stages[r.stage_index]
+            last = r.step_index if r.state == "failed" else r.step_index - 1
+            jobs.append((self._job(s, change, stage, r), last))
+        change.status_reason = f"rolling back {len(jobs)} host(s)"
+        return RollBack(jobs)
+
+    async def _roll_back(self, change_id: int, plan: RollBack) -> None:
+        async def one(job: HostJob, last: int) -> None:
+            error = await self.runner.rollback(job, last)
+            await asyncio.to_thread(
+                self.runner.journal.host,
+                job.host_run_id,
+                state="rollback_failed" if error else "rolled_back",
+                error=error[:2000],
+            )
+
+        await asyncio.gather(*(one(job, last) for job, last in plan.jobs))

@@ -1,0 +1,359 @@
+"""Change management API: operations, workflows, change requests, votes, controls, freezes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fleetops.auth.dependencies import (
+    Developer,
+    Operator,
+    Principal,
+    SessionDep,
+    Viewer,
+    audit_context,
+)
+from fleetops.auth.roles import Role
+from fleetops.changes import service
+from fleetops.changes.approvals import ApprovalPolicy
+from fleetops.changes.exceptions import ApprovalRefused, ChangeNotFound, WorkflowNotFound
+from fleetops.changes.operations import OperationLibrary, OperationSpec, SpecError
+from fleetops.changes.schemas import (
+    ApprovalRead,
+    ChangeCreate,
+    ChangeDetail,
+    ChangePage,
+    ChangeRead,
+    ControlBody,
+    FreezeCreate,
+    FreezeRead,
+    HostRunRead,
+    OperationRead,
+    StepRunRead,
+    ValidationReport,
+    Vote,
+    WorkflowDetail,
+    WorkflowRead,
+    WorkflowSubmit,
+)
+from fleetops.changes.states import TransitionRefused
+from fleetops.changes.workflows import check_workflow, parse_workflow
+from fleetops.db import session_scope
+from fleetops.errors import ERROR_RESPONSES, NotFound, PermissionDenied
+from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset, paginate
+from fleetops.models import ChangeRequest, FreezeWindow, HostRun, StepRun
+
+router = APIRouter(tags=["changes"], responses=ERROR_RESPONSES)
+ChangeId = Annotated[int, Path(ge=1, le=MAX_OFFSET)]
+
+
+def _library(request: Request) -> OperationLibrary:
+    library: OperationLibrary = request.app.state.library
+    return library
+
+
+def _policy(request: Request) -> ApprovalPolicy:
+    settings = request.app.state.settings
+    return ApprovalPolicy(medium=settings.approvals_medium, high=settings.approvals_high)
+
+
+def _operation_read(op: OperationSpec) -> OperationRead:
+    return OperationRead(
+        name=op.name,
+        version=op.version,
+        description=op.description,
+        risk=op.risk,
+        idempotent=op.idempotent,
+        timeout=op.timeout,
+        params={k: p.model_dump(exclude_none=True) for k, p in op.params.items()},
+        has_check=op.check is not None,
+        has_verify=op.verify is not None,
+        has_rollback=op.rollback is not None,
+    )
+
+
+@router.get("/operations", response_model=list[OperationRead])
+def list_operations(request: Request, _: Viewer) -> list[OperationRead]:
+    """The operations library: built-ins and the site's own (latest version of each)."""
+    return [_operation_read(op) for op in _library(request).latest()]
+
+
+@router.get("/operations/{name}", response_model=OperationRead)
+def get_operation(name: str, request: Request, _: Viewer) -> OperationRead:
+    """One operation."""
+    op = _library(request).get(name)
+    if op is None:
+        raise NotFound(f"operation {name!r} not found")
+    return _operation_read(op)
+
+
+@router.get("/workflows", response_model=list[WorkflowRead])
+def list_workflows(session: SessionDep, _: Viewer) -> list[WorkflowRead]:
+    """Registered workflows, latest version of each."""
+    return [WorkflowRead.model_validate(w) for w in service.list_workflows(session)]
+
+
+@router.get("/workflows/{name}", response_model=WorkflowDetail)
+def get_workflow(
+    name: str,
+    session: SessionDep,
+    _: Viewer,
+    version: Annotated[int | None, Query(ge=1, le=MAX_OFFSET)] = None,
+) -> WorkflowDetail:
+    """One workflow (latest version unless `version`)."""
+    row = service.get_workflow(session, name=name, version=version)
+    if row is None:
+        raise WorkflowNotFound(f"workflow {name!r} not found")
+    return WorkflowDetail.model_validate(row)
+
+
+@router.post("/workflows/validate", response_model=ValidationReport)
+def validate_workflow(body: WorkflowSubmit, request: Request, _: Viewer) -> ValidationReport:
+    """Check a workflow without storing it; every problem with its path and line."""
+    try:
+        issues = check_workflow(parse_workflow(body.source), _library(request))
+    except SpecError as exc:
+        issues = exc.issues
+    return ValidationReport(
+        ok=not issues,
+        issues=[{"path": i.path, "message": i.message, "line": i.line} for i in issues],
+    )
+
+
+@router.post("/workflows", response_model=WorkflowRead, status_code=status.HTTP_201_CREATED)
+def create_workflow(
+    body: WorkflowSubmit, request: Request, session: SessionDep, who: Developer
+) -> WorkflowRead:
+    """Register a new workflow version."""
+    row = service.register_workflow(
+        session, audit_context(request, who), source=body.source, library=_library(request)
+    )
+    return WorkflowRead.model_validate(row)
+
+
+def change_read(session: Session, change: ChangeRequest) -> ChangeRead:
+    workflow = service.workflow_of(session, change)
+    counts = Counter(
+        dict(
+            session.execute(
+                select(HostRun.state, func.count())
+                .where(HostRun.change_id == change.id)
+                .group_by(HostRun.state)
+            ).all()
+        )
+    )
+    return ChangeRead(
+        id=change.id,
+        title=change.title,
+        reason=change.reason,
+        workflow=workflow.name,
+        workflow_version=workflow.version,
+        selector=change.selector,
+        params=change.params_redacted,
+        host_count=change.host_count,
+        risk=change.risk,
+        approvals_required=change.approvals_required,
+        approvals=len([a for a in service.approvals(session, change) if a.decision == "approve"]),
+        state=change.state,
+        status=change.status_reason,
+        requester=change.requester,
+        kind=change.kind,
+        emergency=change.emergency,
+        window_start=change.window_start,
+        window_end=change.window_end,
+        stage_index=change.stage_index,
+        created_at=change.created_at,
+        started_at=change.started_at,
+        finished_at=change.finished_at,
+        hosts_by_state=dict(sorted(counts.items())),
+    )
+
+
+def _change(session: Session, change_id: int) -> ChangeRequest:
+    change = service.get_change(session, change_id)
+    if change is None:
+        raise ChangeNotFound(f"change {change_id} not found")
+    return change
+
+
+@router.post("/changes", response_model=ChangeRead, status_code=status.HTTP_201_CREATED)
+def submit_change(
+    body: ChangeCreate, request: Request, session: SessionDep, who: Developer
+) -> ChangeRead:
+    """Submit a change request; targets are resolved and batches planned now."""
+    sub = service.Submission(
+        workflow=body.workflow,
+        version=body.version,
+        title=body.title,
+        selector=body.selector,
+        params=body.params,
+        reason=body.reason,
+        window_start=body.window_start,
+        window_end=body.window_end,
+    )
+    change = service.submit(
+        session,
+        audit_context(request, who),
+        sub,
+        library=_library(request),
+        policy=_policy(request),
+    )
+    return change_read(session, change)
+
+
+@router.get("/changes", response_model=ChangePage)
+def list_changes(
+    session: SessionDep,
+    _: Viewer,
+    state: Annotated[str | None, Query(max_length=32)] = None,
+    requester: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> ChangePage:
+    """Change requests, newest first."""
+    stmt = select(ChangeRequest).order_by(ChangeRequest.id.desc())
+    if state:
+        stmt = stmt.where(ChangeRequest.state == state)
+    if requester:
+        stmt = stmt.where(ChangeRequest.requester == requester)
+    rows, total = paginate(session, stmt, limit=limit, offset=offset)
+    return ChangePage(
+        items=[change_read(session, c) for c in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/changes/{change_id}", response_model=ChangeDetail)
+def get_change(change_id: ChangeId, session: SessionDep, _: Viewer) -> ChangeDetail:
+    """A change with its approvals and every host's progress."""
+    change = _change(session, change_id)
+    return ChangeDetail(
+        **change_read(session, change).model_dump(),
+        approvals_given=[
+            ApprovalRead.model_validate(a) for a in service.approvals(session, change)
+        ],
+        hosts=[HostRunRead.model_validate(h) for h in service.host_runs(session, change)],
+    )
+
+
+@router.get("/changes/{change_id}/steps", response_model=list[StepRunRead])
+def get_steps(
+    change_id: ChangeId,
+    session: SessionDep,
+    _: Viewer,
+    host: Annotated[str | None, Query(max_length=253)] = None,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="only steps with a larger id")
+    ] = 0,
+    limit: Limit = 500,
+) -> list[StepRunRead]:
+    """Step runs with their output, oldest first; poll with `after` to follow."""
+    _change(session, change_id)
+    stmt = (
+        select(StepRun, HostRun.hostname)
+        .join(HostRun, HostRun.id == StepRun.host_run_id)
+        .where(HostRun.change_id == change_id, StepRun.id > after)
+        .order_by(StepRun.id)
+        .limit(limit)
+    )
+    if host:
+        stmt = stmt.where(HostRun.hostname == host)
+    out = []
+    for step, hostname in session.execute(stmt).all():
+        read = StepRunRead.model_validate(step)
+        read.hostname = hostname
+        out.append(read)
+    return out
+
+
+def _vote(
+    request: Request, session: Session, who: Principal, change_id: int, body: Vote, approve: bool
+) -> ChangeRead:
+    change = _change(session, change_id)
+    try:
+        service.vote(
+            session,
+            audit_context(request, who),
+            change,
+            role=who.role,
+            approve=approve,
+            comment=body.comment,
+            emergency=body.emergency,
+        )
+    except ApprovalRefused as exc:
+        session.rollback()
+        # The refusal itself is audited, in its own transaction.
+        with session_scope(request.app.state.write_sessions) as own:
+            service.record_refused_vote(
+                own, audit_context(request, who), change_id, approve=approve, why=exc.detail
+            )
+        raise
+    return change_read(session, change)
+
+
+@router.post("/changes/{change_id}/approve", response_model=ChangeRead)
+def approve_change(
+    change_id: ChangeId, body: Vote, request: Request, session: SessionDep, who: Viewer
+) -> ChangeRead:
+    """Approve (operators; never the requester). `emergency` (admins) approves at once."""
+    return _vote(request, session, who, change_id, body, approve=True)
+
+
+@router.post("/changes/{change_id}/reject", response_model=ChangeRead)
+def reject_change(
+    change_id: ChangeId, body: Vote, request: Request, session: SessionDep, who: Viewer
+) -> ChangeRead:
+    """Reject (operators; never the requester)."""
+    return _vote(request, session, who, change_id, body, approve=False)
+
+
+CONTROLS = ("pause", "resume", "cancel", "abort", "retry")
+
+
+@router.post("/changes/{change_id}/{action}", response_model=ChangeRead)
+def control_change(
+    change_id: ChangeId,
+    action: Annotated[str, Path(pattern=f"^({'|'.join(CONTROLS)})$")],
+    body: ControlBody,
+    request: Request,
+    session: SessionDep,
+    who: Developer,
+) -> ChangeRead:
+    """pause | resume | cancel | abort (with rollback when the workflow says so) | retry failed
+    hosts. Operators; a requester may cancel their own change."""
+    change = _change(session, change_id)
+    own_cancel = action == "cancel" and change.requester == who.username
+    if not (who.can(Role.OPERATOR) or own_cancel):
+        raise PermissionDenied(f"{action} needs the operator role")
+    try:
+        service.control(session, audit_context(request, who), change, action, reason=body.reason)
+    except TransitionRefused:
+        session.rollback()
+        raise
+    return change_read(session, change)
+
+
+@router.get("/freezes", response_model=list[FreezeRead])
+def list_freezes(session: SessionDep, _: Viewer) -> list[FreezeRead]:
+    """Freeze windows: no batch starts inside one (except emergency changes)."""
+    rows = session.scalars(select(FreezeWindow).order_by(FreezeWindow.starts_at))
+    return [FreezeRead.model_validate(r) for r in rows]
+
+
+@router.post("/freezes", response_model=FreezeRead, status_code=status.HTTP_201_CREATED)
+def create_freeze(
+    body: FreezeCreate, request: Request, session: SessionDep, who: Operator
+) -> FreezeRead:
+    """Declare a freeze window."""
+    row = service.create_freeze(
+        session,
+        audit_context(request, who),
+        name=body.name,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        reason=body.reason,
+    )
+    return FreezeRead.model_validate(row)

@@ -1,0 +1,470 @@
+"""Change request use cases: register workflows, submit, vote, cancel, pause, resume, retry, abort.
+
+Submitting resolves the targets and plans every stage's batches up front, so reviewers approve
+exactly which hosts will be touched, in which order. Execution is the engine's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from fleetops.audit import service as audit
+from fleetops.audit.service import AuditContext
+from fleetops.auth.roles import Role
+from fleetops.changes.approvals import (
+    ApprovalPolicy,
+    Risk,
+    Vote,
+    approvals_count,
+    classify,
+    refusal,
+)
+from fleetops.changes.exceptions import (
+    ApprovalRefused,
+    EmptyTargetSet,
+    InvalidChange,
+    WorkflowNotFound,
+    WorkflowVersionExists,
+)
+from fleetops.changes.operations import OperationLibrary, SpecError, redact, validate_params
+from fleetops.changes.states import ChangeState, TransitionRefused, transition
+from fleetops.changes.workflows import PlanHost, WorkflowSpec, check_workflow, parse_workflow
+from fleetops.changes.workflows import plan_batches as plan
+from fleetops.inventory.selectors import select_hosts
+from fleetops.models import (
+    Approval,
+    ChangeRequest,
+    FreezeWindow,
+    Host,
+    HostRun,
+    Rack,
+    Workflow,
+)
+
+S = ChangeState
+
+
+def _invalid(exc: SpecError) -> InvalidChange:
+    issues = [{"path": i.path, "message": i.message, "line": i.line} for i in exc.issues]
+    return InvalidChange(str(exc), extra={"issues": issues})
+
+
+# --- workflows --------------------------------------------------------------------------------
+
+
+def register_workflow(
+    session: Session, ctx: AuditContext, *, source: str, library: OperationLibrary
+) -> Workflow:
+    """Store a new workflow version after full validation."""
+    try:
+        spec = parse_workflow(source)
+    except SpecError as exc:
+        raise _invalid(exc) from None
+    if issues := check_workflow(spec, library):
+        raise _invalid(SpecError(issues))
+    taken = session.scalar(
+        select(Workflow.id).where(Workflow.name == spec.name, Workflow.version == spec.version)
+    )
+    if taken is not None:
+        raise WorkflowVersionExists(
+            f"workflow {spec.name} version {spec.version} exists; bump `version` to change it"
+        )
+    row = Workflow(
+        name=spec.name,
+        version=spec.version,
+        description=spec.description,
+        source=source,
+        created_by=ctx.actor,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        action="workflow.create",
+        entity_type="workflow",
+        entity_id=f"{spec.name}@{spec.version}",
+    )
+    return row
+
+
+def get_workflow(session: Session, *, name: str, version: int | None = None) -> Workflow | None:
+    stmt = select(Workflow).where(Workflow.name == name)
+    if version is not None:
+        stmt = stmt.where(Workflow.version == version)
+    return session.scalar(stmt.order_by(Workflow.version.desc()).limit(1))
+
+
+def list_workflows(session: Session) -> list[Workflow]:
+    """The latest version of each workflow."""
+    latest = select(Workflow.name, func.max(Workflow.version).label("v")).group_by(Workflow.name)
+    sub = latest.subquery()
+    return list(
+        session.scalars(
+            select(Workflow)
+            .join(sub, (Workflow.name == sub.c.name) & (Workflow.version == sub.c.v))
+            .order_by(Workflow.name)
+        )
+    )
+
+
+def workflow_spec(row: Workflow) -> WorkflowSpec:
+    return parse_workflow(row.source, source=f"{row.name}@{row.version}")
+
+
+# --- submit -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submission:
+    workflow: str
+    title: str
+    selector: str
+    params: Mapping[str, Any]
+    reason: str = ""
+    version: int | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    kind: str = "workflow"
+
+
+def submit(
+    session: Session,
+    ctx: AuditContext,
+    sub: Submission,
+    *,
+    library: OperationLibrary,
+    policy: ApprovalPolicy,
+) -> ChangeRequest:
+    """Validate, resolve targets, plan batches, classify risk and apply the approval policy."""
+    row = get_workflow(session, name=sub.workflow, version=sub.version)
+    if row is None:
+        raise WorkflowNotFound(f"workflow {sub.workflow!r} not found")
+    spec = workflow_spec(row)
+    try:
+        values = validate_params(spec.params, sub.params, path="params")
+    except SpecError as exc:
+        raise _invalid(exc) from None
+    if sub.window_start and sub.window_end and sub.window_end <= sub.window_start:
+        raise InvalidChange("window_end must be after window_start")
+    stages = _resolve_stages(session, spec, sub.selector)
+    hosts = {h for stage in stages for h in stage}
+    fleet = session.scalar(select(func.count()).select_from(Host)) or 0
+    risks = [
+        _operation_risk(library, step.operation, step.version)
+        for stage in spec.stages
+        for step in stage.steps
+    ]
+    risk = classify(risks, hosts=len(hosts), fleet=fleet)
+    change = ChangeRequest(
+        title=sub.title,
+        reason=sub.reason,
+        workflow_id=row.id,
+        params=values,
+        params_redacted=redact(spec.params, values),
+        selector=sub.selector,
+        host_count=len(hosts),
+        risk=risk.value,
+        approvals_required=policy.required(risk),
+        state=S.DRAFT.value,
+        requester=ctx.actor,
+        kind=sub.kind,
+        window_start=sub.window_start,
+        window_end=sub.window_end,
+    )
+    session.add(change)
+    session.flush()
+    for index, (stage_spec, stage_hosts) in enumerate(zip(spec.stages, stages, strict=True)):
+        _plan_stage(session, change, index, stage_hosts, stage_spec.strategy)
+    audit.record(
+        session,
+        ctx,
+        action="change.submit",
+        entity_type="change",
+        entity_id=change.id,
+        after={
+            "workflow": f"{row.name}@{row.version}",
+            "selector": sub.selector,
+            "hosts": len(hosts),
+            "risk": risk.value,
+            "params": change.params_redacted,
+        },
+    )
+    if change.approvals_required == 0:
+        transition(
+            session,
+            change,
+            S.APPROVED,
+            ctx=AuditContext("policy", ctx.request_id),
+            reason=f"{risk.value} risk: approved by policy",
+        )
+    else:
+        transition(
+            session,
+            change,
+            S.PENDING_APPROVAL,
+            ctx=ctx,
+            reason=f"{risk.value} risk: needs {change.approvals_required} approval(s)",
+        )
+    return change
+
+
+def _operation_risk(library: OperationLibrary, name: str, version: int | None) -> Risk:
+    op = library.get(name, version)
+    if op is None:
+        raise InvalidChange(
+            f"operation {name!r} (version {version or 'latest'}) is not in the "
+            "library any more; register a workflow version that does not use it"
+        )
+    return Risk(op.risk)
+
+
+def _resolve_stages(session: Session, spec: WorkflowSpec, selector: str) -> list[list[Host]]:
+    base = list(session.scalars(select_hosts(selector)))
+    if not base:
+        raise EmptyTargetSet(f"selector {selector!r} matches no host; a change needs targets")
+    out: list[list[Host]] = []
+    for stage in spec.stages:
+        hosts = base
+        if stage.targets:
+            hosts = list(session.scalars(select_hosts(f"({selector}) and ({stage.targets})")))
+        if not hosts:
+            raise EmptyTargetSet(f"stage {stage.name!r} ({stage.targets!r}) selects no host")
+        out.append(hosts)
+    return out
+
+
+def _plan_stage(
+    session: Session, change: ChangeRequest, index: int, hosts: list[Host], strategy: Any
+) -> None:
+    racks = {h.rack_id for h in hosts if h.rack_id}
+    rack_rows = (
+        session.execute(
+            select(Rack.id, Rack.name, Rack.datacenter_id).where(Rack.id.in_(racks))
+        ).all()
+        if racks
+        else []
+    )
+    rack_of = {rid: (name, dc) for rid, name, dc in rack_rows}
+    plan_hosts = [
+        PlanHost(
+            hostname=h.hostname,
+            rack=rack_of.get(h.rack_id or 0, (None, None))[0],
+            cluster=str(h.cluster_id) if h.cluster_id else None,
+            datacenter=str(rack_of.get(h.rack_id or 0, (None, None))[1] or "") or None,
+        )
+        for h in hosts
+    ]
+    by_name = {h.hostname: h for h in hosts}
+    for batch_index, batch in enumerate(plan(plan_hosts, strategy)):
+        for hostname in batch:
+            session.add(
+                HostRun(
+                    change_id=change.id,
+                    stage_index=index,
+                    batch_index=batch_index,
+                    host_id=by_name[hostname].id,
+                    hostname=hostname,
+                )
+            )
+    session.flush()
+
+
+# --- votes and controls -----------------------------------------------------------------------
+
+
+def vote(
+    session: Session,
+    ctx: AuditContext,
+    change: ChangeRequest,
+    *,
+    role: Role,
+    approve: bool,
+    comment: str = "",
+    emergency: bool = False,
+) -> ChangeRequest:
+    """Approve or reject; raises ApprovalRefused naming the rule (the edge audits the refusal)."""
+    ballot = Vote(change, ctx.actor, role, emergency, comment)
+    if why := refusal(session, ballot):
+        raise ApprovalRefused(why)
+    decision = "approve" if approve else "reject"
+    session.add(
+        Approval(
+            change_id=change.id,
+            approver=ctx.actor,
+            decision=decision,
+            emergency=emergency,
+            comment=comment,
+        )
+    )
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        action=f"change.{decision}",
+        entity_type="change",
+        entity_id=change.id,
+        after={"comment": comment, "emergency": emergency},
+        outcome="emergency" if emergency else "ok",
+    )
+    if not approve:
+        transition(
+            session, change, S.REJECTED, ctx=ctx, reason=f"rejected by {ctx.actor}: {comment}"
+        )
+    elif emergency:
+        change.emergency = True
+        transition(session, change, S.APPROVED, ctx=ctx, reason=f"EMERGENCY approval: {comment}")
+    elif approvals_count(session, change) >= change.approvals_required:
+        transition(
+            session,
+            change,
+            S.APPROVED,
+            ctx=ctx,
+            reason=f"approved by {approvals_count(session, change)} operator(s)",
+        )
+    return change
+
+
+def record_refused_vote(
+    session: Session, ctx: AuditContext, change_id: int, *, approve: bool, why: str
+) -> None:
+    """Audit a vote a rule refused (four-eyes violations must leave a trace)."""
+    audit.record(
+        session,
+        ctx,
+        action="change.approve" if approve else "change.reject",
+        entity_type="change",
+        entity_id=change_id,
+        outcome="refused",
+        after={"reason": why},
+    )
+
+
+def create_freeze(
+    session: Session,
+    ctx: AuditContext,
+    *,
+    name: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str,
+) -> FreezeWindow:
+    """Declare a window in which no batch starts (emergency changes excepted)."""
+    if ends_at <= starts_at:
+        raise InvalidChange("ends_at must be after starts_at")
+    row = FreezeWindow(
+        name=name, starts_at=starts_at, ends_at=ends_at, reason=reason, created_by=ctx.actor
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        action="freeze.create",
+        entity_type="freeze",
+        entity_id=row.id,
+        after={"name": name, "starts_at": starts_at, "ends_at": ends_at, "reason": reason},
+    )
+    return row
+
+
+def control(
+    session: Session, ctx: AuditContext, change: ChangeRequest, action: str, *, reason: str = ""
+) -> ChangeRequest:
+    """pause | resume | cancel | abort | retry, each a state transition with its side effects."""
+    state = ChangeState(change.state)
+    if action == "pause":
+        transition(session, change, S.PAUSED, ctx=ctx, reason=reason or f"paused by {ctx.actor}")
+    elif action == "resume":
+        if change.gate.startswith("pending:"):
+            change.gate = "open:" + change.gate.removeprefix("pending:")
+        change.failures_acknowledged = _failed_in_stage(session, change)
+        transition(session, change, S.RUNNING, ctx=ctx, reason=reason or f"resumed by {ctx.actor}")
+    elif action == "cancel":
+        transition(
+            session, change, S.CANCELLED, ctx=ctx, reason=reason or f"cancelled by {ctx.actor}"
+        )
+    elif action == "abort":
+        target = S.ABORTING if state in (S.RUNNING, S.PAUSED) else S.ABORTED
+        transition(session, change, target, ctx=ctx, reason=reason or f"aborted by {ctx.actor}")
+    elif action == "retry":
+        _retry(session, ctx, change)
+    else:
+        raise TransitionRefused(f"unknown action {action!r}")
+    return change
+
+
+def _failed_in_stage(session: Session, change: ChangeRequest) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(HostRun)
+            .where(
+                HostRun.change_id == change.id,
+                HostRun.stage_index == change.stage_index,
+                HostRun.state == "failed",
+            )
+        )
+        or 0
+    )
+
+
+def _retry(session: Session, ctx: AuditContext, change: ChangeRequest) -> None:
+    failed = session.scalars(
+        select(HostRun).where(HostRun.change_id == change.id, HostRun.state == "failed")
+    ).all()
+    if not failed:
+        raise TransitionRefused(f"change {change.id} has no failed host to retry")
+    if change.state in (S.RUNNING, S.PAUSED):
+        raise TransitionRefused("pause the change's current work first, or let it finish")
+    session.execute(
+        update(HostRun)
+        .where(HostRun.change_id == change.id, HostRun.state == "failed")
+        .values(state="pending", error="")
+    )
+    change.stage_index = min(h.stage_index for h in failed)
+    change.failures_acknowledged = 0
+    transition(
+        session,
+        change,
+        S.RUNNING,
+        ctx=ctx,
+        reason=f"retrying {len(failed)} failed host(s) by {ctx.actor}",
+    )
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def get_change(session: Session, change_id: int) -> ChangeRequest | None:
+    return session.get(ChangeRequest, change_id)
+
+
+def host_runs(session: Session, change: ChangeRequest) -> list[HostRun]:
+    return list(
+        session.scalars(
+            select(HostRun)
+            .where(HostRun.change_id == change.id)
+            .order_by(HostRun.stage_index, HostRun.batch_index, HostRun.hostname)
+        )
+    )
+
+
+def approvals(session: Session, change: ChangeRequest) -> list[Approval]:
+    return list(
+        session.scalars(
+            select(Approval).where(Approval.change_id == change.id).order_by(Approval.id)
+        )
+    )
+
+
+def workflow_of(session: Session, change: ChangeRequest) -> Workflow:
+    row = session.get(Workflow, change.workflow_id)
+    assert row is not None  # RESTRICT keeps a change's workflow
+    return row
