@@ -5,8 +5,9 @@ from __future__ import annotations
 import getpass
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -19,6 +20,9 @@ from fleetops.config import Settings, get_settings
 from fleetops.errors import EXIT_USAGE
 from fleetops.inventory.cli import host_app, rack_app
 from fleetops.kit.cli import ApiClient, CliState, CommandFailed, stderr
+
+if TYPE_CHECKING:
+    from fleetops.changes.executor import Executor
 
 app = typer.Typer(
     name="fleetops",
@@ -100,7 +104,7 @@ def serve(
     _run_server(settings)
 
 
-def _run_server(settings: Settings) -> None:
+def _run_server(settings: Settings, executors: Mapping[str, Executor] | None = None) -> None:
     # Imported here, not at the top: the web stack is only needed without --server, and
     # `fleetops --help` / remote commands should start instantly.
     import warnings
@@ -116,7 +120,7 @@ def _run_server(settings: Settings) -> None:
     except ValueError as exc:
         raise CommandFailed(str(exc), EXIT_USAGE) from None
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, executors=executors),
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -146,7 +150,7 @@ def demo(
     ] = False,
 ) -> None:
     """Start the server on a fresh demo database with a generated fleet and a user per role."""
-    from fleetops.sim.demo import build_demo
+    from fleetops.sim.demo import build_demo, demo_executors
 
     base = get_settings()
     data_dir = base.data_dir / "demo"
@@ -158,6 +162,7 @@ def demo(
         host="127.0.0.1",
         port=port,
         admin_password=None,
+        executor="simulated",
     )
     with stderr.status(f"building the demo fleet ({hosts} hosts, {racks} racks)..."):
         credentials = build_demo(settings, hosts=hosts, racks=racks)
@@ -167,8 +172,12 @@ def demo(
     stderr.print(f"  open http://127.0.0.1:{port}/  (API docs: http://127.0.0.1:{port}/api/docs)")
     for username, password in credentials.items():
         stderr.print(f"  {username:<10} password: {password}")
+    stderr.print(
+        "  changes: a rolling restart is running (live at /changes), an OS patch awaits "
+        "approval: log in as operator and admin to approve it"
+    )
     if not no_serve:
-        _run_server(settings)
+        _run_server(settings, demo_executors())
 
 
 def main() -> None:

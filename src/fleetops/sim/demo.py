@@ -1,16 +1,28 @@
-"""Build the demo database: the generated fleet and one user per role."""
+"""Build the demo database: the generated fleet, one user per role, the shipped workflows and a
+few change requests, so a visitor sees approvals and a live rollout within minutes."""
 
 from __future__ import annotations
+
+from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
 from fleetops.auth import service as auth_service
 from fleetops.auth.roles import Role
+from fleetops.changes import service as changes
+from fleetops.changes.approvals import ApprovalPolicy
+from fleetops.changes.operations import BUILTIN_DIR, OperationLibrary, load_library
 from fleetops.config import Settings
 from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
 from fleetops.inventory.apply import apply_document
+from fleetops.sim.executor import SimulatedExecutor
 from fleetops.sim.fleet import generate
 
 DEMO_PASSWORDS = {role: f"{role.value}-demo-pass" for role in Role}
+
+
+def demo_executors() -> dict[str, SimulatedExecutor]:
+    """The simulated fleet answers every command: a little latency, rare failures."""
+    return {"simulated": SimulatedExecutor(seed=7, latency=0.4, failure_rate=0.002)}
 
 
 def build_demo(settings: Settings, *, hosts: int, racks: int) -> dict[str, str]:
@@ -18,11 +30,56 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> dict[str, str]:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     ctx = AuditContext(actor="system:demo")
+    library = load_library()
     with session_scope(make_session_factory(engine)) as session:
         for role, password in DEMO_PASSWORDS.items():
             auth_service.create_user(
                 session, ctx, username=role.value, role=role, password=password
             )
         apply_document(session, ctx, generate(hosts=hosts, racks=racks))
+        _changes(session, library, racks=racks)
     engine.dispose()
     return {role.value: pw for role, pw in DEMO_PASSWORDS.items()}
+
+
+def _changes(session: Session, library: OperationLibrary, *, racks: int) -> None:
+    developer = AuditContext(actor="developer")
+    for path in sorted((BUILTIN_DIR / "workflows").glob("*.yaml")):
+        changes.register_workflow(session, developer, source=path.read_text(), library=library)
+    policy = ApprovalPolicy()
+    last = min(racks, 4)
+    rolling = changes.submit(
+        session,
+        developer,
+        changes.Submission(
+            workflow="rolling-restart",
+            title="Restart the YARN NodeManagers of the first racks",
+            selector=f"cluster=hadoop-prod,rack=r[001-{last:03d}]",
+            params={"service": "hadoop-yarn-nodemanager"},
+            reason="Pick up the new container memory limits (yarn-site.xml v42).",
+        ),
+        library=library,
+        policy=policy,
+    )
+    for approver in ("operator", "admin")[: rolling.approvals_required]:
+        changes.vote(
+            session,
+            AuditContext(actor=approver),
+            rolling,
+            role=Role.OPERATOR,
+            approve=True,
+            comment="reviewed the config diff",
+        )
+    changes.submit(
+        session,
+        developer,
+        changes.Submission(
+            workflow="os-patch",
+            title="Monthly OS patching of the streaming workers",
+            selector="cluster=k8s-stream,label:os=debian-12",
+            params={},
+            reason="Security updates (openssl, kernel).",
+        ),
+        library=library,
+        policy=policy,
+    )
