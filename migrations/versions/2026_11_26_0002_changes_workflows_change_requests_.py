@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 14:48:45.035105
+Create Date: 2026-11-26 15:18:38.502408
 """
 
 from collections.abc import Sequence
@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("workflow_id", sa.Integer(), nullable=False),
+        sa.Column("workflow_id", sa.Integer(), nullable=True),
         sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("params_redacted", sa.JSON(), nullable=False),
         sa.Column("selector", sa.String(length=4096), nullable=False),
@@ -129,7 +129,7 @@ def upgrade() -> None:
         sa.Column("change_id", sa.Integer(), nullable=False),
         sa.Column("stage_index", sa.Integer(), nullable=False),
         sa.Column("batch_index", sa.Integer(), nullable=False),
-        sa.Column("host_id", sa.Integer(), nullable=False),
+        sa.Column("host_id", sa.Integer(), nullable=True),
         sa.Column("hostname", sa.String(length=253), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("step_index", sa.Integer(), nullable=False),

@@ -16,6 +16,7 @@ from fleetops.audit.cli import audit_app
 from fleetops.auth.cli import token_app, user_app, whoami
 from fleetops.auth.roles import Role
 from fleetops.changes.cli import change_app, freeze_app, operation_app, workflow_app
+from fleetops.changes.exec_cli import exec_command
 from fleetops.config import Settings, get_settings
 from fleetops.errors import EXIT_USAGE
 from fleetops.inventory.cli import host_app, rack_app
@@ -42,6 +43,7 @@ app.add_typer(workflow_app, name="workflow")
 app.add_typer(change_app, name="change")
 app.add_typer(freeze_app, name="freeze")
 app.command("whoami")(whoami)
+app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
 
 
 def _remote_client(server: str, token: str | None) -> ApiClient:

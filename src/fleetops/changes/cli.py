@@ -34,7 +34,7 @@ CHANGE_COLUMNS: list[Column] = [
     ("state", "state"),
     ("risk", "risk"),
     ("title", "title"),
-    ("workflow", lambda c: f"{c['workflow']}@{c['workflow_version']}"),
+    ("workflow", lambda c: f"{c['workflow']}@{c['workflow_version']}" if c["workflow"] else "exec"),
     ("hosts", "host_count"),
     ("approvals", lambda c: f"{c['approvals']}/{c['approvals_required']}"),
     ("requester", "requester"),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from fleetops.auth.dependencies import (
     Developer,
@@ -18,11 +18,20 @@ from fleetops.auth.dependencies import (
     audit_context,
 )
 from fleetops.auth.roles import Role
-from fleetops.changes import service
-from fleetops.changes.approvals import ApprovalPolicy
-from fleetops.changes.exceptions import ApprovalRefused, ChangeNotFound, WorkflowNotFound
+from fleetops.changes import adhoc, service
+from fleetops.changes.approvals import ApprovalPolicy, Risk
+from fleetops.changes.exceptions import (
+    ApprovalRefused,
+    ChangeNotFound,
+    InvalidChange,
+    WorkflowNotFound,
+)
 from fleetops.changes.operations import OperationLibrary, OperationSpec, SpecError
 from fleetops.changes.schemas import (
+    AdhocResults,
+    AdhocStart,
+    AdhocStarted,
+    AdhocTargetRead,
     ApprovalRead,
     ChangeCreate,
     ChangeDetail,
@@ -44,8 +53,9 @@ from fleetops.changes.states import TransitionRefused
 from fleetops.changes.workflows import check_workflow, parse_workflow
 from fleetops.db import session_scope
 from fleetops.errors import ERROR_RESPONSES, NotFound, PermissionDenied
+from fleetops.inventory.selectors import select_hosts
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset, paginate
-from fleetops.models import ChangeRequest, FreezeWindow, HostRun, StepRun
+from fleetops.models import ChangeRequest, FreezeWindow, Host, HostRun, StepRun
 
 router = APIRouter(tags=["changes"], responses=ERROR_RESPONSES)
 ChangeId = Annotated[int, Path(ge=1, le=MAX_OFFSET)]
@@ -150,8 +160,8 @@ def change_read(session: Session, change: ChangeRequest) -> ChangeRead:
         id=change.id,
         title=change.title,
         reason=change.reason,
-        workflow=workflow.name,
-        workflow_version=workflow.version,
+        workflow=workflow.name if workflow else None,
+        workflow_version=workflow.version if workflow else None,
         selector=change.selector,
         params=change.params_redacted,
         host_count=change.host_count,
@@ -357,3 +367,54 @@ def create_freeze(
         reason=body.reason,
     )
     return FreezeRead.model_validate(row)
+
+
+@router.post("/adhoc", response_model=AdhocStarted, status_code=status.HTTP_201_CREATED)
+def start_adhoc(
+    body: AdhocStart, request: Request, session: SessionDep, who: Operator
+) -> AdhocStarted:
+    """Record an ad-hoc command about to run (`fleetops exec`); returns the resolved targets."""
+    if (body.selector is None) == (body.hosts is None):
+        raise InvalidChange("give exactly one of `selector` and `hosts`")
+    if body.selector is not None:
+        found = list(
+            session.scalars(select_hosts(body.selector).options(selectinload(Host.labels)))
+        )
+        targets = [adhoc.AdhocTarget(h.hostname, h.id) for h in found]
+        reads = [
+            AdhocTargetRead(
+                hostname=h.hostname,
+                address=h.address,
+                port=h.ssh_port,
+                user=h.ssh_user,
+                labels={x.key: x.value for x in h.labels},
+            )
+            for h in found
+        ]
+        source = body.selector
+    else:
+        names = [h.hostname for h in body.hosts or []]
+        known = adhoc.resolve_known(session, names)
+        targets = [adhoc.AdhocTarget(n, known.get(n)) for n in names]
+        reads = []
+        source = body.source or "inventory file"
+    change = adhoc.start(
+        session,
+        audit_context(request, who),
+        command=body.command,
+        targets=targets,
+        source=source,
+        risk=Risk(body.risk),
+    )
+    return AdhocStarted(change_id=change.id, targets=reads)
+
+
+@router.post("/adhoc/{change_id}/results", response_model=ChangeRead)
+def finish_adhoc(
+    change_id: ChangeId, body: AdhocResults, request: Request, session: SessionDep, who: Operator
+) -> ChangeRead:
+    """Report every host's result of an ad-hoc command; closes its change."""
+    change = _change(session, change_id)
+    results = [adhoc.AdhocResult(**r.model_dump()) for r in body.results]
+    adhoc.finish(session, audit_context(request, who), change, results)
+    return change_read(session, change)

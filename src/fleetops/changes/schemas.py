@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,8 +62,8 @@ class ChangeRead(BaseModel):
     id: int
     title: str
     reason: str
-    workflow: str
-    workflow_version: int
+    workflow: str | None  # None for an ad-hoc command
+    workflow_version: int | None
     selector: str
     params: dict[str, Any]  # redacted
     host_count: int
@@ -155,3 +155,42 @@ class FreezeRead(FreezeCreate):
 
     id: int
     created_by: str
+
+
+class AdhocHost(BaseModel):
+    hostname: str = Field(min_length=1, max_length=253)
+
+
+class AdhocStart(BaseModel):
+    command: str = Field(min_length=1, max_length=10_000)
+    selector: str | None = Field(default=None, max_length=4096)
+    hosts: list[AdhocHost] | None = Field(
+        default=None, max_length=100_000, description="hosts from an inventory file"
+    )
+    source: str = Field(default="", max_length=4096, description="where the hosts came from")
+    risk: Literal["read_only", "low", "medium", "high"] = "read_only"
+
+
+class AdhocTargetRead(BaseModel):
+    hostname: str
+    address: str
+    port: int
+    user: str
+    labels: dict[str, str]
+
+
+class AdhocStarted(BaseModel):
+    change_id: int
+    targets: list[AdhocTargetRead]
+
+
+class AdhocResultIn(BaseModel):
+    hostname: str = Field(min_length=1, max_length=253)
+    exit_code: int | None = Field(default=None, ge=-1024, le=1024)
+    stdout: str = Field(default="", max_length=1_000_000)
+    stderr: str = Field(default="", max_length=1_000_000)
+    error: str = Field(default="", max_length=10_000)
+
+
+class AdhocResults(BaseModel):
+    results: list[AdhocResultIn] = Field(max_length=100_000)

@@ -464,7 +464,6 @@ def approvals(session: Session, change: ChangeRequest) -> list[Approval]:
     )
 
 
-def workflow_of(session: Session, change: ChangeRequest) -> Workflow:
-    row = session.get(Workflow, change.workflow_id)
-    assert row is not None  # RESTRICT keeps a change's workflow
-    return row
+def workflow_of(session: Session, change: ChangeRequest) -> Workflow | None:
+    """The workflow a change runs (None for an ad-hoc command)."""
+    return session.get(Workflow, change.workflow_id) if change.workflow_id else None

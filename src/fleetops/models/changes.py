@@ -33,7 +33,8 @@ class ChangeRequest(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text, default="")
-    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="RESTRICT"))
+    # None for ad-hoc commands (`fleetops exec`), which run no workflow.
+    workflow_id: Mapped[int | None] = mapped_column(ForeignKey("workflows.id", ondelete="RESTRICT"))
     # Full parameter values, secrets included: never returned by the API (see `params_redacted`).
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     params_redacted: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -88,7 +89,8 @@ class HostRun(Base):
     change_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"))
     stage_index: Mapped[int]
     batch_index: Mapped[int]
-    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
+    # None for an ad-hoc target taken from an inventory file rather than the inventory.
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
     hostname: Mapped[str] = mapped_column(String(253))
     # pending | running | succeeded | failed | rolled_back | rollback_failed | cancelled
     state: Mapped[str] = mapped_column(String(20), default="pending")

@@ -92,7 +92,14 @@ class Engine:
     def _active(self) -> list[int]:
         with self.read_sessions() as s:
             states = [x.value for x in ACTIVE]
-            return list(s.scalars(select(ChangeRequest.id).where(ChangeRequest.state.in_(states))))
+            # Ad-hoc commands run from the caller's side; the engine drives workflows.
+            return list(
+                s.scalars(
+                    select(ChangeRequest.id).where(
+                        ChangeRequest.state.in_(states), ChangeRequest.kind == "workflow"
+                    )
+                )
+            )
 
     async def stop(self) -> None:
         for task in self.tasks.values():
@@ -175,11 +182,13 @@ class Engine:
         return self._advance(s, change, now)
 
     def spec(self, s: Session, change: ChangeRequest) -> WorkflowSpec:
-        if change.workflow_id not in self._specs:
-            row = s.get(Workflow, change.workflow_id)
+        key = change.workflow_id
+        assert key is not None  # only workflow changes are driven (see _active)
+        if key not in self._specs:
+            row = s.get(Workflow, key)
             assert row is not None
-            self._specs[change.workflow_id] = parse_workflow(row.source)
-        return self._specs[change.workflow_id]
+            self._specs[key] = parse_workflow(row.source)
+        return self._specs[key]
 
     def _advance(self, s: Session, change: ChangeRequest, now: datetime) -> Next:
         spec = self.spec(s, change)
@@ -213,7 +222,8 @@ class Engine:
         batch_runs = [r for r in open_runs if r.batch_index == batch]
         if (wait := self._gate(s, change, stage, runs, batch, now)) is not None:
             return wait if isinstance(wait, Wait) else None
-        why = try_lease(s, change, [r.host_id for r in batch_runs], self.budget, now)
+        hosts = [r.host_id for r in batch_runs if r.host_id is not None]
+        why = try_lease(s, change, hosts, self.budget, now)
         if why:
             change.status_reason = f"waiting: {why}"[:500]
             return Wait(max(self.tick, 1.0))
@@ -345,7 +355,7 @@ class Engine:
             change = s.get(ChangeRequest, change_id)
             hosts = s.scalars(select(HostRun.host_id).where(HostRun.id.in_(host_run_ids))).all()
             if change is not None:
-                release(s, change, list(hosts))
+                release(s, change, [h for h in hosts if h is not None])
 
     def _rollback_plan(self, s: Session, change: ChangeRequest) -> Next:
         spec = self.spec(s, change)

@@ -1,0 +1,185 @@
+"""`fleetops exec`: one command on many hosts at once, recorded as an ad-hoc change.
+
+Hosts come from the inventory (`--target SELECTOR`) or straight from an inventory file
+(`--inventory hosts.ini`, Ansible INI/YAML, NetBox or fleetops formats). The command runs from
+here over SSH, all hosts concurrently up to `--forks`; the server records who ran what where and
+every host's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from fleetops.adapters.local import LocalExecutor
+from fleetops.adapters.ssh import SshConfig, SshExecutor
+from fleetops.changes.executor import Executor, Result, Target
+from fleetops.config import get_settings
+from fleetops.inventory import formats
+from fleetops.inventory.document import ImportFailed
+from fleetops.kit.cli import EXIT_ERROR, EXIT_USAGE, OutputOption, api, emit, fail, stderr
+
+
+def _targets_from_file(path: Path) -> list[Target]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = formats.parse(text, formats.detect_format(path.name, text))
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {path}: {exc}", EXIT_USAGE)
+    except ImportFailed as exc:
+        fail(f"{path}: {exc}", EXIT_ERROR, [f"line {i.line}: {i.message}" for i in exc.issues])
+    return [
+        Target(
+            hostname=h.hostname,
+            address=h.address,
+            port=h.ssh_port,
+            user=h.ssh_user,
+            labels=h.labels,
+        )
+        for h in doc.hosts
+    ]
+
+
+def _executor(forks: int) -> tuple[Executor, Executor]:
+    settings = get_settings()
+    ssh = SshExecutor(
+        SshConfig(
+            key_path=settings.ssh_key_path,
+            known_hosts=settings.ssh_known_hosts,
+            host_key_policy=settings.ssh_host_key_policy,
+            max_connections=forks,
+        )
+    )
+    return ssh, LocalExecutor()
+
+
+async def _fan_out(
+    targets: list[Target], command: str, *, forks: int, timeout: float, progress: Progress | None
+) -> list[tuple[Target, Result]]:
+    ssh, local = _executor(forks)
+    limit = asyncio.Semaphore(forks)
+    task = progress.add_task("running", total=len(targets)) if progress else None
+
+    async def one(target: Target) -> tuple[Target, Result]:
+        executor = local if target.labels.get("executor") == "local" else ssh
+        async with limit:
+            result = await executor.run(target, command, timeout=timeout)
+        if progress is not None and task is not None:
+            progress.advance(task)
+        return target, result
+
+    try:
+        return await asyncio.gather(*(one(t) for t in targets))
+    finally:
+        await ssh.close()
+        await local.close()
+
+
+def _outcome(result: Result) -> str:
+    if result.ok:
+        return "ok"
+    return "unreachable" if result.exit_code is None else "failed"
+
+
+def exec_command(
+    ctx: typer.Context,
+    command: Annotated[list[str], typer.Argument(help="the command (after --)")],
+    target: Annotated[str | None, typer.Option("--target", "-t", help="host selector")] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option("--inventory", "-i", exists=True, dir_okay=False, help="inventory file"),
+    ] = None,
+    forks: Annotated[int, typer.Option("--forks", "-f", min=1, max=5000)] = 500,
+    timeout: Annotated[float, typer.Option(min=0.1, help="seconds per host")] = 60.0,
+    risk: Annotated[
+        str, typer.Option(help="read_only (default) or the risk you declare: low, medium, high")
+    ] = "read_only",
+    output: OutputOption = "table",
+) -> None:
+    """Run a command on many hosts at once (like `ansible all -a`), recorded and audited.
+    Exit 1 if any host failed."""
+    if (target is None) == (inventory is None):
+        fail("give exactly one of --target SELECTOR and --inventory FILE", EXIT_USAGE)
+    # One argument is a shell command line; several are argv words, quoted as given.
+    text = command[0] if len(command) == 1 else shlex.join(command)
+    client = api(ctx)
+    if inventory is not None:
+        targets = _targets_from_file(inventory)
+        started = client.post(
+            "/api/v1/adhoc",
+            {
+                "command": text,
+                "risk": risk,
+                "hosts": [{"hostname": t.hostname} for t in targets],
+                "source": f"inventory {inventory.name}",
+            },
+        )
+    else:
+        started = client.post("/api/v1/adhoc", {"command": text, "risk": risk, "selector": target})
+        targets = [
+            Target(
+                hostname=t["hostname"],
+                address=t["address"],
+                port=t["port"],
+                user=t["user"],
+                labels=t["labels"],
+            )
+            for t in started["targets"]
+        ]
+    show = output == "table" and stderr.is_terminal
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        disable=not show,
+    ) as progress:
+        results = asyncio.run(
+            _fan_out(targets, text, forks=forks, timeout=timeout, progress=progress)
+        )
+    body = [
+        {
+            "hostname": t.hostname,
+            "exit_code": r.exit_code,
+            "stdout": r.stdout,
+            "stderr": r.stderr,
+            "error": r.error,
+        }
+        for t, r in results
+    ]
+    change = client.post(f"/api/v1/adhoc/{started['change_id']}/results", {"results": body})
+    _report(results, change, output)
+    if change["state"] != "succeeded":
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _report(results: list[tuple[Target, Result]], change: dict[str, Any], output: str) -> None:
+    rows: list[dict[str, Any]] = [
+        {
+            "hostname": t.hostname,
+            "result": _outcome(r),
+            "exit_code": r.exit_code,
+            "stdout": r.stdout,
+            "stderr": r.stderr,
+            "error": r.error,
+        }
+        for t, r in results
+    ]
+    if output != "table":
+        emit({"change_id": change["id"], "state": change["state"], "hosts": rows}, output)
+        return
+    emit(
+        [r | {"output": (r["stdout"] or r["stderr"] or r["error"]).strip()[:200]} for r in rows],
+        "table",
+        [("host", "hostname"), ("result", "result"), ("exit", "exit_code"), ("output", "output")],
+    )
+    counts = Counter(r["result"] for r in rows)
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    stderr.print(f"change {change['id']} {change['state']}: {summary}")
