@@ -91,8 +91,10 @@ def root(
     """Global options."""
     if server:
         ctx.obj = CliState(lambda: _remote_client(server, token))
+        ctx.call_on_close(ctx.obj.close)
     else:
         ctx.obj = CliState(lambda: _local_client(get_settings()))
+        ctx.call_on_close(ctx.obj.close)
 
 
 @app.command()

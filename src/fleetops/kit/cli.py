@@ -104,6 +104,12 @@ class CliState:
             self._client = self.factory()
         return self._client
 
+    def close(self) -> None:
+        """Shut the client down (for the in-process app: its lifespan and worker thread)."""
+        if self._client is not None:
+            self._client.http.__exit__(None, None, None)
+            self._client = None
+
 
 def api(ctx: typer.Context) -> ApiClient:
     """The API client of this invocation."""
