@@ -155,3 +155,29 @@ def approve(post: Callable[..., Any], users: Any, change: dict[str, Any]) -> Non
             headers=users.headers(approver),
         )
         assert response.status_code == 200, response.text
+
+
+SECRET_OP = """
+name: with_secret
+version: 1
+description: Use a secret token (which must never be shown or recorded).
+risk: low
+timeout: 10
+params:
+  token: {type: string, required: true, secret: true}
+run: "test -n {{ token }}"
+"""
+
+SECRET_WORKFLOW = """
+name: secretive
+version: 1
+description: Pass a secret down to an operation.
+params:
+  token: {type: string, required: true, secret: true}
+stages:
+  - name: main
+    steps:
+      - operation: with_secret
+        params: {token: "{{ params.token }}"}
+    strategy: {batch: 100%}
+"""
