@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from fleetops.audit.service import AuditContext
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 S = ChangeState
 ENGINE = AuditContext(actor="engine")
 ACTIVE = (S.APPROVED, S.SCHEDULED, S.RUNNING, S.ABORTING)
-_PG_LOCK = 0x656E67696E65  # "engine": serialises lease decisions across workers
+_PG_LOCK = 0x656E67696E65  # "engine": serialises lease decisions
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class Engine:
         self.runner = HostRunner(Journal(sessions), library, executor_for)
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self._specs: dict[int, WorkflowSpec] = {}
+        self.leading = False  # True once this engine drives changes (PostgreSQL: the leader)
 
     async def run_forever(self) -> None:
         """Recover, then keep every active change moving.
@@ -79,7 +80,43 @@ class Engine:
         Database work runs in threads: waiting for a lock must never stall the event loop,
         which the API shares.
         """
-        await asyncio.to_thread(self.recover)
+        leader = await self._become_leader()
+        self.leading = True
+        try:
+            await asyncio.to_thread(self.recover)
+            await self._loop()
+        finally:
+            if leader is not None:
+                # Really close it (not back to the pool), so the lock goes with it.
+                await asyncio.to_thread(leader.invalidate)
+
+    async def _become_leader(self) -> Connection | None:
+        """On PostgreSQL, only one engine drives changes: the others wait on standby.
+
+        The session-level advisory lock lives as long as this connection, so a dead leader's
+        lock is released by the server and a standby takes over (recovering in-flight steps).
+        """
+        engine = self.sessions.kw["bind"]
+        if engine.dialect.name != "postgresql":
+            return None  # SQLite: one process owns the file
+        conn: Connection = await asyncio.to_thread(engine.connect)
+        while not await asyncio.to_thread(self._try_lock, conn):
+            await asyncio.sleep(max(self.tick, 2.0))
+        return conn
+
+    @staticmethod
+    def _try_lock(conn: Connection) -> bool:
+        # Per database and schema: several fleetops installations may share one server.
+        got = conn.execute(
+            text(
+                "SELECT pg_try_advisory_lock(hashtext(current_database() || '.' || current_schema()"
+                " || '.fleetops-engine-leader'))"
+            )
+        ).scalar()
+        conn.commit()
+        return bool(got)
+
+    async def _loop(self) -> None:
         while True:
             try:
                 for change_id in await asyncio.to_thread(self._active):
