@@ -28,6 +28,7 @@ from fleetops.changes.engine.guardrails import Budget
 from fleetops.changes.engine.runner import Engine
 from fleetops.changes.executor import Executor, Target
 from fleetops.changes.operations import load_library
+from fleetops.changes.pages import router as changes_pages_router
 from fleetops.changes.routes import router as changes_router
 from fleetops.config import Settings
 from fleetops.dashboard.pages import router as pages_router
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(inventory_router, prefix="/api/v1")
     app.include_router(changes_router, prefix="/api/v1")
     app.include_router(pages_router)
+    app.include_router(changes_pages_router)
     return app
 
 

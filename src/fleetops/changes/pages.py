@@ -1,0 +1,487 @@
+"""The web UI of change management: change list and detail, votes and controls, live progress.
+
+Pages read without JavaScript; `static/changes.js` only follows `GET /changes/{id}/events` (SSE)
+and swaps in the live fragment. Forms post to the same service functions as the JSON API, with the
+session's CSRF token; a refusal is shown on the page (and a refused vote audited), not as a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fleetops.auth.dependencies import Principal, SessionDep, audit_context, optional_principal
+from fleetops.auth.roles import Role
+from fleetops.changes import service
+from fleetops.changes.exceptions import ApprovalRefused, ChangeNotFound, WorkflowNotFound
+from fleetops.changes.routes import ChangeId, change_read
+from fleetops.changes.schemas import ChangeRead
+from fleetops.changes.specs import SpecError
+from fleetops.changes.states import ChangeState
+from fleetops.dashboard.render import check_csrf, render
+from fleetops.db import session_scope
+from fleetops.errors import Conflict, NotAuthenticated, PermissionDenied
+from fleetops.kit.pagination import MAX_OFFSET, paginate
+from fleetops.models import Approval, ChangeRequest, HostRun, StepRun, Workflow
+
+router = APIRouter(include_in_schema=False)
+
+S = ChangeState
+POLL_SECONDS = 0.5
+KEEPALIVE_SECONDS = 15.0
+PAGE_SIZES = (25, 50, 100, 250)
+VOTES = ("approve", "reject")
+CONTROLS = ("pause", "resume", "retry", "cancel", "abort")
+# What a redirect after a successful form says; a fixed text per action, never from the URL.
+DONE = {
+    "approve": "Your approval is recorded.",
+    "reject": "You rejected this change.",
+    "pause": "Paused: hosts in flight finish their current step, no new batch starts.",
+    "resume": "Resumed.",
+    "retry": "The failed hosts are queued again.",
+    "cancel": "Cancelled.",
+    "abort": "Aborting: the hosts already done are rolled back where the workflow says so.",
+}
+# Badge colours of change, host-run and step states and of risk classes; any other is muted.
+TONES = {
+    **dict.fromkeys(("succeeded", "satisfied", "low"), "ok"),
+    **dict.fromkeys(("approved", "scheduled", "running"), "info"),
+    **dict.fromkeys(("pending_approval", "paused", "aborting", "rolled_back", "medium"), "warn"),
+    **dict.fromkeys(("failed", "aborted", "rejected", "rollback_failed", "high"), "bad"),
+}
+# Host-run states in the order progress bars stack them: done first, waiting last.
+HOST_ORDER = ("succeeded", "rolled_back", "failed", "rollback_failed", "running", "cancelled")
+
+
+def tone(state: str) -> str:
+    return TONES.get(state, "muted")
+
+
+def by_progress(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """Host-run counts in bar order; unknown states just before `pending`, which comes last."""
+    rank = {s: i for i, s in enumerate(HOST_ORDER)}
+    return sorted(counts.items(), key=lambda kv: (kv[0] == "pending", rank.get(kv[0], 99), kv[0]))
+
+
+def page_user(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
+    """Any logged-in user reads every page; the error renderer sends anyone else to log in.
+
+    The same rule as `dashboard.pages.page_principal`, which a domain may not import (an edge).
+    """
+    if principal is None:
+        raise NotAuthenticated("log in to see this page")
+    return principal
+
+
+PageUser = Annotated[Principal, Depends(page_user)]
+
+
+def page(
+    request: Request, name: str, who: Principal, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    helpers = {"tone": tone, "by_progress": by_progress}
+    return render(request, name, {"principal": who, **helpers, **context}, status_code=status_code)
+
+
+def _change(session: Session, change_id: int) -> ChangeRequest:
+    change = service.get_change(session, change_id)
+    if change is None:
+        raise ChangeNotFound(f"change {change_id} not found")
+    return change
+
+
+# --- list -------------------------------------------------------------------------------------
+
+
+@router.get("/changes", response_class=HTMLResponse)
+def change_list(
+    request: Request,
+    session: SessionDep,
+    who: PageUser,
+    state: Annotated[str, Query(max_length=32)] = "",
+    requester: Annotated[str, Query(max_length=128)] = "",
+    limit: Annotated[int, Query(ge=1, le=max(PAGE_SIZES))] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> HTMLResponse:
+    """Change requests, newest first, filtered by state and requester (all in the URL)."""
+    requester = requester.strip()
+    stmt = select(ChangeRequest).order_by(ChangeRequest.id.desc())
+    if state:
+        stmt = stmt.where(ChangeRequest.state == state)
+    if requester:
+        stmt = stmt.where(ChangeRequest.requester == requester)
+    rows, total = paginate(session, stmt, limit=limit, offset=offset)
+    params = {"state": state, "requester": requester, "limit": limit if limit != 50 else ""}
+    pager = {
+        "first": offset + 1 if total else 0,
+        "last": min(offset + limit, total),
+        "prev": max(offset - limit, 0) if offset > 0 else None,
+        "next": offset + limit if offset + limit < total else None,
+    }
+    return page(
+        request,
+        "changes/list.html",
+        who,
+        changes=[change_read(session, c) for c in rows],
+        total=total,
+        state=state,
+        requester=requester,
+        limit=limit,
+        params=params,
+        pager=pager,
+        states=list(ChangeState),
+        page_sizes=PAGE_SIZES,
+    )
+
+
+# --- detail and its live fragment ---------------------------------------------------------------
+
+
+@dataclass
+class StageView:
+    """One stage of the plan: its steps and its batches of host runs, in order."""
+
+    index: int
+    name: str
+    steps: list[str]
+    batches: list[tuple[int, list[HostRun]]] = field(default_factory=list)
+
+
+def _stage_names(session: Session, change: ChangeRequest) -> list[tuple[str, list[str]]]:
+    """Each stage's name and operations, from the pinned workflow version."""
+    workflow = service.workflow_of(session, change)
+    if workflow is None:  # `fleetops exec`: one ad-hoc command, no workflow
+        return [("ad-hoc", ["exec"])]
+    try:
+        stages = service.workflow_spec(workflow).stages
+    except SpecError:  # it parsed when registered; should it ever stop, show stage numbers
+        return []
+    return [(s.name, [step.operation for step in s.steps]) for s in stages]
+
+
+def _stages(session: Session, change: ChangeRequest) -> list[StageView]:
+    runs = service.host_runs(session, change)  # ordered by stage, batch, hostname
+    names = _stage_names(session, change)
+    stages = [
+        StageView(i, *(names[i] if i < len(names) else (f"stage {i + 1}", [])))
+        for i in sorted({r.stage_index for r in runs})
+    ]
+    for stage in stages:
+        mine = [r for r in runs if r.stage_index == stage.index]
+        stage.batches = [(b, list(hs)) for b, hs in groupby(mine, key=lambda r: r.batch_index)]
+    return stages
+
+
+def allowed_actions(change: ChangeRead, who: Principal, *, voted: bool) -> list[str]:
+    """The buttons this viewer gets; the services still decide (a stale page can be refused).
+
+    An ad-hoc command runs from its caller's terminal, so the page offers no control over it.
+    """
+    state = ChangeState(change.state)
+    if change.kind == "adhoc":
+        return []
+    operator = who.can(Role.OPERATOR)
+    mine = change.requester == who.username
+    out: list[str] = []
+    if operator and state == S.PENDING_APPROVAL and not mine and not voted:
+        out += VOTES
+    if operator and state == S.RUNNING:
+        out.append("pause")
+    if operator and state == S.PAUSED:
+        out.append("resume")
+    if operator and state in (S.FAILED, S.ABORTED) and change.hosts_by_state.get("failed"):
+        out.append("retry")
+    cancellable = (S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.SCHEDULED, S.RUNNING, S.PAUSED)
+    if (operator or mine) and state in cancellable:
+        out.append("cancel")
+    if operator and state in (S.RUNNING, S.PAUSED):
+        out.append("abort")
+    return out
+
+
+def _live(session: Session, who: Principal, change: ChangeRequest) -> dict[str, Any]:
+    """What the live fragment shows: state, approvals, the viewer's actions and the grid."""
+    view = change_read(session, change)
+    votes = service.approvals(session, change)
+    voted = any(v.approver == who.username for v in votes)
+    return {
+        "change": view,
+        "votes": votes,
+        "actions": allowed_actions(view, who, voted=voted),
+        "stages": _stages(session, change),
+    }
+
+
+def _detail(
+    request: Request,
+    session: Session,
+    who: Principal,
+    change_id: int,
+    *,
+    flash: tuple[str, str] | None = None,
+    comment: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    change = _change(session, change_id)
+    return page(
+        request,
+        "changes/detail.html",
+        who,
+        status_code=status_code,
+        flash=flash,
+        comment=comment,
+        workflow=service.workflow_of(session, change),
+        **_live(session, who, change),
+    )
+
+
+@router.get("/changes/{change_id}", response_class=HTMLResponse)
+def change_detail(
+    request: Request,
+    change_id: ChangeId,
+    session: SessionDep,
+    who: PageUser,
+    done: Annotated[str, Query(max_length=16)] = "",
+) -> HTMLResponse:
+    """A change: what, why, who approved, what the viewer may do and every host's progress."""
+    flash = ("ok", DONE[done]) if done in DONE else None
+    return _detail(request, session, who, change_id, flash=flash)
+
+
+@router.get("/changes/{change_id}/progress", response_class=HTMLResponse)
+def change_progress(
+    request: Request, change_id: ChangeId, session: SessionDep, who: PageUser
+) -> HTMLResponse:
+    """The live part of the detail page alone, fetched again on every progress event."""
+    change = _change(session, change_id)
+    return page(request, "changes/progress.html", who, **_live(session, who, change))
+
+
+# --- votes and controls -------------------------------------------------------------------------
+
+
+def _apply(
+    session: Session, request: Request, who: Principal, change_id: int, action: str, comment: str
+) -> None:
+    change = _change(session, change_id)
+    ctx = audit_context(request, who)
+    if action in VOTES:
+        service.vote(
+            session, ctx, change, role=who.role, approve=action == "approve", comment=comment
+        )
+        return
+    if not (who.can(Role.OPERATOR) or (action == "cancel" and change.requester == who.username)):
+        raise PermissionDenied(f"{action} needs the operator role; you act as {who.role}")
+    service.control(session, ctx, change, action, reason=comment)
+
+
+@router.post("/changes/{change_id}/action", response_class=HTMLResponse)
+def change_action(
+    request: Request,
+    change_id: ChangeId,
+    who: PageUser,
+    action: Annotated[str, Form(pattern=f"^({'|'.join(VOTES + CONTROLS)})$")],
+    comment: Annotated[str, Form(max_length=2000)] = "",
+    csrf: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    """Vote or control a change from its page, then show the page again (POST-redirect-GET)."""
+    check_csrf(request, csrf)
+    writes: sessionmaker[Session] = request.app.state.write_sessions
+    try:
+        with session_scope(writes) as session:
+            _apply(session, request, who, change_id, action, comment.strip())
+    except ApprovalRefused as exc:
+        # Rolled back with the vote; four-eyes violations still leave a trace, in their own commit.
+        with session_scope(writes) as own:
+            service.record_refused_vote(
+                own,
+                audit_context(request, who),
+                change_id,
+                approve=action == "approve",
+                why=exc.detail,
+            )
+        return _refused(request, who, change_id, exc, comment)
+    except (Conflict, PermissionDenied) as exc:
+        return _refused(request, who, change_id, exc, comment)
+    return RedirectResponse(f"/changes/{change_id}?done={action}", status_code=303)
+
+
+def _refused(
+    request: Request,
+    who: Principal,
+    change_id: int,
+    exc: Conflict | PermissionDenied,
+    comment: str,
+) -> HTMLResponse:
+    """The change page with the refusal on top and the comment kept, under the error's status."""
+    with request.app.state.read_sessions() as session:
+        return _detail(
+            request,
+            session,
+            who,
+            change_id,
+            flash=("bad", exc.detail),
+            comment=comment,
+            status_code=exc.status_code,
+        )
+
+
+# --- live progress (SSE) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything whose change the detail page shows; two equal snapshots need no event."""
+
+    state: str
+    status: str
+    approvals: int
+    hosts: tuple[tuple[int, str, int], ...]  # (host run id, state, next step)
+
+    @property
+    def terminal(self) -> bool:
+        return ChangeState(self.state).terminal
+
+    def event(self, seq: int) -> str:
+        data = {
+            "state": self.state,
+            "status": self.status,
+            "approvals": self.approvals,
+            "terminal": self.terminal,
+            "hosts_by_state": dict(Counter(state for _, state, _ in self.hosts)),
+        }
+        return f"id: {seq}\nevent: progress\ndata: {json.dumps(data)}\n\n"
+
+
+def snapshot(sessions: sessionmaker[Session], change_id: int) -> Snapshot | None:
+    """Read the change's progress in one short read transaction (run in a worker thread)."""
+    with sessions() as session:
+        head = session.execute(
+            select(ChangeRequest.state, ChangeRequest.status_reason).where(
+                ChangeRequest.id == change_id
+            )
+        ).first()
+        if head is None:
+            return None
+        hosts = session.execute(
+            select(HostRun.id, HostRun.state, HostRun.step_index)
+            .where(HostRun.change_id == change_id)
+            .order_by(HostRun.id)
+        ).all()
+        votes = session.scalar(
+            select(func.count()).select_from(Approval).where(Approval.change_id == change_id)
+        )
+    return Snapshot(
+        head.state, head.status_reason, votes or 0, tuple((i, st, n) for i, st, n in hosts)
+    )
+
+
+async def progress_events(
+    request: Request,
+    sessions: sessionmaker[Session],
+    change_id: int,
+    *,
+    poll: float = POLL_SECONDS,
+    keepalive: float = KEEPALIVE_SECONDS,
+) -> AsyncGenerator[str, None]:
+    """Yield an SSE event per visible change, a comment when quiet; end once terminal is sent."""
+    last: Snapshot | None = None
+    seq, quiet = 0, 0.0
+    while not await request.is_disconnected():
+        now = await asyncio.to_thread(snapshot, sessions, change_id)
+        if now is None:  # deleted under us: nothing more will happen
+            return
+        if now != last:
+            seq, last, quiet = seq + 1, now, 0.0
+            yield now.event(seq)
+            if now.terminal:
+                return
+        elif quiet >= keepalive:
+            quiet = 0.0
+            yield ": keep-alive\n\n"  # keeps proxies from closing an idle stream
+        await asyncio.sleep(poll)
+        quiet += poll
+
+
+@router.get("/changes/{change_id}/events")
+async def change_events(request: Request, change_id: ChangeId, who: PageUser) -> Response:
+    """Server-sent events: one `progress` event whenever the change or one of its hosts moves."""
+    sessions: sessionmaker[Session] = request.app.state.read_sessions
+    if await asyncio.to_thread(snapshot, sessions, change_id) is None:
+        raise ChangeNotFound(f"change {change_id} not found")
+    return StreamingResponse(
+        progress_events(request, sessions, change_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+# --- one host's steps ---------------------------------------------------------------------------
+
+
+@router.get("/changes/{change_id}/hosts/{hostname}", response_class=HTMLResponse)
+def change_host(
+    request: Request, change_id: ChangeId, hostname: str, session: SessionDep, who: PageUser
+) -> HTMLResponse:
+    """What the engine did on one host for this change: every phase, attempt and its output."""
+    change = _change(session, change_id)
+    runs = session.scalars(
+        select(HostRun)
+        .where(HostRun.change_id == change_id, HostRun.hostname == hostname)
+        .order_by(HostRun.stage_index)
+    ).all()
+    if not runs:
+        raise ChangeNotFound(f"change {change_id} does not target {hostname!r}")
+    steps = session.scalars(
+        select(StepRun).where(StepRun.host_run_id.in_([r.id for r in runs])).order_by(StepRun.id)
+    ).all()
+    names = dict(enumerate(name for name, _ in _stage_names(session, change)))
+    return page(
+        request,
+        "changes/host.html",
+        who,
+        change=change_read(session, change),
+        hostname=hostname,
+        runs=[
+            (r, names.get(r.stage_index), [s for s in steps if s.host_run_id == r.id]) for r in runs
+        ],
+    )
+
+
+# --- workflows ----------------------------------------------------------------------------------
+
+
+@router.get("/workflows", response_class=HTMLResponse)
+def workflow_list(request: Request, session: SessionDep, who: PageUser) -> HTMLResponse:
+    """Registered workflows, latest version of each."""
+    return page(request, "changes/workflows.html", who, workflows=service.list_workflows(session))
+
+
+@router.get("/workflows/{name}", response_class=HTMLResponse)
+def workflow_detail(
+    request: Request,
+    name: str,
+    session: SessionDep,
+    who: PageUser,
+    version: Annotated[int | None, Query(ge=1, le=MAX_OFFSET)] = None,
+) -> HTMLResponse:
+    """One workflow version's YAML exactly as registered, with links to its other versions."""
+    row = service.get_workflow(session, name=name, version=version)
+    if row is None:
+        raise WorkflowNotFound(
+            f"workflow {name!r}" + (f" version {version}" if version else "") + " not found"
+        )
+    versions = session.scalars(
+        select(Workflow.version).where(Workflow.name == name).order_by(Workflow.version.desc())
+    ).all()
+    return page(request, "changes/workflow.html", who, workflow=row, versions=versions)
