@@ -38,10 +38,10 @@ def _setup(client: TestClient, db_url: str, users: Tokens, source: str) -> None:
 
 
 def _submit(
-    client: TestClient, users: Tokens, selector: str, **params: object
+    client: TestClient, users: Tokens, selector: str, as_: str = "developer", **params: object
 ) -> dict[str, object]:
     body = {"workflow": "restart", "selector": selector, "title": "restart nginx", "params": params}
-    response = client.post("/api/v1/changes", json=body, headers=users.headers("developer"))
+    response = client.post("/api/v1/changes", json=body, headers=users.headers(as_))
     assert response.status_code == 201, response.text
     result: dict[str, object] = response.json()
     return result
@@ -63,35 +63,36 @@ def test_requester_cannot_approve_and_high_risk_needs_two_operators(
 ) -> None:
     client = engine_client
     _setup(client, db_url, users, RESTART_WORKFLOW)
-    change = _submit(client, users, "h0[01-30]")  # medium op on 30 of 40 hosts → high
+    # An operator requests: medium op on 30 of 40 hosts → high risk.
+    change = _submit(client, users, "h0[01-30]", as_="operator")
     assert (change["risk"], change["state"], change["approvals_required"]) == (
         "high",
         "pending_approval",
         2,
     )
     cid = change["id"]
-    # The requester (a developer) tries to approve: refused by RequesterCannotApprove, audited.
-    own = client.post(f"/api/v1/changes/{cid}/approve", json={}, headers=users.headers("developer"))
+    # The requester, though an operator, tries to approve: RequesterCannotApprove, audited.
+    own = client.post(f"/api/v1/changes/{cid}/approve", json={}, headers=users.headers("operator"))
     assert own.status_code == 409
     assert "RequesterCannotApprove" in own.json()["detail"]
     audit = client.get(
         "/api/v1/audit", params={"action": "change.approve"}, headers=users.headers("admin")
     ).json()["items"]
-    assert [(r["actor"], r["outcome"]) for r in audit] == [("developer", "refused")]
-    # A viewer may not approve.
-    viewer = client.post(f"/api/v1/changes/{cid}/approve", json={}, headers=users.headers("viewer"))
-    assert viewer.status_code == 409
-    assert "ApproverMustBeOperator" in viewer.json()["detail"]
+    assert [(r["actor"], r["outcome"]) for r in audit] == [("operator", "refused")]
+    # Developers and viewers may not approve at all.
+    for role in ("developer", "viewer"):
+        refused = client.post(
+            f"/api/v1/changes/{cid}/approve", json={}, headers=users.headers(role)
+        )
+        assert refused.status_code == 403
     first = client.post(
         f"/api/v1/changes/{cid}/approve",
         json={"comment": "lgtm"},
-        headers=users.headers("operator"),
+        headers=users.headers("admin"),
     )
     assert first.status_code == 200
     assert first.json()["state"] == "pending_approval"
-    again = client.post(
-        f"/api/v1/changes/{cid}/approve", json={}, headers=users.headers("operator")
-    )
+    again = client.post(f"/api/v1/changes/{cid}/approve", json={}, headers=users.headers("admin"))
     assert again.status_code == 409
     assert "OneVotePerApprover" in again.json()["detail"]
     second = client.post(

@@ -306,7 +306,7 @@ def _vote(
 
 @router.post("/changes/{change_id}/approve", response_model=ChangeRead)
 def approve_change(
-    change_id: ChangeId, body: Vote, request: Request, session: SessionDep, who: Viewer
+    change_id: ChangeId, body: Vote, request: Request, session: SessionDep, who: Operator
 ) -> ChangeRead:
     """Approve (operators; never the requester). `emergency` (admins) approves at once."""
     return _vote(request, session, who, change_id, body, approve=True)
@@ -314,7 +314,7 @@ def approve_change(
 
 @router.post("/changes/{change_id}/reject", response_model=ChangeRead)
 def reject_change(
-    change_id: ChangeId, body: Vote, request: Request, session: SessionDep, who: Viewer
+    change_id: ChangeId, body: Vote, request: Request, session: SessionDep, who: Operator
 ) -> ChangeRead:
     """Reject (operators; never the requester)."""
     return _vote(request, session, who, change_id, body, approve=False)
