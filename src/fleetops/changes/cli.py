@@ -303,6 +303,7 @@ def change_logs(
                 f"{step['phase']} #{step['attempt']}: {mark} (exit {step['exit_code']})"
                 + (f" {step['error']}" if step["error"] else ""),
                 highlight=False,
+                markup=False,  # "[dn-0001]" is a host, not a style
             )
             for stream in ("stdout", "stderr"):
                 for line in step[stream].splitlines()[-20:]:
