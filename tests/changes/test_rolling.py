@@ -135,3 +135,42 @@ def test_logs_show_step_output(
         ("run", "succeeded"),
     ]
     assert steps[1]["exit_code"] == 0
+
+
+def test_retry_from_a_threshold_pause_and_abort_without_rollback(
+    engine_client: TestClient, db_url: str, users: Tokens, work_dir: Path
+) -> None:
+    client = engine_client
+    load_fleet(db_url, fleet_doc(20, 4))
+    stop_workflow = (
+        workflow()
+        .replace("on_abort: rollback", "on_abort: stop")
+        .replace("name: append\n", "name: append-stop\n")
+    )
+    assert (
+        client.post(
+            "/api/v1/workflows", json={"source": stop_workflow}, headers=users.headers("developer")
+        ).status_code
+        == 201
+    )
+    body = {
+        "workflow": "append-stop",
+        "selector": "all",
+        "title": "t",
+        "params": {"dir": str(work_dir), "fail_on": "h006"},
+    }
+    change = client.post("/api/v1/changes", json=body, headers=users.headers("developer")).json()
+    cid = change["id"]
+    for approver in ("operator", "admin"):
+        client.post(f"/api/v1/changes/{cid}/approve", json={}, headers=users.headers(approver))
+    wait_state(client, users, cid, "paused")
+    op = users.headers("operator")
+    # Retry is offered by the pause: it re-runs the failed host (which fails again and pauses).
+    retried = client.post(f"/api/v1/changes/{cid}/retry", json={}, headers=op)
+    assert retried.status_code == 200, retried.text
+    again = wait_state(client, users, cid, "paused")
+    assert [h["hostname"] for h in again["hosts"] if h["state"] == "failed"] == ["h006"]
+    done = {p.name for p in work_dir.iterdir()}
+    aborted = client.post(f"/api/v1/changes/{cid}/abort", json={}, headers=op)
+    assert aborted.json()["state"] == "aborted"  # on_abort: stop — nothing is rolled back
+    assert {p.name for p in work_dir.iterdir()} == done

@@ -391,7 +391,10 @@ def control(
             session, change, S.CANCELLED, ctx=ctx, reason=reason or f"cancelled by {ctx.actor}"
         )
     elif action == "abort":
-        target = S.ABORTING if state in (S.RUNNING, S.PAUSED) else S.ABORTED
+        # Roll back only work that was started, and only when the workflow asks for it
+        # (`on_abort: stop` leaves hosts as they are, e.g. drained for a person to look at).
+        started = state in (S.RUNNING, S.PAUSED)
+        target = S.ABORTING if started and _rolls_back(session, change) else S.ABORTED
         transition(session, change, target, ctx=ctx, reason=reason or f"aborted by {ctx.actor}")
     elif action == "retry":
         _retry(session, ctx, change)
@@ -415,14 +418,23 @@ def _failed_in_stage(session: Session, change: ChangeRequest) -> int:
     )
 
 
+def _rolls_back(session: Session, change: ChangeRequest) -> bool:
+    row = workflow_of(session, change)
+    if row is None:
+        return False
+    stages = workflow_spec(row).stages
+    stage = stages[min(change.stage_index, len(stages) - 1)]
+    return stage.strategy.on_abort == "rollback"
+
+
 def _retry(session: Session, ctx: AuditContext, change: ChangeRequest) -> None:
     failed = session.scalars(
         select(HostRun).where(HostRun.change_id == change.id, HostRun.state == "failed")
     ).all()
     if not failed:
         raise TransitionRefused(f"change {change.id} has no failed host to retry")
-    if change.state in (S.RUNNING, S.PAUSED):
-        raise TransitionRefused("pause the change's current work first, or let it finish")
+    if change.state == S.RUNNING:
+        raise TransitionRefused("pause the change first, or let it finish")
     session.execute(
         update(HostRun)
         .where(HostRun.change_id == change.id, HostRun.state == "failed")

@@ -18,8 +18,11 @@ from fleetops.models import HostRun, StepRun, utcnow
 
 
 class Journal:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], read_sessions: sessionmaker[Session] | None = None
+    ) -> None:
         self.sessions = sessions
+        self.read_sessions = read_sessions or sessions  # reads must not take the write lock
 
     def start_step(
         self, host_run_id: int, step_index: int, operation: str, phase: str, attempt: int
@@ -57,7 +60,7 @@ class Journal:
             s.execute(update(HostRun).where(HostRun.id == host_run_id).values(**fields))
 
     def host_state(self, host_run_id: int) -> tuple[str, int]:
-        with self.sessions() as s:
+        with self.read_sessions() as s:
             row = s.execute(
                 select(HostRun.state, HostRun.step_index).where(HostRun.id == host_run_id)
             ).one()

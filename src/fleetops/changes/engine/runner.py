@@ -69,7 +69,7 @@ class Engine:
         self.read_sessions = read_sessions or sessions
         self.budget = budget
         self.tick = tick
-        self.runner = HostRunner(Journal(sessions), library, executor_for)
+        self.runner = HostRunner(Journal(sessions, self.read_sessions), library, executor_for)
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self._specs: dict[int, WorkflowSpec] = {}
         self.leading = False  # True once this engine drives changes (PostgreSQL: the leader)
