@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleetops.auth.dependencies import Principal, SessionDep, audit_context, optional_principal
+from fleetops.auth.dependencies import Principal, SessionDep, audit_context
 from fleetops.auth.roles import Role
 from fleetops.changes import service
 from fleetops.changes.exceptions import ApprovalRefused, ChangeNotFound, WorkflowNotFound
@@ -28,9 +28,10 @@ from fleetops.changes.routes import ChangeId, change_read
 from fleetops.changes.schemas import ChangeRead
 from fleetops.changes.specs import SpecError
 from fleetops.changes.states import ChangeState
-from fleetops.dashboard.render import check_csrf, render
+from fleetops.dashboard.render import PageUser, check_csrf
+from fleetops.dashboard.render import page as render_page
 from fleetops.db import session_scope
-from fleetops.errors import Conflict, NotAuthenticated, PermissionDenied
+from fleetops.errors import Conflict, PermissionDenied
 from fleetops.kit.pagination import MAX_OFFSET, paginate
 from fleetops.models import Approval, ChangeRequest, HostRun, StepRun, Workflow
 
@@ -73,24 +74,11 @@ def by_progress(counts: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (kv[0] == "pending", rank.get(kv[0], 99), kv[0]))
 
 
-def page_user(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
-    """Any logged-in user reads every page; the error renderer sends anyone else to log in.
-
-    The same rule as `dashboard.pages.page_principal`, which a domain may not import (an edge).
-    """
-    if principal is None:
-        raise NotAuthenticated("log in to see this page")
-    return principal
-
-
-PageUser = Annotated[Principal, Depends(page_user)]
-
-
 def page(
     request: Request, name: str, who: Principal, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     helpers = {"tone": tone, "by_progress": by_progress}
-    return render(request, name, {"principal": who, **helpers, **context}, status_code=status_code)
+    return render_page(request, name, who, status_code, **helpers, **context)
 
 
 def _change(session: Session, change_id: int) -> ChangeRequest:

@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from fleetops.audit import service as audit
-from fleetops.auth.dependencies import Principal, SessionDep, optional_principal
+from fleetops.auth.dependencies import SessionDep
 from fleetops.dashboard.login import router as login_router
-from fleetops.dashboard.render import render, state_items
-from fleetops.errors import NotAuthenticated, NotFound
+from fleetops.dashboard.render import PageUser, page, state_items
+from fleetops.errors import NotFound
 from fleetops.inventory import service as inventory
 from fleetops.inventory.schemas import RackRead
 from fleetops.inventory.selectors import SelectorError
@@ -42,27 +42,6 @@ HOST_COLUMNS = [  # (label, sort key or None when the column is not sortable)
 ]
 Limit = Annotated[int, Query(ge=1, le=max(PAGE_SIZES))]
 Offset = Annotated[int, Query(ge=0)]
-
-
-def page_principal(
-    principal: Annotated[Principal | None, Depends(optional_principal)],
-) -> Principal:
-    """Any logged-in user may read every page; anyone else is sent to the login form.
-
-    Not audited as a refusal: a browser opening a bookmark before logging in is routine.
-    """
-    if principal is None:
-        raise NotAuthenticated("log in to see this page")
-    return principal
-
-
-PageUser = Annotated[Principal, Depends(page_principal)]
-
-
-def page(
-    request: Request, name: str, who: Principal, status_code: int = 200, **context: Any
-) -> HTMLResponse:
-    return render(request, name, {"principal": who, **context}, status_code=status_code)
 
 
 def state_counts(session: Session, hosts: Select[Any]) -> dict[str, int]:

@@ -12,17 +12,17 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleetops.auth.dependencies import SESSION_COOKIE, Principal, optional_principal
-from fleetops.errors import PermissionDenied
+from fleetops.errors import NotAuthenticated, PermissionDenied
 from fleetops.inventory.document import HOST_STATES
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -182,3 +182,27 @@ templates.env.filters.update(
     pretty_json=pretty_json,
 )
 templates.env.globals.update(url=url, csrf_token=csrf_token, CSRF_FIELD=CSRF_FIELD)
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def page_principal(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    """Any logged-in user may read every page; anyone else is sent to the login form.
+
+    Not audited as a refusal: a browser opening a bookmark before logging in is routine.
+    """
+    if principal is None:
+        raise NotAuthenticated("log in to see this page")
+    return principal
+
+
+PageUser = Annotated[Principal, Depends(page_principal)]
+
+
+def page(
+    request: Request, name: str, who: Principal, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    return render(request, name, {"principal": who, **context}, status_code=status_code)
