@@ -409,3 +409,26 @@ def test_plans_do_not_depend_on_input_order(
 ) -> None:
     shuffled = data.draw(st.permutations(hosts))
     assert plan_batches(shuffled, strategy) == plan_batches(hosts, strategy)
+
+
+def test_structure_and_library_problems_come_together(library: OperationLibrary) -> None:
+    text = """
+name: broken
+version: 1
+description: two problems, one pass
+stages:
+  - name: a
+    steps:
+      - operation: no_such_op
+  - name: a
+    steps:
+      - operation: wait
+        params: {seconds: 1}
+"""
+    with pytest.raises(SpecError):
+        parse_workflow(text)  # strict by default
+    issues = check_workflow(parse_workflow(text, structure=False), library)
+    assert sorted((i.path, i.line) for i in issues) == [
+        ("stages[0].steps[0].operation", 8),
+        ("stages[1].name", 9),
+    ]

@@ -125,7 +125,7 @@ def get_workflow(
 def validate_workflow(body: WorkflowSubmit, request: Request, _: Viewer) -> ValidationReport:
     """Check a workflow without storing it; every problem with its path and line."""
     try:
-        issues = check_workflow(parse_workflow(body.source), _library(request))
+        issues = check_workflow(parse_workflow(body.source, structure=False), _library(request))
     except SpecError as exc:
         issues = exc.issues
     return ValidationReport(

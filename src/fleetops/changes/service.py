@@ -63,7 +63,7 @@ def register_workflow(
 ) -> Workflow:
     """Store a new workflow version after full validation."""
     try:
-        spec = parse_workflow(source)
+        spec = parse_workflow(source, structure=False)
     except SpecError as exc:
         raise _invalid(exc) from None
     if issues := check_workflow(spec, library):
