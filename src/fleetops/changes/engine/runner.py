@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import math
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -369,17 +371,15 @@ class Engine:
         with self.read_sessions() as s:
             return s.scalar(select(ChangeRequest.state).where(ChangeRequest.id == change_id))
 
-    async def _still_running(self, change_id: int) -> bool:
-        return await asyncio.to_thread(self._state, change_id) == S.RUNNING
-
     async def _run_batch(self, change_id: int, batch: RunBatch) -> None:
         limit = asyncio.Semaphore(max(1, batch.concurrency))
+        watch = _StateWatch(lambda: asyncio.to_thread(self._state, change_id), self.tick)
 
         async def one(job: HostJob) -> tuple[HostJob, str]:
             async with limit:
-                if not await self._still_running(change_id):
+                if not await watch.running():
                     return job, "pending"
-                return job, await self.runner.run(job, lambda: self._still_running(change_id))
+                return job, await self.runner.run(job, watch.running)
 
         results = await asyncio.gather(*(one(job) for job in batch.jobs))
         done = [job.host_run_id for job, state in results if state == "succeeded"]
@@ -440,3 +440,23 @@ class Engine:
             )
 
         await asyncio.gather(*(one(job, last) for job, last in plan.jobs))
+
+
+class _StateWatch:
+    """The change's state, read at most once per tick however many hosts ask.
+
+    Every host checks before each step whether the change is still running (a pause or cancel
+    stops new steps); sharing one read keeps that from costing a query per host-step.
+    """
+
+    def __init__(self, read: Callable[[], Awaitable[str | None]], max_age: float) -> None:
+        self.read = read
+        self.max_age = max_age
+        self.state: str | None = None
+        self.read_at = -math.inf
+
+    async def running(self) -> bool:
+        if time.monotonic() - self.read_at > self.max_age:
+            self.state = await self.read()
+            self.read_at = time.monotonic()
+        return self.state == S.RUNNING
