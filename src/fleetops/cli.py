@@ -21,6 +21,7 @@ from fleetops.config import Settings, get_settings
 from fleetops.errors import EXIT_USAGE
 from fleetops.inventory.cli import host_app, rack_app
 from fleetops.kit.cli import ApiClient, CliState, CommandFailed, stderr
+from fleetops.logs.cli import logs_app
 
 if TYPE_CHECKING:
     from fleetops.changes.executor import Executor
@@ -42,6 +43,7 @@ app.add_typer(operation_app, name="operation")
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(change_app, name="change")
 app.add_typer(freeze_app, name="freeze")
+app.add_typer(logs_app, name="logs")
 app.command("whoami")(whoami)
 app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
 

@@ -1,0 +1,1 @@
+"""Diagnosis from logs: ingestion, template mining, aggregation, detectors."""
