@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from fleetops.errors import BadRequest
+from fleetops.kit.yamlerrors import error_line, error_problem
 
 try:  # libyaml is several times faster; the constructors stay the safe ones
     from yaml import CSafeLoader as _SafeLoader
@@ -168,7 +169,7 @@ def load_yaml(text: str, *, source: str) -> tuple[Any, LineIndex]:
             raise SpecError([Issue(i.path, i.message, i.line, source) for i in issues])
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        raise SpecError([Issue("", _yaml_problem(exc), _yaml_line(exc, text), source)]) from exc
+        raise SpecError([Issue("", error_problem(exc), error_line(exc, text), source)]) from exc
     except RecursionError as exc:
         raise SpecError([Issue("", "invalid YAML: nested too deeply", None, source)]) from exc
     finally:
@@ -233,21 +234,6 @@ def _children(
 
 def _is_merge(key: yaml.Node) -> bool:
     return not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge"
-
-
-def _yaml_line(exc: yaml.YAMLError, text: str) -> int | None:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        return min(mark.line + 1, max(1, len(text.splitlines()))) if mark else None
-    position = getattr(exc, "position", None)  # ReaderError: a character YAML does not allow
-    return text.count("\n", 0, position) + 1 if isinstance(position, int) else None
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        context = f"{exc.context}: " if exc.context else ""
-        return f"invalid YAML: {context}{exc.problem}"
-    return f"invalid YAML: {exc}"
 
 
 # --- pydantic errors as issues ------------------------------------------------------------------

@@ -31,6 +31,7 @@ from fleetops.inventory.document import (
     RegionDoc,
     SwitchDoc,
 )
+from fleetops.kit.yamlerrors import error_line, error_problem
 
 try:  # libyaml parses several times faster; our constructors stay the safe ones
     from yaml import CSafeDumper as SafeDumper
@@ -205,7 +206,7 @@ def load_yaml(text: str, issues: Issues) -> Any:
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
-        issue = ImportIssue(line=_error_line(exc, text), message=_problem(exc))
+        issue = ImportIssue(line=error_line(exc, text), message=error_problem(exc))
         raise ImportFailed([issue]) from exc
     if problem := _alias_problem(data, budget=10 * len(text) + 10_000):
         raise ImportFailed([ImportIssue(line=None, message=f"invalid YAML: {problem}")])
@@ -238,24 +239,6 @@ def _alias_problem(data: Any, *, budget: int) -> str | None:
 def dump_yaml(data: object) -> str:
     """Dump plain data as block YAML, keeping the order the document gives."""
     return yaml.dump(data, Dumper=SafeDumper, sort_keys=False, allow_unicode=True)
-
-
-def _error_line(exc: yaml.YAMLError, text: str) -> int | None:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        # The end of the stream sits after the last newline; name the last real line instead.
-        return min(mark.line + 1, max(1, len(text.splitlines()))) if mark else None
-    position = getattr(exc, "position", None)  # ReaderError: a character YAML does not allow
-    return text.count("\n", 0, position) + 1 if isinstance(position, int) else None
-
-
-def _problem(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.reader.ReaderError):
-        return f"invalid YAML: character #x{exc.character:04x} is not allowed"
-    if isinstance(exc, yaml.MarkedYAMLError):
-        context = f"{exc.context}: " if exc.context else ""
-        return f"invalid YAML: {context}{exc.problem}"
-    return f"invalid YAML: {exc}"
 
 
 # --- fleetops YAML ----------------------------------------------------------------------------
