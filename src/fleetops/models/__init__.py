@@ -12,6 +12,7 @@ from fleetops.models.changes import (
     StepRun,
     Workflow,
 )
+from fleetops.models.findings import Finding
 from fleetops.models.inventory import (
     Cluster,
     Datacenter,
@@ -25,6 +26,7 @@ from fleetops.models.inventory import (
     Region,
     Switch,
 )
+from fleetops.models.logs import IngestToken, LogCursor, LogLine, LogTemplate
 
 __all__ = [
     "ApiToken",
@@ -35,6 +37,7 @@ __all__ = [
     "Cluster",
     "Datacenter",
     "DatacenterLatency",
+    "Finding",
     "FreezeWindow",
     "HardwareModel",
     "Host",
@@ -42,7 +45,11 @@ __all__ = [
     "HostLabel",
     "HostLease",
     "HostRun",
+    "IngestToken",
     "Link",
+    "LogCursor",
+    "LogLine",
+    "LogTemplate",
     "LoginFailure",
     "Rack",
     "Region",

@@ -96,6 +96,7 @@ class TemplateMiner:
         self.max_children = max_children
         self.root = _Node()
         self.templates: list[Template] = []
+        self._next_id = 1
 
     def add(self, message: str) -> Match:
         """Assign a message to a template (creating or widening one) and return its parameters."""
@@ -108,7 +109,8 @@ class TemplateMiner:
             if score >= self.threshold and (score, wild) > best_key:
                 best, best_key = template, (score, wild)
         if best is None:
-            best = Template(id=len(self.templates) + 1, tokens=list(tokens))
+            best = Template(id=self._next_id, tokens=list(tokens))
+            self._next_id += 1
             self.templates.append(best)
             leaf.templates.append(best)
             best.count = 1
@@ -117,6 +119,14 @@ class TemplateMiner:
         raw = _SPLIT.split(message.strip()) if message.strip() else []
         params = [r for t, r in zip(best.tokens, raw, strict=False) if t == WILDCARD]
         return Match(best, params)
+
+    def restore(self, template_id: int, text: str, count: int = 0) -> Template:
+        """Put back a template stored earlier, keeping its id (ids are stable across restarts)."""
+        template = Template(id=template_id, tokens=text.split(" "), count=count)
+        self._leaf(template.tokens).templates.append(template)
+        self.templates.append(template)
+        self._next_id = max(self._next_id, template_id + 1)
+        return template
 
     def _leaf(self, tokens: list[str]) -> _Node:
         node = self.root.children.setdefault(str(len(tokens)), _Node())
