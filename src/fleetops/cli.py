@@ -19,6 +19,7 @@ from fleetops.changes.cli import change_app, freeze_app, operation_app, workflow
 from fleetops.changes.exec_cli import exec_command
 from fleetops.config import Settings, get_settings
 from fleetops.errors import EXIT_USAGE
+from fleetops.findings.cli import finding_app
 from fleetops.inventory.cli import host_app, rack_app
 from fleetops.kit.cli import ApiClient, CliState, CommandFailed, stderr
 from fleetops.logs.cli import logs_app
@@ -44,6 +45,7 @@ app.add_typer(workflow_app, name="workflow")
 app.add_typer(change_app, name="change")
 app.add_typer(freeze_app, name="freeze")
 app.add_typer(logs_app, name="logs")
+app.add_typer(finding_app, name="finding")
 app.command("whoami")(whoami)
 app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
 

@@ -60,6 +60,20 @@ class Settings(BaseSettings):
     budget_cluster: float = Field(default=0.2, gt=0, le=1)
     engine_tick_seconds: float = Field(default=0.5, gt=0)
     engine_enabled: bool = True  # `fleetops serve` runs changes; off for tests that only read
+    # Log ingestion
+    ingest_enabled: bool = True
+    ingest_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # after decompression
+    ingest_max_line_bytes: int = Field(default=64 * 1024, ge=256)  # longer lines are truncated
+    ingest_queue_lines: int = Field(default=200_000, ge=1000)  # beyond it: 429 / TCP read pause
+    ingest_batch_lines: int = Field(default=20_000, ge=1)  # lines per database commit
+    ingest_rate_lines: float = Field(default=0, ge=0)  # per token per second; 0 = unlimited
+    ingest_future_skew_seconds: int = Field(default=300, ge=0)
+    ingest_past_skew_seconds: int = Field(default=7 * 86400, ge=0)
+    logs_retention_hours: float = Field(default=24, gt=0)  # raw lines kept for evidence/search
+    logs_retention_bytes: int = Field(default=4 * 1024**3, ge=1024**2)
+    syslog_port: int | None = Field(default=None, ge=0, le=65535)  # TCP and UDP; None = off
+    syslog_host: str = "127.0.0.1"
+    syslog_allow: list[str] = Field(default_factory=list)  # source CIDRs; empty = loopback only
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> Settings:

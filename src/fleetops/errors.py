@@ -12,10 +12,17 @@ class AppError(Exception):
 
     status_code = 400
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
+        self.headers = headers or {}
 
     @property
     def name(self) -> str:
@@ -47,8 +54,20 @@ class Conflict(AppError):
     status_code = 409
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+
+
 class TooManyRequests(AppError):
     status_code = 429
+
+
+class Unavailable(AppError):
+    status_code = 503
 
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -85,4 +104,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (422, "the payload or a parameter failed validation"),
         (429, "too many requests"),
     ]
+}
+# Extra answers of the ingestion endpoints.
+INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    **{
+        code: {"model": ErrorBody, "description": text}
+        for code, text in [
+            (413, "the body (or its decompressed form) exceeds the configured limit"),
+            (415, "unsupported Content-Encoding or Content-Type"),
+            (429, "the ingestion queue is full or the token's rate is exceeded; see Retry-After"),
+            (503, "ingestion is not running on this server, or storage failed; retry"),
+        ]
+    },
 }

@@ -35,7 +35,12 @@ from fleetops.dashboard.pages import router as pages_router
 from fleetops.dashboard.render import render_error_page, wants_html
 from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
 from fleetops.errors import AppError
+from fleetops.findings.pages import router as findings_pages_router
+from fleetops.findings.routes import router as findings_router
 from fleetops.inventory.routes import router as inventory_router
+from fleetops.logs.routes import loki_router
+from fleetops.logs.routes import router as logs_router
+from fleetops.logs.tasks import LogServices
 
 STATIC_DIR = Path(__file__).parent / "dashboard" / "static"
 CSP = (
@@ -69,11 +74,19 @@ def create_app(
         app.state.write_sessions = make_session_factory(db)
         app.state.library = load_library(*filter(None, [settings.operations_dir]))
         runner = None
+        logs = None
         if local_principal is None:
             _bootstrap_admin(app, settings)
             if settings.engine_enabled:
                 runner = _start_engine(app, settings, executors)
+            if settings.ingest_enabled:
+                logs = LogServices(settings, app.state.write_sessions)
+                await logs.start()
+                app.state.ingest = logs.pipeline
+                app.state.log_services = logs
         yield
+        if logs is not None:
+            await logs.stop()
         if runner is not None:
             await runner.stop()
         db.dispose()
@@ -97,8 +110,12 @@ def create_app(
     app.include_router(audit_router, prefix="/api/v1")
     app.include_router(inventory_router, prefix="/api/v1")
     app.include_router(changes_router, prefix="/api/v1")
+    app.include_router(findings_router, prefix="/api/v1")
+    app.include_router(logs_router, prefix="/api/v1")
+    app.include_router(loki_router)
     app.include_router(pages_router)
     app.include_router(changes_pages_router)
+    app.include_router(findings_pages_router)
     return app
 
 
@@ -210,16 +227,18 @@ def _install_middleware(app: FastAPI) -> None:
         return response
 
 
-def _error_response(request: Request, status: int, body: dict[str, Any]) -> Response:
+def _error_response(
+    request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response:
     if wants_html(request):
         return render_error_page(request, status, body)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
-        return _error_response(request, exc.status_code, exc.to_json())
+        return _error_response(request, exc.status_code, exc.to_json(), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -48,7 +48,7 @@ class CsrfRejected(PermissionDenied):
 
 def wants_html(request: Request) -> bool:
     """Pages get HTML errors; the API (and anything asking for JSON) gets JSON."""
-    if request.url.path.startswith(("/api/", "/openapi")):
+    if request.url.path.startswith(("/api/", "/openapi", "/loki/")):
         return False
     accept = request.headers.get("accept", "")
     return "text/html" in accept or "json" not in accept

@@ -3,38 +3,155 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from fleetops.kit.cli import EXIT_USAGE, fail
+from fleetops.kit.cli import EXIT_USAGE, Column, OutputOption, api, emit, fail, stdout
+from fleetops.logs.parse.headers import content
 from fleetops.logs.parse.miner import TemplateMiner
 
 logs_app = typer.Typer(
-    help="Logs: template mining (ingestion and detectors to come).", no_args_is_help=True
+    help="Logs: search the recent window, templates, ingest tokens, offline parsing.",
+    no_args_is_help=True,
 )
+token_app = typer.Typer(
+    help="Ingest tokens: credentials for shippers and agents.", no_args_is_help=True
+)
+logs_app.add_typer(token_app, name="token")
 
-# Common line headers: ISO or syslog timestamps, Hadoop/HDFS "yyMMdd HHmmss pid LEVEL Class:".
-_HEADERS = [
-    re.compile(
-        r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\s+"
-        r"(?:\[[^\]]*\]\s+)?(?:[A-Z]+\s+)?(?:\[[^\]]*\]\s+)?(?:[\w.$-]+:\s+)?"
-    ),
-    re.compile(r"^[A-Z][a-z]{2}\s+\d{1,2}\s+\d{2}:\d{2}:\d{2}\s+\S+\s+[\w./()-]+(?:\[\d+\])?:\s+"),
-    re.compile(r"^\d{6}\s+\d{6}\s+\d+\s+[A-Z]+\s+[\w.$]+:\s+"),
-    re.compile(r"^\d{2}/\d{2}/\d{2}\s+\d{2}:\d{2}:\d{2}\s+[A-Z]+\s+[\w.$]+:\s+"),
+LINE_COLUMNS: list[Column] = [
+    ("ts", "ts"),
+    ("host", "host"),
+    ("tpl", "template_id"),
+    ("message", lambda r: r["message"][:160]),
+]
+TEMPLATE_COLUMNS: list[Column] = [
+    ("id", "id"),
+    ("count", "count"),
+    ("last seen", "last_seen"),
+    ("template", lambda r: r["text"][:140]),
+]
+TOKEN_COLUMNS: list[Column] = [
+    ("name", "name"),
+    ("prefix", "prefix"),
+    ("created", "created_at"),
+    ("by", "created_by"),
+    ("last seen", "last_seen_at"),
+    ("revoked", "revoked_at"),
 ]
 
 
-def content(line: str) -> str:
-    """The message part of a log line (known headers stripped; the line itself otherwise)."""
-    for header in _HEADERS:
-        if match := header.match(line):
-            return line[match.end() :]
-    return line
+@logs_app.command("search")
+def search(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option()] = None,
+    source: Annotated[str | None, typer.Option(help="ingest token name, or syslog")] = None,
+    template: Annotated[int | None, typer.Option(help="template id")] = None,
+    contains: Annotated[str | None, typer.Option("--contains", "-c")] = None,
+    since: Annotated[
+        str | None, typer.Option("--from", help="ISO time, e.g. 2026-11-26T10:00Z")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    output: OutputOption = "table",
+) -> None:
+    """Raw lines from the recent window, newest first."""
+    lines = api(ctx).get(
+        "/api/v1/logs/search",
+        host=host,
+        source=source,
+        template=template,
+        contains=contains,
+        limit=limit,
+        **{"from": since, "to": until},
+    )
+    emit(lines, output, LINE_COLUMNS)
+
+
+@logs_app.command("tail")
+def tail(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option()] = None,
+    template: Annotated[int | None, typer.Option(help="template id")] = None,
+    contains: Annotated[str | None, typer.Option("--contains", "-c")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, max=1000)] = 10,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", "-f")] = True,
+    interval: Annotated[float, typer.Option(min=0.1)] = 1.0,
+) -> None:
+    """Print the last lines, then new ones as they arrive (Ctrl-C stops)."""
+    client = api(ctx)
+    filters = {"host": host, "template": template, "contains": contains}
+    last = client.get("/api/v1/logs/search", limit=max(lines, 1), **filters)
+    for line in reversed(last[:lines]):
+        _print_line(line)
+    after = last[0]["id"] if last else 0
+    try:
+        while follow:
+            time.sleep(interval)
+            for line in client.get("/api/v1/logs/search", after_id=after, limit=1000, **filters):
+                _print_line(line)
+                after = line["id"]
+    except KeyboardInterrupt:
+        pass
+
+
+def _print_line(line: dict[str, Any]) -> None:
+    sys.stdout.write(f"{line['ts']} {line['host']} {line['message']}\n")
+    sys.stdout.flush()
+
+
+@logs_app.command("templates")
+def templates(
+    ctx: typer.Context,
+    contains: Annotated[str | None, typer.Option("--contains", "-c")] = None,
+    since: Annotated[str | None, typer.Option(help="seen since (ISO time)")] = None,
+    order: Annotated[str, typer.Option(help="count | last_seen | first_seen | id")] = "count",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    output: OutputOption = "table",
+) -> None:
+    """Mined templates with their counts, most frequent first."""
+    page = api(ctx).get(
+        "/api/v1/logs/templates",
+        contains=contains,
+        since=since,
+        order=order,
+        limit=limit,
+        offset=offset,
+    )
+    emit(page, output, TEMPLATE_COLUMNS)
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="the shipper's name; becomes the lines' source")],
+    output: OutputOption = "table",
+) -> None:
+    """Create an ingest token; it is printed once."""
+    created = api(ctx).post("/api/v1/logs/tokens", {"name": name})
+    if output != "table":
+        emit(created, output)
+        return
+    stdout.print(f"ingest token {created['name']!r} created; it is shown only now:")
+    sys.stdout.write(created["token"] + "\n")
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context, output: OutputOption = "table") -> None:
+    """Ingest tokens (never their secrets)."""
+    emit(api(ctx).get("/api/v1/logs/tokens"), output, TOKEN_COLUMNS)
+
+
+@token_app.command("revoke")
+def token_revoke(ctx: typer.Context, name: str) -> None:
+    """Revoke an ingest token; its shipper is refused within seconds."""
+    api(ctx).delete(f"/api/v1/logs/tokens/{name}")
+    stdout.print(f"ingest token {name!r} revoked")
 
 
 @logs_app.command("parse")

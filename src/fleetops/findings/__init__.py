@@ -1,0 +1,1 @@
+"""Findings: the one place detectors report to; dedup, severity, evidence, lifecycle."""

@@ -1,0 +1,7 @@
+"""Findings JSON API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/findings", tags=["findings"])

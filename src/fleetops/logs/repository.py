@@ -1,0 +1,118 @@
+"""Queries for the logs domain: cursors, raw lines, templates, tokens, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from fleetops.models import IngestToken, LogCursor, LogLine, LogTemplate
+
+
+def load_cursors(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Stored offsets for (source, file) pairs, read in chunks to keep statements small."""
+    keys = list(keys)
+    found: dict[tuple[str, str], int] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        rows = session.execute(
+            select(LogCursor.source, LogCursor.file, LogCursor.offset).where(
+                tuple_(LogCursor.source, LogCursor.file).in_(chunk)
+            )
+        )
+        found.update({(s, f): o for s, f, o in rows})
+    return found
+
+
+def save_cursors(
+    session: Session,
+    new: dict[tuple[str, str], int],
+    known: dict[tuple[str, str], int],
+    now: datetime,
+) -> None:
+    inserts = [
+        {"source": s, "file": f, "offset": o, "updated_at": now}
+        for (s, f), o in new.items()
+        if (s, f) not in known
+    ]
+    updates = [{"s": s, "f": f, "o": o, "now": now} for (s, f), o in new.items() if (s, f) in known]
+    if inserts:
+        session.execute(insert(LogCursor), inserts)
+    if updates:
+        session.connection().execute(
+            update(LogCursor.__table__)  # type: ignore[arg-type]
+            .where(LogCursor.source == bindparam("s"), LogCursor.file == bindparam("f"))
+            .values(offset=bindparam("o"), updated_at=bindparam("now")),
+            updates,
+        )
+
+
+def insert_lines(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(insert(LogLine.__table__), rows)  # type: ignore[arg-type]
+
+
+def load_templates(session: Session) -> list[tuple[int, str, int]]:
+    rows = session.execute(
+        select(LogTemplate.id, LogTemplate.text, LogTemplate.count).order_by(LogTemplate.id)
+    )
+    return [(tid, text, count) for tid, text, count in rows]
+
+
+def save_templates(
+    session: Session, new: Sequence[dict[str, Any]], touched: Sequence[dict[str, Any]]
+) -> None:
+    """Insert new templates; add counts, widen text and move last_seen of the others."""
+    if new:
+        session.connection().execute(insert(LogTemplate.__table__), new)  # type: ignore[arg-type]
+    if touched:
+        session.connection().execute(
+            update(LogTemplate.__table__)  # type: ignore[arg-type]
+            .where(LogTemplate.id == bindparam("tid"))
+            .values(
+                text=bindparam("text"),
+                count=LogTemplate.count + bindparam("delta"),
+                last_seen=func.max(LogTemplate.last_seen, bindparam("seen"))
+                if session.get_bind().dialect.name == "sqlite"
+                else func.greatest(LogTemplate.last_seen, bindparam("seen")),
+            ),
+            touched,
+        )
+
+
+def token_by_hash(session: Session, token_hash: str) -> IngestToken | None:
+    return session.scalar(select(IngestToken).where(IngestToken.token_hash == token_hash))
+
+
+def touch_tokens(session: Session, names: Iterable[str], now: datetime) -> None:
+    names = list(names)
+    if names:
+        session.execute(
+            update(IngestToken).where(IngestToken.name.in_(names)).values(last_seen_at=now)
+        )
+
+
+def prune_lines(session: Session, *, before: datetime, max_bytes: int, chunk: int = 20_000) -> int:
+    """Delete lines older than `before`, then the oldest until the window fits `max_bytes`.
+
+    Deletes at most `chunk` rows per call so a long backlog is trimmed in short transactions."""
+    oldest = session.scalar(select(func.min(LogLine.id)))
+    if oldest is None:
+        return 0
+    cutoff = session.scalar(select(func.min(LogLine.id)).where(LogLine.ts >= before))
+    limit = oldest + chunk
+    upto = min(cutoff if cutoff is not None else limit, limit)
+    deleted = 0
+    if upto > oldest:
+        deleted += session.execute(delete(LogLine).where(LogLine.id < upto)).rowcount or 0  # type: ignore[attr-defined]
+    if deleted < chunk:
+        size, count = session.execute(select(func.sum(LogLine.size), func.count())).one()
+        if size and size > max_bytes and count:
+            excess_rows = int((size - max_bytes) / (size / count)) + 1
+            start = session.scalar(select(func.min(LogLine.id))) or 0
+            upto = start + min(excess_rows, chunk - deleted)
+            deleted += session.execute(delete(LogLine).where(LogLine.id < upto)).rowcount or 0  # type: ignore[attr-defined]
+    return deleted

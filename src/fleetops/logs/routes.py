@@ -1,0 +1,323 @@
+"""Logs API: ingestion (native/Fluent Bit/Vector JSON, Loki push), search, templates, tokens.
+
+Ingestion endpoints take only ingest tokens (`fleetops logs token create`), as `Authorization:
+Bearer <token>` or as the password of Basic auth (what Loki clients send). They answer after the
+lines are committed; when the pipeline is full they answer 429 with Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
+
+from fleetops.auth.dependencies import (
+    Admin,
+    SessionDep,
+    Viewer,
+    audit_context,
+    optional_principal,
+    record_refusal,
+)
+from fleetops.auth.service import sha256
+from fleetops.errors import (
+    ERROR_RESPONSES,
+    INGEST_RESPONSES,
+    BadRequest,
+    NotAuthenticated,
+    PayloadTooLarge,
+    PermissionDenied,
+    TooManyRequests,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
+from fleetops.logs import service
+from fleetops.logs.ingest.http import PayloadError, decompress, parse_json_records, parse_loki_push
+from fleetops.logs.ingest.pipeline import IngestPipeline
+from fleetops.logs.ingest.records import LogRecord, Overloaded
+from fleetops.logs.schemas import (
+    IngestAnswer,
+    IngestStats,
+    IngestTokenCreate,
+    IngestTokenCreated,
+    IngestTokenRead,
+    LineRead,
+    TemplatePage,
+    TemplateRead,
+)
+
+router = APIRouter(tags=["logs"], responses=ERROR_RESPONSES)
+loki_router = APIRouter(tags=["logs"], responses=INGEST_RESPONSES)
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {
+                    "oneOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]
+                }
+            },
+        },
+    }
+}
+TOKEN_CACHE_SECONDS = 10.0
+
+
+@router.post(
+    "/logs",
+    response_model=IngestAnswer,
+    responses=INGEST_RESPONSES,
+    openapi_extra=_BODY,
+    summary="Send log lines (JSON lines or a JSON array; gzip accepted)",
+)
+async def ingest(request: Request) -> IngestAnswer:
+    source = await _ingest_source(request)
+    data = await _body(request)
+    records = _decode(lambda: parse_json_records(data, peer=_peer(request)))
+    return await _submit(request, source, records)
+
+
+@loki_router.post(
+    "/loki/api/v1/push",
+    status_code=204,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+    summary="Loki push API (JSON form), for Promtail, Alloy, Vector or Fluent Bit Loki outputs",
+)
+async def loki_push(request: Request) -> Response:
+    source = await _ingest_source(request)
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type!r} is not supported: fleetops takes the JSON form of the "
+            "Loki push API (Promtail/Alloy: it is protobuf only; use Vector, Fluent Bit "
+            "`loki` output with `line_format json`, or `fleetops agent`)"
+        )
+    data = await _body(request)
+    records = _decode(lambda: parse_loki_push(data, peer=_peer(request)))
+    await _submit(request, source, records)
+    return Response(status_code=204)
+
+
+@router.get("/logs/search", response_model=list[LineRead])
+def search(
+    session: SessionDep,
+    _: Viewer,
+    host: str | None = None,
+    source: str | None = None,
+    template: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    contains: Annotated[str | None, Query(max_length=500)] = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    after_id: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    limit: Limit = 100,
+) -> list[LineRead]:
+    """Recent raw lines, newest first; with `after_id`, the lines stored after it, oldest first."""
+    query = service.LineQuery(host, source, template, contains, since, until, after_id)
+    return [
+        LineRead.model_validate(line) for line in service.search_lines(session, query, limit=limit)
+    ]
+
+
+@router.get("/logs/templates", response_model=TemplatePage)
+def templates(
+    session: SessionDep,
+    _: Viewer,
+    contains: Annotated[str | None, Query(max_length=500)] = None,
+    since: datetime | None = None,
+    order: Annotated[str, Query(pattern="^(count|last_seen|first_seen|id)$")] = "count",
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> TemplatePage:
+    rows, total = service.list_templates(
+        session, contains=contains, since=since, order=order, limit=limit, offset=offset
+    )
+    return TemplatePage(
+        items=[TemplateRead.model_validate(t) for t in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/logs/templates/{template_id}", response_model=TemplateRead)
+def template(
+    session: SessionDep, _: Viewer, template_id: Annotated[int, Path(ge=1, le=MAX_OFFSET)]
+) -> TemplateRead:
+    return TemplateRead.model_validate(service.get_template(session, template_id))
+
+
+@router.get("/logs/stats", response_model=IngestStats)
+def stats(request: Request, _: Viewer) -> IngestStats:
+    pipeline: IngestPipeline | None = getattr(request.app.state, "ingest", None)
+    if pipeline is None:
+        return IngestStats(
+            running=False, pending_lines=0, accepted=0, duplicates=0, rejected_overload=0,
+            commits=0, failures=0, by_source={},
+        )  # fmt: skip
+    s = pipeline.stats
+    return IngestStats(
+        running=True,
+        pending_lines=pipeline.pending,
+        accepted=s.accepted,
+        duplicates=s.duplicates,
+        rejected_overload=s.rejected_overload,
+        commits=s.commits,
+        failures=s.failures,
+        by_source=dict(s.by_source),
+    )
+
+
+@router.get("/logs/tokens", response_model=list[IngestTokenRead])
+def list_tokens(session: SessionDep, _: Admin) -> list[IngestTokenRead]:
+    return [IngestTokenRead.model_validate(t) for t in service.list_ingest_tokens(session)]
+
+
+@router.post("/logs/tokens", response_model=IngestTokenCreated, status_code=201)
+def create_token(
+    request: Request, session: SessionDep, principal: Admin, body: IngestTokenCreate
+) -> IngestTokenCreated:
+    token, plaintext = service.create_ingest_token(
+        session, audit_context(request, principal), name=body.name
+    )
+    return IngestTokenCreated(**IngestTokenRead.model_validate(token).model_dump(), token=plaintext)
+
+
+@router.delete("/logs/tokens/{name}", response_model=IngestTokenRead)
+def revoke_token(
+    request: Request, session: SessionDep, principal: Admin, name: str
+) -> IngestTokenRead:
+    token = service.revoke_ingest_token(session, audit_context(request, principal), name=name)
+    _token_cache(request).clear()
+    return IngestTokenRead.model_validate(token)
+
+
+# --- ingestion helpers -------------------------------------------------------------------------
+
+
+def _peer(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _token_cache(request: Request) -> dict[str, tuple[str | None, float]]:
+    cache: dict[str, tuple[str | None, float]] | None = getattr(
+        request.app.state, "ingest_tokens", None
+    )
+    if cache is None:
+        cache = request.app.state.ingest_tokens = {}
+    return cache
+
+
+def _credential(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            _user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password or None
+    return None
+
+
+async def _ingest_source(request: Request) -> str:
+    """The ingest token's name; 401 without a valid one, 403 for a user's API token."""
+    raw = _credential(request)
+    if raw and raw.startswith(service.INGEST_PREFIX):
+        cache = _token_cache(request)
+        key = sha256(raw)
+        hit = cache.get(key)
+        if hit is None or hit[1] < time.monotonic():
+            name = await asyncio.to_thread(_resolve, request, raw)
+            if len(cache) > 10_000:
+                cache.clear()
+            hit = cache[key] = (name, time.monotonic() + TOKEN_CACHE_SECONDS)
+        if hit[0] is not None:
+            return hit[0]
+    elif raw:
+        creds = HTTPAuthorizationCredentials(scheme="Bearer", credentials=raw)
+        principal = await asyncio.to_thread(optional_principal, request, creds)
+        if principal is not None:
+            await asyncio.to_thread(record_refusal, request, principal, "forbidden")
+            raise PermissionDenied(
+                "user API tokens cannot send logs; create an ingest token with "
+                "`fleetops logs token create NAME` and configure the shipper with it"
+            )
+    await asyncio.to_thread(record_refusal, request, None, "unauthenticated")
+    raise NotAuthenticated(
+        "send an ingest token as 'Authorization: Bearer <token>' (or as the Basic-auth password); "
+        "create one with `fleetops logs token create NAME`"
+    )
+
+
+def _resolve(request: Request, raw: str) -> str | None:
+    with request.app.state.read_sessions() as session:
+        return service.resolve_ingest_token(session, raw)
+
+
+async def _body(request: Request) -> bytes:
+    limit: int = request.app.state.settings.ingest_max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"body is {declared} bytes; the limit is {limit}: send smaller batches"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes: send smaller batches")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    try:
+        return decompress(body, request.headers.get("content-encoding"), max_bytes=limit)
+    except PayloadError as exc:
+        raise _payload_error(exc) from None
+
+
+def _decode(parse: Any) -> list[LogRecord]:
+    try:
+        records: list[LogRecord] = parse()
+    except PayloadError as exc:
+        raise _payload_error(exc) from None
+    except RecursionError:
+        raise BadRequest("JSON nested too deeply") from None
+    return records
+
+
+def _payload_error(exc: PayloadError) -> Exception:
+    kinds = {413: PayloadTooLarge, 415: UnsupportedMediaType}
+    return kinds.get(exc.status, BadRequest)(exc.message)
+
+
+async def _submit(request: Request, source: str, records: list[LogRecord]) -> IngestAnswer:
+    pipeline: IngestPipeline | None = getattr(request.app.state, "ingest", None)
+    if pipeline is None:
+        raise Unavailable("log ingestion is not running on this server (ingest_enabled = false)")
+    try:
+        result = await pipeline.submit(source, records)
+    except Overloaded as exc:
+        seconds = max(1, round(exc.retry_after))
+        raise TooManyRequests(str(exc), headers={"Retry-After": str(seconds)}) from None
+    except Exception:
+        raise Unavailable("storing the lines failed; nothing was kept, retry the request") from None
+    return IngestAnswer(
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        truncated=result.truncated,
+        clock_skew=result.clock_skew,
+    )
