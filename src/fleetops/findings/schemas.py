@@ -1,0 +1,55 @@
+"""API shapes of findings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from fleetops.kit.pagination import Page
+
+
+class FindingRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    detector: str
+    entity_type: str
+    entity: str
+    severity: str
+    score: float
+    title: str
+    status: str
+    dedup_key: str
+    evidence: list[dict[str, Any]] = Field(description="refs to open the evidence, newest last")
+    details: dict[str, Any]
+    occurrences: int
+    onset_at: datetime = Field(description="event time of the first evidence")
+    first_seen: datetime
+    last_seen: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution: str
+
+
+FindingPage = Page[FindingRead]
+
+
+class AckBody(BaseModel):
+    reason: str = Field(default="", max_length=2000, description="optional; kept in the audit log")
+
+
+class ResolveBody(BaseModel):
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+    ] = Field(description="what was done, or why it is not a problem; required")
+
+
+class FindingCounts(BaseModel):
+    by_status: dict[str, int]
+    live_by_severity: dict[str, int] = Field(description="open and acknowledged findings only")
+    live: int
