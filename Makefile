@@ -38,7 +38,8 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench migrations
 
 bench: $(STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@for b in bench/bench_*.py bench/parse.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts

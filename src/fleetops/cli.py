@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import httpx
 import typer
 
+from fleetops.agent.cli import agent_command
 from fleetops.audit.cli import audit_app
 from fleetops.auth.cli import token_app, user_app, whoami
 from fleetops.auth.roles import Role
@@ -46,6 +47,7 @@ app.add_typer(change_app, name="change")
 app.add_typer(freeze_app, name="freeze")
 app.add_typer(logs_app, name="logs")
 app.add_typer(finding_app, name="finding")
+app.command("agent")(agent_command)
 app.command("whoami")(whoami)
 app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
 

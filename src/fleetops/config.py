@@ -72,8 +72,11 @@ class Settings(BaseSettings):
     logs_retention_hours: float = Field(default=24, gt=0)  # raw lines kept for evidence/search
     logs_retention_bytes: int = Field(default=4 * 1024**3, ge=1024**2)
     syslog_port: int | None = Field(default=None, ge=0, le=65535)  # TCP and UDP; None = off
-    syslog_host: str = "127.0.0.1"
-    syslog_allow: list[str] = Field(default_factory=list)  # source CIDRs; empty = loopback only
+    syslog_host: str = "127.0.0.1"  # an IPv4 address ("0.0.0.0" for all): "::" is IPv6-only
+    syslog_allow: str = ""  # comma-separated source CIDRs; empty = loopback only
+    log_rules_file: Path | None = None  # site extraction rules, added to the built-in ones
+    # False: only event time closes aggregation windows (evaluation on simulated time)
+    logs_realtime: bool = True
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> Settings:

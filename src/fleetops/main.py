@@ -80,7 +80,9 @@ def create_app(
             if settings.engine_enabled:
                 runner = _start_engine(app, settings, executors)
             if settings.ingest_enabled:
-                logs = LogServices(settings, app.state.write_sessions)
+                logs = LogServices(
+                    settings, app.state.write_sessions, realtime=settings.logs_realtime
+                )
                 await logs.start()
                 app.state.ingest = logs.pipeline
                 app.state.log_services = logs

@@ -1,4 +1,4 @@
-"""Helpers for ingestion tests: an ingest token and the stored lines, read back from the database."""
+"""Ingestion test helpers: an ingest token, and the stored lines read back from the database."""
 
 from __future__ import annotations
 

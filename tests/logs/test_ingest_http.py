@@ -69,7 +69,8 @@ def test_vector_ndjson_gzip_with_rfc3339(client: TestClient, tokens: Tokens, db_
     assert len(lines) == 50
     assert lines[0]["ts"] == now
     assert lines[0]["labels"] == {"source_type": "file"}
-    assert lines[0]["file"] == "/var/log/app.log" and lines[0]["offset"] is None
+    assert lines[0]["file"] == "/var/log/app.log"
+    assert lines[0]["offset"] is None
     templates = client.get("/api/v1/logs/templates", headers=tokens.headers("viewer")).json()
     assert templates["items"][0]["text"] == "Took <*> ms to send block"
     assert templates["items"][0]["count"] == 50
@@ -139,7 +140,8 @@ def test_authentication(client: TestClient, tokens: Tokens) -> None:
     bad = {"Authorization": "Bearer fi_nope_nope"}
     assert client.post("/api/v1/logs", json=[{"message": "x"}], headers=bad).status_code == 401
     user = client.post("/api/v1/logs", json=[{"message": "x"}], headers=tokens.headers("admin"))
-    assert user.status_code == 403 and "ingest token" in user.json()["detail"]
+    assert user.status_code == 403
+    assert "ingest token" in user.json()["detail"]
     headers = ingest_token(client, tokens, "gone")
     assert (
         client.delete("/api/v1/logs/tokens/gone", headers=tokens.headers("admin")).status_code
@@ -155,7 +157,8 @@ def test_token_management_needs_admin_and_is_audited(client: TestClient, tokens:
     assert denied.status_code == 403
     ingest_token(client, tokens, "rack07")
     listed = client.get("/api/v1/logs/tokens", headers=tokens.headers("admin")).json()
-    assert [t["name"] for t in listed] == ["rack07"] and "token" not in listed[0]
+    assert [t["name"] for t in listed] == ["rack07"]
+    assert "token" not in listed[0]
     dup = client.post(
         "/api/v1/logs/tokens", json={"name": "rack07"}, headers=tokens.headers("admin")
     )
@@ -213,10 +216,15 @@ def test_oversize_invalid_utf8_and_skewed_lines_are_kept_and_flagged(
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 3, "duplicates": 0, "truncated": 1, "clock_skew": 1}
     big, bad, later = stored(db_url)
-    assert len(big["message"]) == 64 * 1024 and big["size"] == 70 * 1024 and big["flags"] & 1
-    assert bad["message"] == "bad \ufffd byte" and bad["flags"] & 2
-    assert later["flags"] & 4 and later["labels"]["original_ts"].startswith(future[:19])
-    assert later["labels"]["extra.a"] == "1" and later["labels"]["level"] == "INFO"
+    assert len(big["message"]) == 64 * 1024
+    assert big["size"] == 70 * 1024
+    assert big["flags"] & 1
+    assert bad["message"] == "bad \ufffd byte"
+    assert bad["flags"] & 2
+    assert later["flags"] & 4
+    assert later["labels"]["original_ts"].startswith(future[:19])
+    assert later["labels"]["extra.a"] == "1"
+    assert later["labels"]["level"] == "INFO"
 
 
 def test_search_and_templates_api(client: TestClient, tokens: Tokens) -> None:
@@ -244,7 +252,8 @@ def test_search_and_templates_api(client: TestClient, tokens: Tokens) -> None:
     ]
     tid = h1[0]["template_id"]
     template = client.get(f"/api/v1/logs/templates/{tid}", headers=viewer).json()
-    assert template["count"] == 6 and template["example"] == "Finished task 0.0 in 0 ms"
+    assert template["count"] == 6
+    assert template["example"] == "Finished task 0.0 in 0 ms"
     assert client.get("/api/v1/logs/templates/999999", headers=viewer).status_code == 404
     assert (
         client.get(

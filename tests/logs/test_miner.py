@@ -1,9 +1,10 @@
-"""Template mining: masking, parameters, and grouping accuracy on Loghub's ground truth."""
+"""Template mining: masking, grouping rules, stable ids, and accuracy on Loghub's ground truth."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -13,9 +14,22 @@ import pytest
 
 from fleetops.logs.cli import content
 from fleetops.logs.parse.miner import WILDCARD, TemplateMiner, tokenize
+from fleetops.logs.parse.tokens import Bounded, mask_word
 
 LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub"
-SYSTEMS = ["HDFS", "Hadoop", "Spark", "Zookeeper", "BGL", "Linux", "OpenStack", "Apache"]
+# Grouping accuracy measured with the default settings, less a small margin: a drop below a
+# floor is a regression. One setting serves every system; nothing here is tuned per system.
+GA_FLOORS = {
+    "HDFS": 0.995,
+    "Hadoop": 0.98,
+    "Spark": 0.99,
+    "Zookeeper": 0.99,
+    "BGL": 0.99,
+    "Linux": 0.86,  # user names in "session opened for user cyrus" are plain words
+    "OpenStack": 0.99,
+    "Apache": 0.99,
+}
+needs_loghub = pytest.mark.skipif(not LOGHUB.is_dir(), reason=f"Loghub samples not at {LOGHUB}")
 
 
 def test_variables_are_masked_and_returned_as_params() -> None:
@@ -50,34 +64,233 @@ def test_headers_are_stripped() -> None:
     )
 
 
-def grouping_accuracy(system: str) -> float:
-    path = LOGHUB / system / f"{system}_2k.log_structured_corrected.csv"
-    with path.open(encoding="utf-8", errors="replace") as f:
-        rows = list(csv.DictReader(f))
+@pytest.mark.parametrize(
+    ("word", "masked"),
+    [
+        ("(uid=0)", "(uid=<*>)"),  # key=value inside brackets keeps its structure
+        ("LOGIN(uid=0)", "LOGIN(uid=<*>)"),
+        ("user=root", "user=root"),  # a plain word is a constant, also as a value
+        ("rhost=zummit.com", "rhost=<*>"),  # domain names are values, digits or not
+        ("rhost=adsl-63-197-98-106.dsl.mtry01.pacbell.net", "rhost=<*>"),
+        ("[19939]:", "[<*>]:"),
+        ("b9000564-fe1a-409b-b8cc-1e88b294cd1d]", "<*>]"),
+        ("'ttyS10'", "'<*>'"),  # quotes stay around the value
+        ('"GET', '"GET'),
+        ('HTTP/1.1"', '<*>"'),
+        ("batch:31", "batch:<*>"),  # names keep, the digits after them vary
+        ("CPU#0", "CPU#<*>"),
+        ("core.2275", "core.<*>"),
+        ("tty2", "tty2"),  # a name with one digit names a thing
+        ("jk2_init()", "jk2_init()"),
+        ("10.0.0.1,10.0.0.2", WILDCARD),  # punctuation-separated values are one value
+        ("/10.250.19.102:54106", WILDCARD),
+        ("FF:F2:9F:16:E2:23:00:0D", WILDCARD),
+        ("/var/log/messages", WILDCARD),
+        ("[hdfs://namenode:9000]", "[<*>]"),
+        ("NameSystem.allocateBlock:", "NameSystem.allocateBlock:"),  # dotted names are not hosts
+        ("rpc.statd", "rpc.statd"),
+        ("instruction......0", "instruction......<*>"),
+    ],
+)
+def test_words_are_masked_by_shape(word: str, masked: str) -> None:
+    assert mask_word(word) == masked
+
+
+def test_runs_of_values_and_dates_are_one_token() -> None:
+    assert tokenize("BLOCK* ask 10.0.0.1:50010 to delete blk_1 blk_2 blk_3") == [
+        "BLOCK*",
+        "ask",
+        WILDCARD,
+        "to",
+        "delete",
+        WILDCARD,
+    ]
+    message = "connection from 1.2.3.4 () at Fri Jul  1 07:57:30 2005"
+    assert tokenize(message) == ["connection", "from", WILDCARD, "()", "at", WILDCARD]
+    assert tokenize("status=M Fri Jul 01 08:16:53 PDT 2005") == ["status=M", WILDCARD]
+    assert tokenize("May I ask") == ["May", "I", "ask"]  # a month name alone is a word
+
+
+def test_lists_of_any_length_share_a_template_and_keep_their_values() -> None:
     miner = TemplateMiner()
-    predicted = [miner.add(r["Content"]).template.id for r in rows]
-    truth = [r["EventId"] for r in rows]
+    one = miner.add("BLOCK* ask 10.0.0.1:50010 to delete blk_1 blk_2")
+    two = miner.add("BLOCK* ask 10.0.0.2:50010 to delete blk_3")
+    assert one.template is two.template
+    assert one.template.text == "BLOCK* ask <*> to delete <*>"
+    assert one.params == ["10.0.0.1:50010", "blk_1 blk_2"]
+    assert two.params == ["10.0.0.2:50010", "blk_3"]
+    dated = miner.add("User unknown timed out after 900 seconds at Sat Jul  9 22:53:19 2005")
+    assert dated.params == ["900", "Sat Jul 9 22:53:19 2005"]
+
+
+def test_one_different_constant_word_is_a_different_event() -> None:
+    miner = TemplateMiner()
+    uuid = "b9000564-fe1a-409b-b8cc-1e88b294cd1d"
+    started = miner.add(f"[instance: {uuid}] VM Started (Lifecycle Event)")
+    paused = miner.add(f"[instance: {uuid}] VM Paused (Lifecycle Event)")
+    assert started.template.id != paused.template.id
+    assert started.params == [uuid]
+    root = miner.add(
+        "authentication failure; logname= uid=0 tty=NODEVssh rhost=a.example.com user=root"
+    )
+    guest = miner.add(
+        "authentication failure; logname= uid=0 tty=NODEVssh rhost=b.example.com user=guest"
+    )
+    assert root.template.id != guest.template.id
+    assert root.template.text == (
+        "authentication failure; logname= uid=<*> tty=NODEVssh rhost=<*> user=root"
+    )
+
+
+def test_an_empty_value_joins_a_filled_one_but_two_differences_do_not() -> None:
+    miner = TemplateMiner()
+    empty = miner.add("connection from 1.2.3.4 () at Fri Jul  1 07:57:30 2005")
+    named = miner.add("connection from 1.2.3.5 (host.example.com) at Sun Jul  3 10:05:25 2005")
+    assert named.template is empty.template
+    assert named.template.text == "connection from <*> (<*>) at <*>"
+    assert named.params == ["1.2.3.5", "host.example.com", "Sun Jul 3 10:05:25 2005"]
+    assert empty.params == ["1.2.3.4", "Fri Jul 1 07:57:30 2005"]  # as of when it came
+
+    remote = "authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=1.2.3.4"
+    local = "authentication failure; logname= uid=0 euid=0 tty=:0 ruser= rhost="
+    assert miner.add(remote).template.id != miner.add(local).template.id
+
+
+def test_size_units_vary_with_their_number() -> None:
+    miner = TemplateMiner()
+    a = miner.add("Block rdd_1 stored (estimated size 16.0 B, free 1.2 MB)")
+    b = miner.add("Block rdd_2 stored (estimated size 2.5 KB, free 1.1 MB)")
+    assert a.template is b.template
+    assert b.template.text == "Block <*> stored (estimated size <*> <*>, free <*> MB)"
+    assert b.params == ["rdd_2", "2.5", "KB", "1.1"]
+
+
+def test_a_word_seen_with_many_values_becomes_a_variable() -> None:
+    miner = TemplateMiner(variants=3)
+    alice = miner.add("session closed for user alice")
+    bob = miner.add("session closed for user bob")
+    assert bob.template.id != alice.template.id  # two values: still two events
+    carol = miner.add("session closed for user carol")  # the third: a variable
+    assert carol.template.id == alice.template.id
+    assert alice.template.text == "session closed for user <*>"
+    assert miner.add("session closed for user dave").template.id == alice.template.id
+    assert miner.add("session closed for user bob").template.id == bob.template.id
+
+
+def test_ids_never_change_as_templates_widen() -> None:
+    miner = TemplateMiner()
+    stream = [
+        ("connection from 1.2.3.4 () at Fri Jul  1 07:57:30 2005", "connection from <*> () at <*>"),
+        (
+            "Took 12 ms to send 4096 bytes to localhost",
+            "Took <*> ms to send <*> bytes to localhost",
+        ),
+        ("rhost= tty=NODEVssh", "rhost= tty=NODEVssh"),
+        ("connection from 1.2.3.5 (a.example.com) at Sun Jul  3 10:05:25 2005", "(<*>)"),
+        ("Took 310 ms to send 17 bytes to node-9", "to <*>"),
+        ("rhost=10.0.0.1 tty=NODEVssh", "rhost=<*>"),
+    ]
+    ids = []
+    for line, text in stream:
+        match = miner.add(line)
+        assert text in match.template.text
+        ids.append(match.template.id)
+    assert ids[3:] == ids[:3]  # widened, same ids
+    assert len(miner.templates) == 3
+    assert [miner.add(line).template.id for line, _ in stream] == ids
+
+
+def test_restore_then_add_returns_the_restored_id() -> None:
+    miner = TemplateMiner()
+    restored = miner.restore(42, "session opened for user <*> by (uid=<*>)", count=10)
+    match = miner.add("session opened for user cyrus by (uid=0)")
+    assert match.template is restored
+    assert (match.template.id, match.template.count, match.params) == (42, 11, ["cyrus", "0"])
+    assert miner.add("Connection closed by 10.0.0.1").template.id == 43  # new ids follow
+    # a text stored by an older tokenisation still takes the messages it described
+    older = miner.restore(7, "connection from <*> () at <*> Jul <*> <*> <*>")
+    assert older.text == "connection from <*> () at <*>"
+    assert miner.add("connection from 1.2.3.4 () at Fri Jul  1 07:57:30 2005").template.id == 7
+
+
+def loghub_rows(system: str) -> list[dict[str, str]]:
+    path = LOGHUB / system / f"{system}_2k.log_structured_corrected.csv"
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def grouping_accuracy(predicted: list[int], truth: list[str]) -> float:
     groups: dict[int, set[int]] = defaultdict(set)
     events: dict[str, set[int]] = defaultdict(set)
     for i, (p, t) in enumerate(zip(predicted, truth, strict=True)):
         groups[p].add(i)
         events[t].add(i)
-    correct = sum(
-        len(members) for members in groups.values() if events[truth[next(iter(members))]] == members
-    )
-    return correct / len(rows)
+    correct = sum(len(m) for m in groups.values() if events[truth[min(m)]] == m)
+    return correct / len(truth)
 
 
-@pytest.mark.skipif(not LOGHUB.is_dir(), reason=f"Loghub samples not found at {LOGHUB}")
+def parsing_accuracy(predicted: list[str], truth: list[str]) -> float:
+    def normal(text: str) -> str:
+        return " ".join(re.sub(r"<\*>(?:\s*<\*>)+", "<*>", text).split())
+
+    return sum(normal(p) == normal(t) for p, t in zip(predicted, truth, strict=True)) / len(truth)
+
+
+@needs_loghub
 def test_grouping_accuracy_on_loghub_without_tuning() -> None:
-    accuracy = {system: grouping_accuracy(system) for system in SYSTEMS}
-    assert accuracy["HDFS"] >= 0.99
-    assert accuracy["Apache"] >= 0.99
-    assert min(accuracy[s] for s in ("Hadoop", "Spark", "Zookeeper", "BGL")) >= 0.9
-    assert sum(accuracy.values()) / len(accuracy) >= 0.85, accuracy
+    accuracy: dict[str, float] = {}
+    parsed: dict[str, float] = {}
+    for system in GA_FLOORS:
+        rows = loghub_rows(system)
+        miner = TemplateMiner()
+        templates = [miner.add(r["Content"]).template for r in rows]
+        accuracy[system] = grouping_accuracy(
+            [t.id for t in templates], [r["EventId"] for r in rows]
+        )
+        parsed[system] = parsing_accuracy(
+            [t.text for t in templates], [r["EventTemplate"] for r in rows]
+        )
+    assert all(accuracy[s] >= floor for s, floor in GA_FLOORS.items()), accuracy
+    assert sum(accuracy.values()) / len(accuracy) >= 0.975, accuracy
+    assert sum(parsed.values()) / len(parsed) >= 0.87, parsed
 
 
-@pytest.mark.skipif(not LOGHUB.is_dir(), reason=f"Loghub samples not found at {LOGHUB}")
+@needs_loghub
+@pytest.mark.parametrize("system", ["Linux", "OpenStack", "HDFS"])
+def test_ids_survive_a_restart_and_bounded_caches(system: str) -> None:
+    """Restored templates take back exactly the messages they had; tiny caches change nothing."""
+    messages = [r["Content"] for r in loghub_rows(system)]
+    miner = TemplateMiner()
+    ids = [miner.add(m).template.id for m in messages]
+    assert [miner.add(m).template.id for m in messages] == ids
+
+    restarted = TemplateMiner()
+    for template in miner.templates:
+        restarted.restore(template.id, template.text, template.count)
+    assert [restarted.add(m).template.id for m in messages] == ids
+    assert len(restarted.templates) == len(miner.templates)
+
+    small = TemplateMiner(cache_size=8, word_cache_size=8)
+    assert [small.add(m).template.id for m in messages] == ids
+
+
+def test_caches_stay_bounded_and_keep_recent_entries() -> None:
+    cache: Bounded[str, int] = Bounded(8)
+    for i in range(1000):
+        cache.put(str(i), i)
+        assert cache.get(str(i)) == i
+        assert len(cache) <= 8
+    assert cache.get("0") is None
+    for i in range(1000, 1004):  # 996..999 age into the older generation
+        cache.put(str(i), i)
+    assert cache.get("996") == 996  # a hit there moves it forward...
+    for i in range(1004, 1007):
+        cache.put(str(i), i)
+    assert cache.get("996") == 996  # ...so it outlives its neighbours
+    assert cache.get("997") is None
+
+
+@needs_loghub
 def test_cli_prints_one_json_line_per_input_line(tmp_path: Path) -> None:
     sample = tmp_path / "hdfs.log"
     lines = (LOGHUB / "HDFS" / "HDFS_2k.log").read_text().splitlines()[:50]

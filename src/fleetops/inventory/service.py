@@ -6,6 +6,7 @@ Every mutation writes an audit record with the entity's before/after view.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -37,6 +38,7 @@ from fleetops.models import (
     HostGroup,
     HostLabel,
     Rack,
+    Switch,
 )
 
 HOST_SORTS: dict[str, Any] = {
@@ -330,3 +332,46 @@ def delete_rack(session: Session, ctx: AuditContext, name: str) -> bool:
     session.flush()
     audit.record(session, ctx, action="rack.delete", entity_type="rack", entity_id=name)
     return True
+
+
+# --- topology ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where each host sits in the network, for mapping log evidence onto the leaf–spine fabric."""
+
+    rack_of: dict[str, str]  # hostname -> rack
+    tor_of_rack: dict[str, str]  # rack -> ToR switch name (the rack's name when none is known)
+    host_of_address: dict[str, str]  # IP address -> hostname
+    dc_of_rack: dict[str, str] = field(default_factory=dict)  # rack -> datacenter
+
+    def tor(self, host: str) -> str | None:
+        rack = self.rack_of.get(host)
+        return self.tor_of_rack.get(rack, rack) if rack else None
+
+
+def topology(session: Session) -> Topology:
+    racks = dict(session.execute(select(Rack.id, Rack.name)).all())
+    dcs = dict(session.execute(select(Datacenter.id, Datacenter.name)).all())
+    dc_of_rack = {
+        name: dcs[dc_id]
+        for name, dc_id in session.execute(select(Rack.name, Rack.datacenter_id))
+        if dc_id in dcs
+    }
+    rack_of: dict[str, str] = {}
+    by_address: dict[str, str] = {}
+    for hostname, address, rack_id in session.execute(
+        select(Host.hostname, Host.address, Host.rack_id)
+    ):
+        if rack_id in racks:
+            rack_of[hostname] = racks[rack_id]
+        if address:
+            by_address[address] = hostname
+    tors: dict[str, str] = {}
+    for name, rack_id in session.execute(
+        select(Switch.name, Switch.rack_id).where(Switch.role == "tor", Switch.rack_id.is_not(None))
+    ):
+        if rack_id in racks:
+            tors.setdefault(racks[rack_id], name)
+    return Topology(rack_of, {r: tors.get(r, r) for r in racks.values()}, by_address, dc_of_rack)

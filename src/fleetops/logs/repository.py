@@ -9,7 +9,20 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from fleetops.models import IngestToken, LogCursor, LogLine, LogTemplate
+from fleetops.models import (
+    HostErrorCount,
+    HostTaskWindow,
+    IngestToken,
+    LatencyWindow,
+    LinkWindow,
+    LogCursor,
+    LogJob,
+    LogLine,
+    LogTemplate,
+    RollupState,
+    TemplateCount,
+    utcnow,
+)
 
 
 def load_cursors(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -115,4 +128,72 @@ def prune_lines(session: Session, *, before: datetime, max_bytes: int, chunk: in
             start = session.scalar(select(func.min(LogLine.id))) or 0
             upto = start + min(excess_rows, chunk - deleted)
             deleted += session.execute(delete(LogLine).where(LogLine.id < upto)).rowcount or 0  # type: ignore[attr-defined]
+    return deleted
+
+
+# --- rollups --------------------------------------------------------------------------------------
+
+_ROLLUPS: list[tuple[str, Any, bool]] = [
+    # (attribute of Closed, table, keyed by window length too)
+    ("latency", LatencyWindow, True),
+    ("links", LinkWindow, True),
+    ("templates", TemplateCount, False),
+    ("errors", HostErrorCount, False),
+    ("host_tasks", HostTaskWindow, False),
+]
+
+
+def save_rollups(session: Session, closed: Any, resume_from: datetime) -> None:
+    """Write final windows, replacing any earlier copy (a replay after a restart re-emits them),
+    upsert the jobs, and move the resume point, all in the caller's transaction."""
+    conn = session.connection()
+    for attribute, model, by_length in _ROLLUPS:
+        rows = getattr(closed, attribute)
+        if not rows:
+            continue
+        table: Any = model.__table__
+        keys = {(r["start"], r.get("seconds")) for r in rows}
+        for start, seconds in keys:
+            stmt = delete(table).where(table.c.start == start)
+            if by_length:
+                stmt = stmt.where(table.c.seconds == seconds)
+            conn.execute(stmt)
+        conn.execute(insert(table), rows)
+    if closed.jobs:
+        ids = [j["app_id"] for j in closed.jobs]
+        jobs: Any = LogJob.__table__
+        conn.execute(delete(jobs).where(jobs.c.app_id.in_(ids)))
+        now = utcnow()
+        conn.execute(insert(jobs), [{**j, "updated_at": now} for j in closed.jobs])
+    state = session.get(RollupState, "aggregator")
+    if state is None:
+        session.add(RollupState(name="aggregator", watermark=resume_from))
+    else:
+        state.watermark = resume_from
+
+
+def resume_point(session: Session) -> datetime | None:
+    state = session.get(RollupState, "aggregator")
+    return state.watermark if state else None
+
+
+def lines_since(session: Session, since: datetime, *, after_id: int, limit: int) -> list[LogLine]:
+    """Lines with event time at or after `since`, in id order, for replay after a restart."""
+    return list(
+        session.scalars(
+            select(LogLine)
+            .where(LogLine.ts >= since, LogLine.id > after_id)
+            .order_by(LogLine.id)
+            .limit(limit)
+        )
+    )
+
+
+def prune_rollups(session: Session, *, before: datetime) -> int:
+    deleted = 0
+    for _attribute, model, _ in _ROLLUPS:
+        table: Any = model.__table__
+        deleted += session.execute(delete(table).where(table.c.start < before)).rowcount or 0  # type: ignore[attr-defined]
+    jobs: Any = LogJob.__table__
+    deleted += session.execute(delete(jobs).where(jobs.c.updated_at < before)).rowcount or 0  # type: ignore[attr-defined]
     return deleted

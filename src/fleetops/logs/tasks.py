@@ -1,22 +1,37 @@
-"""Background work of the logs domain inside `fleetops serve`: the ingest pipeline's writer and
-the retention of the raw-line window (and, as they are added, listeners and aggregation)."""
+"""Background work of the logs domain inside `fleetops serve`: the ingest pipeline's writer, the
+syslog listener, stream aggregation with its detectors, and retention of the raw-line window.
+
+Aggregation consumes committed lines (so nothing is counted that is not stored) and persists each
+batch of final windows together with its resume point; after a restart it replays the stored lines
+from that point, so rollups are neither lost nor double-counted."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.config import Settings
 from fleetops.db import session_scope
+from fleetops.findings import service as findings
+from fleetops.inventory import service as inventory
 from fleetops.logs import repository
-from fleetops.logs.ingest.pipeline import IngestPipeline, Limits
+from fleetops.logs.aggregate.rules import load_rules
+from fleetops.logs.aggregate.stream import Aggregator, Closed
+from fleetops.logs.detect.detectors import Candidate, DetectorConfig, detect_all
+from fleetops.logs.ingest.pipeline import IngestPipeline, Limits, StoredLine
+from fleetops.logs.ingest.syslog import SyslogServer
+from fleetops.logs.parse.headers import split_header
 from fleetops.models import utcnow
 
 log = logging.getLogger(__name__)
 RETENTION_EVERY = 60.0
+ROLLUP_RETENTION = timedelta(days=7)
+DETECTORS = ("straggler", "link-tomography", "error-signatures", "template-burst")
+QUIET_BEFORE_RESOLVE = timedelta(minutes=5)
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -31,28 +46,192 @@ def limits_from(settings: Settings) -> Limits:
 
 
 class LogServices:
-    """Starts and stops the logs domain's long-running parts, in order."""
+    """Starts and stops the logs domain's long-running parts, in order.
 
-    def __init__(self, settings: Settings, write_sessions: sessionmaker[Session]) -> None:
+    `realtime=False` (evaluation on simulated time) lets only event time close windows; otherwise
+    the wall clock also closes them when the fleet is quiet."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        write_sessions: sessionmaker[Session],
+        *,
+        realtime: bool = True,
+        detector_config: DetectorConfig | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.settings = settings
         self.sessions = write_sessions
-        self.pipeline = IngestPipeline(write_sessions, limits=limits_from(settings))
+        self.realtime = realtime
+        self.detector_config = detector_config or DetectorConfig()
+        self.pipeline = IngestPipeline(write_sessions, limits=limits_from(settings), clock=clock)
+        self.aggregator: Aggregator | None = None
+        self.syslog: SyslogServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed: asyncio.Queue[Closed] = asyncio.Queue()
+        self._flushing = False
+        self.flushed = asyncio.Event()  # set after each flush: tests and evaluation wait on it
 
     async def start(self) -> None:
         await self.pipeline.start()
-        self._tasks.append(asyncio.create_task(self._retention(), name="logs-retention"))
+        rules = load_rules(*filter(None, [self.settings.log_rules_file]))
+        resume = await asyncio.to_thread(self._read, repository.resume_point)
+        self.aggregator = Aggregator(rules, self._topology, watermark=None)
+        if resume is not None:
+            await asyncio.to_thread(self._replay, resume)
+        self.pipeline.subscribers.append(self._on_lines)
+        self._tasks += [
+            asyncio.create_task(self._retention(), name="logs-retention"),
+            asyncio.create_task(self._flusher(), name="logs-rollups"),
+            asyncio.create_task(self._ticker(), name="logs-windows"),
+        ]
+        if self.settings.syslog_port is not None:
+            self.syslog = SyslogServer(
+                self.pipeline,
+                host=self.settings.syslog_host,
+                tcp_port=self.settings.syslog_port,
+                udp_port=self.settings.syslog_port,
+                allow=[c for c in self.settings.syslog_allow.split(",") if c.strip()],
+            )
+            await self.syslog.start()
 
     async def stop(self) -> None:
+        if self.syslog is not None:
+            await self.syslog.stop()
+        await self.pipeline.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.pipeline.stop()
+
+    async def drain(self) -> None:
+        """Close every open window (as if time moved on) and wait until all are saved."""
+        agg = self.aggregator
+        if agg is not None and agg.max_ts is not None:
+            self._advance(agg.max_ts + timedelta(minutes=2))
+        while not self._closed.empty() or self._flushing:
+            await asyncio.sleep(0.05)
+
+    # --- aggregation ------------------------------------------------------------------------------
+
+    def _read(self, query: Callable[[Session], object]) -> object:
+        with session_scope(self.sessions) as session:
+            return query(session)
+
+    def _topology(self) -> inventory.Topology:
+        with session_scope(self.sessions) as session:
+            return inventory.topology(session)
+
+    def _replay(self, since: object) -> None:
+        """Feed the aggregator the stored lines it had not finalised before the restart."""
+        assert isinstance(since, datetime)
+        assert self.aggregator is not None
+        self.aggregator.watermark = since
+        after = 0
+        while True:
+            with session_scope(self.sessions) as session:
+                rows = repository.lines_since(session, since, after_id=after, limit=20_000)
+                lines = []
+                for row in rows:
+                    header = split_header(row.message)
+                    lines.append(
+                        StoredLine(
+                            row.ts,
+                            row.host,
+                            row.source,
+                            row.template_id or 0,
+                            header.message,
+                            header.level,
+                            row.labels,
+                            row.flags,
+                        )
+                    )
+            if not rows:
+                return
+            after = rows[-1].id
+            self.aggregator.add(lines)
+
+    def _on_lines(self, lines: Sequence[StoredLine]) -> None:
+        assert self.aggregator is not None
+        self.aggregator.add(lines)
+        self._advance(None)
+
+    def _advance(self, now: datetime | None) -> None:
+        assert self.aggregator is not None
+        closed = self.aggregator.advance(now)
+        if closed is not None:
+            self._closed.put_nowait(closed)
+
+    async def _ticker(self) -> None:
+        minutes = 0
+        while True:
+            await asyncio.sleep(1.0)
+            if self.realtime:
+                self._advance(utcnow())
+            minutes += 1
+            if minutes % 60 == 0 and self.aggregator is not None:
+                self.aggregator.topology = await asyncio.to_thread(self._topology)
+
+    async def _flusher(self) -> None:
+        while True:
+            closed = await self._closed.get()
+            assert self.aggregator is not None
+            candidates: list[tuple[datetime, list[Candidate]]] = [
+                (end, detect_all(self.aggregator, end, self.detector_config))
+                for end in closed.windows_closed[-3:]
+            ]
+            resume = self.aggregator.resume_point()
+            self._flushing = True
+            try:
+                await asyncio.to_thread(self._flush, closed, resume, candidates)
+            except Exception:
+                log.exception("saving rollups and findings failed; they are recomputed on restart")
+            finally:
+                self._flushing = False
+            self.flushed.set()
+            self.flushed.clear()
+
+    def _flush(
+        self, closed: Closed, resume: datetime, candidates: list[tuple[datetime, list[Candidate]]]
+    ) -> None:
+        with session_scope(self.sessions) as session:
+            repository.save_rollups(session, closed, resume)
+        for now, found in candidates:
+            with session_scope(self.sessions) as session:
+                for c in found:
+                    findings.report(
+                        session,
+                        kind=c.kind,
+                        detector=c.detector,
+                        entity_type=c.entity_type,
+                        entity=c.entity,
+                        severity=c.severity,
+                        score=c.score,
+                        title=c.title,
+                        evidence=c.evidence,
+                        details=c.details,
+                        onset_at=c.onset_at,
+                        now=now,
+                        dedup_key=c.dedup_key,
+                    )
+                active = {c.dedup_key for c in found}
+                for detector in DETECTORS:
+                    findings.auto_resolve(
+                        session,
+                        detector=detector,
+                        still_active_keys=active,
+                        now=now,
+                        quiet_for=QUIET_BEFORE_RESOLVE,
+                    )
+
+    # --- retention --------------------------------------------------------------------------------
 
     def prune_once(self) -> int:
-        """Trim the raw-line window to its age and size limits; returns rows deleted."""
-        before = utcnow() - timedelta(hours=self.settings.logs_retention_hours)
+        """Trim the raw-line window to its age and size limits, and old rollups; rows deleted."""
+        now = utcnow()
+        before = now - timedelta(hours=self.settings.logs_retention_hours)
         total = 0
+        with session_scope(self.sessions) as session:
+            total += repository.prune_rollups(session, before=now - ROLLUP_RETENTION)
         while True:
             with session_scope(self.sessions) as session:
                 deleted = repository.prune_lines(
@@ -67,7 +246,7 @@ class LogServices:
             try:
                 deleted = await asyncio.to_thread(self.prune_once)
                 if deleted:
-                    log.info("log retention: %d old lines deleted", deleted)
+                    log.info("log retention: %d old rows deleted", deleted)
             except Exception:
                 log.exception("log retention failed; retrying in %.0f s", RETENTION_EVERY)
             await asyncio.sleep(RETENTION_EVERY)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleetops.models.base import Base, UTCDateTime, utcnow
@@ -82,3 +82,102 @@ class LogLine(Base):
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     flags: Mapped[int] = mapped_column(SmallInteger, default=0)
     size: Mapped[int] = mapped_column(Integer)  # bytes as received, before any truncation
+
+
+# --- rollups: what the stream aggregation keeps (the "RDS" of diagnosis) -------------------------
+
+
+class LogJob(Base):
+    """A job (YARN application, Spark app) as seen in its lifecycle lines."""
+
+    __tablename__ = "log_jobs"
+
+    app_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[str] = mapped_column(
+        String(16), index=True
+    )  # running | finished | failed | killed
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    tasks_finished: Mapped[int] = mapped_column(default=0)
+    tasks_failed: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LatencyWindow(Base):
+    """Job or task duration percentiles of one window (from a mergeable sketch, kept too)."""
+
+    __tablename__ = "latency_windows"
+
+    start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    seconds: Mapped[int] = mapped_column(primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)  # job | task
+    count: Mapped[int]
+    p50: Mapped[float | None] = mapped_column(Float)
+    p95: Mapped[float | None] = mapped_column(Float)
+    p99: Mapped[float | None] = mapped_column(Float)
+    max: Mapped[float | None] = mapped_column(Float)
+    sketch: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class LinkWindow(Base):
+    """Transfers between two racks in one window: the cells of the link latency matrix."""
+
+    __tablename__ = "link_windows"
+
+    start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    seconds: Mapped[int] = mapped_column(primary_key=True)
+    src_rack: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dst_rack: Mapped[str] = mapped_column(String(64), primary_key=True)
+    transfers: Mapped[int]
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    slow: Mapped[int]  # transfers far below the fleet's usual throughput for their path
+    p50_ms: Mapped[float | None] = mapped_column(Float)
+    p95_ms: Mapped[float | None] = mapped_column(Float)
+    mbps_p50: Mapped[float | None] = mapped_column(Float)
+
+
+class HostErrorCount(Base):
+    """Error-signature lines per host and minute (disk I/O, EXT4/XFS, MCE/EDAC, NIC, OOM, ...)."""
+
+    __tablename__ = "host_error_counts"
+
+    start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int]
+
+
+class TemplateCount(Base):
+    """Lines per template and minute, with how many hosts wrote them."""
+
+    __tablename__ = "template_counts"
+
+    start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    template_id: Mapped[int] = mapped_column(primary_key=True)
+    count: Mapped[int]
+    hosts: Mapped[int]
+
+
+class HostTaskWindow(Base):
+    """Task durations per host and minute, and how they compare with the same stages elsewhere."""
+
+    __tablename__ = "host_task_windows"
+
+    start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tasks: Mapped[int]
+    failed: Mapped[int]
+    p50_ms: Mapped[float | None] = mapped_column(Float)
+    p95_ms: Mapped[float | None] = mapped_column(Float)
+    ratio: Mapped[float | None] = mapped_column(Float)  # median of duration / its stage's median
+
+
+class RollupState(Base):
+    """How far aggregation has finalised windows (event time), so a restart resumes exactly."""
+
+    __tablename__ = "log_rollup_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    watermark: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,88 +1,100 @@
-"""Streaming Drain-style template mining: one pass, bounded memory, no per-source tuning.
+"""Streaming template mining: one pass, bounded caches, stable template ids, no per-source tuning.
 
-Each message is masked (numbers, IPs, hex, block/container/application ids, paths become
-variables), then routed down a fixed-depth prefix tree (by token count, then by the first
-tokens) to a small set of candidate templates; the most similar one above a threshold absorbs
-the message (differing positions become `<*>`), otherwise a new template starts.
+A message is masked into tokens (see `tokens`). The exact masked sequence is looked up first: in a
+stream most messages repeat a shape already seen, and for them that lookup is the whole cost.
+A new sequence is compared with the templates of the same token count. Position by position a
+difference is:
+
+- a *fit* when the template already has a variable there that the token fits (`rhost=<*>` takes
+  `rhost=zummit.com`);
+- *soft* when one side is a variable, or an empty value in brackets or after `=`, where the other
+  has a constant of the same structure (`()` against `(<*>)`, `tty=NODEVssh` against `tty=<*>`),
+  or when two size units differ after a number (`KB` against `MB`);
+- *hard* when two constants differ (`VM Started` against `VM Paused`, `user=root` against
+  `user=guest`): different words usually mean a different event.
+
+A message joins the most specific template that shares a constant with it, has no hard difference
+and at most one soft one (units aside), widening it; otherwise it starts a new template. A
+position where siblings keep differing by one constant is taken to be a variable after `variants`
+distinct constants (a user name, say), so high-cardinality words cannot grow the template set
+without bound.
+
+Ids are stable: a template keeps its id when it widens, a message shape once assigned keeps its
+template, and `restore` puts back stored templates under their ids.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from operator import itemgetter, ne
+from typing import NamedTuple, cast
 
-WILDCARD = "<*>"
-_MASKS: list[re.Pattern[str]] = [
-    re.compile(p)
-    for p in (
-        r"^(?:blk|application|container|appattempt|attempt|job|task)_[-\w]+$",
-        r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-        r"^/?\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?$",
-        r"^0x[0-9a-fA-F]+$",
-        r"^[0-9a-fA-F]{16,}$",
-        r"^[-+]?\d+(?:[.,:]\d+)*[A-Za-z%]{0,3}$",
-        r"^(?:/[^/\s]+){2,}/?$",
-    )
-]
-_SPLIT = re.compile(r"\s+")
-# Punctuation around a value does not make two messages different: "size=123," ~ "size=9,"
-_EDGES = re.compile(r"^([\[(\"'{<]*)(.*?)([\])\"'}>,;.:]*)$")
+from fleetops.logs.parse.tokens import (
+    WILDCARD,
+    Bounded,
+    collapse,
+    join_spans,
+    mask_word,
+    tokenize,
+)
 
+__all__ = ["WILDCARD", "Match", "Template", "TemplateMiner", "tokenize"]
 
-def tokenize(message: str) -> list[str]:
-    """Split a message into tokens, masking the ones that are plainly variable."""
-    return [mask(token) for token in _SPLIT.split(message.strip()) if token]
+Slot = tuple[int, str | None, str]
+Key = tuple[str | None, ...]  # masked words; None where a word is not in the mask cache yet
+Extract = Callable[[list[str]], list[str]]
 
-
-def mask(token: str) -> str:
-    head, core, tail = _EDGES.match(token).groups()  # type: ignore[union-attr]
-    if core and any(p.match(core) for p in _MASKS):
-        return f"{head}{WILDCARD}{tail}"
-    if "=" in core:  # key=value: keep the key, judge the value
-        key, _, value = core.partition("=")
-        if value and any(p.match(value) for p in _MASKS):
-            return f"{head}{key}={WILDCARD}{tail}"
-    return token
+_UNITS = frozenset(
+    "B b KB kB K k MB M GB G TB T PB KiB MiB GiB TiB bytes ns us µs ms s sec secs m min h".split()
+)
+_OPEN = frozenset("([{\"'=:")  # a value starts after these...
+_CLOSE = frozenset(")]}\"',;:.")  # ...and ends before these
+_HARD, _SOFT, _UNIT = 2, 1, 0
 
 
-def _has_digit(token: str) -> bool:
-    return any(c.isdigit() for c in token)
-
-
-@dataclass
+@dataclass(eq=False)
 class Template:
-    """A group of messages that share a shape."""
+    """A group of messages that share a shape; `id` never changes once assigned."""
 
     id: int
     tokens: list[str]
     count: int = 0
+    # (position, literal before the variable, literal after it) for each token holding one;
+    # a None "before" marks a token with several variables, matched with a regular expression.
+    # Replaced, never mutated, when the template widens.
+    slots: list[Slot] = field(default_factory=list, repr=False)
+    extract: Extract = field(default=list, repr=False)
+    variants: dict[int, int] = field(default_factory=dict, repr=False)
+    loose: int = field(default=0, repr=False)  # tokens holding a variable
+
+    def __post_init__(self) -> None:
+        self.refresh()
 
     @property
     def text(self) -> str:
         return " ".join(self.tokens)
 
-    def similarity(self, tokens: list[str]) -> tuple[float, int]:
-        same = wild = 0
-        for ours, theirs in zip(self.tokens, tokens, strict=True):
-            if ours == WILDCARD:
-                wild += 1
-            elif ours == theirs:
-                same += 1
-        return same / len(tokens), wild
-
-    def absorb(self, tokens: list[str]) -> None:
-        self.tokens = [a if a == b else WILDCARD for a, b in zip(self.tokens, tokens, strict=True)]
-        self.count += 1
-
-
-@dataclass
-class _Node:
-    children: dict[str, _Node] = field(default_factory=dict)
-    templates: list[Template] = field(default_factory=list)
+    def refresh(self) -> None:
+        """Recompute where the variables are (after creation or widening)."""
+        slots: list[Slot] = []
+        for i, token in enumerate(self.tokens):
+            n = token.count(WILDCARD)
+            if n == 1:
+                before, _, after = token.partition(WILDCARD)
+                slots.append((i, before, after))
+            elif n > 1:
+                slots.append((i, None, token))
+        self.slots = slots
+        self.extract = _extractor(slots)
+        self.loose = len(slots)
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
+    """The template a message was assigned to, and the message's values at its variables."""
+
     template: Template
     params: list[str]
 
@@ -90,49 +102,217 @@ class Match:
 class TemplateMiner:
     """Groups messages into templates as they stream in."""
 
-    def __init__(self, *, depth: int = 4, similarity: float = 0.5, max_children: int = 100) -> None:
-        self.depth = max(3, depth)
-        self.threshold = similarity
-        self.max_children = max_children
-        self.root = _Node()
+    def __init__(
+        self, *, cache_size: int = 100_000, word_cache_size: int = 100_000, variants: int = 16
+    ) -> None:
         self.templates: list[Template] = []
+        self.variants = variants
+        self._by_length: dict[int, list[Template]] = {}
+        self._masks: Bounded[str, str] = Bounded(word_cache_size)  # word -> masked word
+        self._shapes: Bounded[Key, Template] = Bounded(cache_size)
+        # masked sequences that collapse (runs of variables): template and word spans to merge
+        self._plans: Bounded[Key, tuple[Template, list[tuple[int, int]]]] = Bounded(cache_size)
         self._next_id = 1
 
     def add(self, message: str) -> Match:
         """Assign a message to a template (creating or widening one) and return its parameters."""
-        tokens = tokenize(message)
-        leaf = self._leaf(tokens)
-        best: Template | None = None
-        best_key = (-1.0, -1)
-        for template in leaf.templates:
-            score, wild = template.similarity(tokens)
-            if score >= self.threshold and (score, wild) > best_key:
-                best, best_key = template, (score, wild)
-        if best is None:
-            best = Template(id=self._next_id, tokens=list(tokens))
-            self._next_id += 1
-            self.templates.append(best)
-            leaf.templates.append(best)
-            best.count = 1
-        else:
-            best.absorb(tokens)
-        raw = _SPLIT.split(message.strip()) if message.strip() else []
-        params = [r for t, r in zip(best.tokens, raw, strict=False) if t == WILDCARD]
-        return Match(best, params)
+        words = message.split()
+        key = tuple(map(self._masks.hot.get, words))
+        template = self._shapes.hot.get(key)
+        if template is None:
+            template = self._lookup(key, words)
+        template.count += 1
+        return Match(template, template.extract(words))
 
     def restore(self, template_id: int, text: str, count: int = 0) -> Template:
         """Put back a template stored earlier, keeping its id (ids are stable across restarts)."""
-        template = Template(id=template_id, tokens=text.split(" "), count=count)
-        self._leaf(template.tokens).templates.append(template)
-        self.templates.append(template)
+        tokens = collapse(text.split())[0]
+        template = Template(id=template_id, tokens=tokens, count=count)
+        self._add_template(template)
+        self._shapes.put(tuple(tokens), template)
         self._next_id = max(self._next_id, template_id + 1)
         return template
 
-    def _leaf(self, tokens: list[str]) -> _Node:
-        node = self.root.children.setdefault(str(len(tokens)), _Node())
-        for token in tokens[: self.depth - 2]:
-            key = WILDCARD if (WILDCARD in token or _has_digit(token)) else token
-            if key not in node.children and len(node.children) >= self.max_children:
-                key = WILDCARD
-            node = node.children.setdefault(key, _Node())
-        return node
+    def _lookup(self, key: Key, words: list[str]) -> Template:
+        """Mask unseen words, merge runs of variables (and `words` with them), place the shape."""
+        if None in key:
+            key = tuple(
+                [k if k is not None else self._mask(w) for k, w in zip(key, words, strict=True)]
+            )
+        tokens = cast(list[str], list(key))
+        template = self._shapes.get(key)
+        if template is not None:
+            return template
+        plan = self._plans.get(key)
+        if plan is None:
+            merged, spans = collapse(tokens)
+            if not spans:
+                template = self._place(tokens)
+                self._shapes.put(key, template)
+                return template
+            merged_key = tuple(merged)
+            template = self._shapes.get(merged_key) or self._place(merged)
+            self._shapes.put(merged_key, template)
+            plan = (template, spans)
+            self._plans.put(key, plan)
+        join_spans(words, plan[1])
+        return plan[0]
+
+    def _mask(self, word: str) -> str:
+        masked = self._masks.get(word)  # the older generation may still have it
+        if masked is None:
+            masked = mask_word(word)
+            self._masks.put(word, masked)
+        return masked
+
+    def _add_template(self, template: Template) -> None:
+        self.templates.append(template)
+        self._by_length.setdefault(len(template.tokens), []).append(template)
+
+    def _place(self, tokens: list[str]) -> Template:
+        """Find the template a new shape belongs to, widening it, or start a new one."""
+        best: Template | None = None
+        best_rank = (2, 0, 0)
+        sibling: Template | None = None
+        sibling_at = -1
+        constants = sum(token != WILDCARD for token in tokens)
+        # Differences that can be other than hard; beyond them (plus one hard and one soft) a
+        # template cannot take the message, which the C-level count below rules out cheaply.
+        loose = sum(WILDCARD in token or token in _UNITS for token in tokens) + 2
+        for template in self._by_length.get(len(tokens), ()):
+            if sum(map(ne, template.tokens, tokens)) > template.loose + loose:
+                continue
+            soft, exact, hard_at = _compare(template.tokens, tokens)
+            if soft <= 1 and hard_at == -1 and (exact or not constants):
+                rank = (soft, -exact, template.id)
+                if rank < best_rank:
+                    best, best_rank = template, rank
+            elif soft == 0 and hard_at >= 0 and (sibling is None or template.id < sibling.id):
+                sibling, sibling_at = template, hard_at
+        if best is not None:
+            _widen(best, tokens)
+            return best
+        if sibling is not None:
+            seen = sibling.variants.get(sibling_at, 1) + 1
+            if seen >= self.variants:
+                sibling.variants.pop(sibling_at, None)
+                _widen(sibling, tokens, force=sibling_at)
+                return sibling
+            sibling.variants[sibling_at] = seen
+        template = Template(id=self._next_id, tokens=list(tokens))
+        self._next_id += 1
+        self._add_template(template)
+        return template
+
+
+def _extractor(slots: list[Slot]) -> Extract:
+    """The cheapest function that pulls a template's parameters out of a message's words."""
+    if not slots:
+        return lambda words: []
+    if any(before is None for _, before, _ in slots):
+        return partial(_params, slots)
+    if any(before or after for _, before, after in slots):
+        # A word's literal text around its variable is the template's: masking keeps it.
+        cuts = [(i, len(before or ""), -len(after) or None) for i, before, after in slots]
+        return partial(_cut, cuts)
+    if len(slots) == 1:
+        i = slots[0][0]
+        return lambda words: [words[i]]
+    get = itemgetter(*(i for i, _, _ in slots))
+    return lambda words: list(get(words))
+
+
+def _cut(cuts: list[tuple[int, int, int | None]], words: list[str]) -> list[str]:
+    return [words[i][start:end] for i, start, end in cuts]
+
+
+def _params(slots: list[Slot], words: list[str]) -> list[str]:
+    out: list[str] = []
+    for i, before, after in slots:
+        word = words[i]
+        if before is None:
+            found = _pattern(after).match(word)
+            out.extend(found.groups() if found else (word,))
+        elif word.startswith(before) and word.endswith(after):
+            out.append(word[len(before) : len(word) - len(after)])
+        else:
+            out.append(word)
+    return out
+
+
+def _compare(ours: list[str], theirs: list[str]) -> tuple[int, int, int]:
+    """Count soft differences and exact constants; give the one hard difference's position.
+
+    The position is -1 when there is none and -2 when there is more than one."""
+    soft = exact = 0
+    hard_at = -1
+    previous = ""
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        if a == b:
+            if a != WILDCARD:
+                exact += 1
+        elif a == WILDCARD:
+            pass
+        elif WILDCARD in a and (found := _pattern(a).match(b)):
+            if not any(found.groups()):  # an empty value where the template has one
+                soft += 1
+        else:
+            kind = _difference(a, b, previous)
+            if kind == _HARD:
+                if hard_at != -1:
+                    return soft, exact, -2
+                hard_at = i
+            elif kind == _SOFT:
+                soft += 1
+        previous = a
+    return soft, exact, hard_at
+
+
+def _split(a: str, b: str) -> tuple[str, str, str, str]:
+    """Common structural prefix and suffix of two tokens: (prefix, suffix, a's middle, b's)."""
+    n = 0
+    limit = min(len(a), len(b))
+    while n < limit and a[n] == b[n]:
+        n += 1
+    while n > 0 and a[n - 1] not in _OPEN:
+        n -= 1
+    m = 0
+    limit -= n
+    while m < limit and a[-1 - m] == b[-1 - m]:
+        m += 1
+    while m > 0 and a[-m] not in _CLOSE:
+        m -= 1
+    return a[:n], a[len(a) - m :], a[n : len(a) - m], b[n : len(b) - m]
+
+
+def _difference(a: str, b: str, previous: str) -> int:
+    prefix, suffix, x, y = _split(a, b)
+    if x in _UNITS and y in _UNITS and previous.endswith(WILDCARD):
+        return _UNIT
+    if x == WILDCARD or y == WILDCARD:
+        return _SOFT
+    if not x or not y:  # an empty value: soft only where a value is clearly delimited
+        enclosed = prefix[-1:] in _OPEN and (not suffix or suffix[0] in _CLOSE)
+        return _SOFT if enclosed else _HARD
+    return _HARD
+
+
+def _widen(template: Template, tokens: list[str], force: int = -1) -> None:
+    """Make the template general enough to cover `tokens` (its id stays)."""
+    changed = False
+    for i, (a, b) in enumerate(zip(template.tokens, tokens, strict=True)):
+        if a == b or a == WILDCARD or (WILDCARD in a and _pattern(a).match(b)):
+            if i != force:
+                continue
+        prefix, suffix, _, _ = _split(a, b)
+        template.tokens[i] = f"{prefix}{WILDCARD}{suffix}"
+        changed = True
+    if changed:
+        template.refresh()
+
+
+@lru_cache(maxsize=4096)
+def _pattern(token: str) -> re.Pattern[str]:
+    """A regular expression a token with variables matches (cached; template tokens are few)."""
+    literal = (re.escape(part) for part in token.split(WILDCARD))
+    return re.compile("^" + "(.*?)".join(literal) + "$", re.DOTALL)

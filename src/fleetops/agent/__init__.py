@@ -1,0 +1,1 @@
+"""The file-tailing log agent: ships lines to a fleetops server with at-least-once delivery."""

@@ -1,0 +1,1 @@
+"""Stream aggregation: lifecycle, transfer and error-signature events → windows and rollups."""

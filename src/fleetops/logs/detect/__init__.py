@@ -1,0 +1,1 @@
+"""Detectors over the aggregation's recent windows; they propose findings."""

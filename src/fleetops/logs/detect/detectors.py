@@ -1,0 +1,362 @@
+"""Log-based detectors: straggler hosts, slow network components, hardware error signatures,
+bursting templates.
+
+Each is a pure function of the aggregator's recent buffers at a watermark, returning candidate
+findings with their evidence; the caller reports them (findings de-duplicate) and resolves the ones
+no longer proposed. Thresholds are robust statistics over the fleet's peers, not absolute numbers,
+wherever the peers exist: a whole fleet that is slow is not a straggler."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from statistics import median
+from typing import Any
+
+from fleetops.logs.aggregate.stream import Aggregator, Transfer
+
+SIGNATURE_TEXT = {
+    "disk_io": "disk I/O errors",
+    "fs_error": "filesystem errors",
+    "mce": "machine-check exceptions",
+    "edac_ce": "corrected memory (EDAC) errors",
+    "edac_ue": "uncorrected memory (EDAC) errors",
+    "nic_down": "NIC link-down events",
+    "oom": "OOM-killer events",
+    "disk_full": "'No space left on device' errors",
+    "slow_disk": "slow disk writes",
+}
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    # straggler
+    straggler_window: timedelta = timedelta(minutes=2)
+    straggler_min_tasks: int = 3
+    straggler_ratio: float = 2.0  # host's median task duration / its stages' medians
+    straggler_z: float = 4.0  # robust z-score against the other hosts' ratios
+    # slow network component
+    link_window: timedelta = timedelta(seconds=30)
+    link_min_transfers: int = 8
+    link_slow_fraction: float = 0.5
+    link_min_explained: int = 4
+    # error signatures: count within the window that makes a finding
+    signature_window: timedelta = timedelta(minutes=5)
+    signature_thresholds: dict[str, int] = field(
+        default_factory=lambda: {
+            "disk_io": 2,
+            "fs_error": 1,
+            "mce": 1,
+            "edac_ce": 2,
+            "edac_ue": 1,
+            "nic_down": 1,  # a server's link going down is never routine
+            "oom": 3,
+            "disk_full": 1,
+            "slow_disk": 3,
+        }
+    )
+    critical_signatures: frozenset[str] = frozenset({"edac_ue", "mce", "fs_error", "disk_full"})
+    # template bursts
+    burst_min: int = 50
+    burst_factor: float = 10.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    kind: str
+    detector: str
+    entity_type: str
+    entity: str
+    severity: str
+    score: float
+    title: str
+    evidence: list[dict[str, Any]]
+    details: dict[str, Any]
+    onset_at: datetime
+
+    @property
+    def dedup_key(self) -> str:
+        signature = self.details.get("signature")
+        suffix = f":{signature}" if signature else ""
+        return f"{self.kind}{suffix}:{self.entity_type}:{self.entity}"
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat()
+
+
+def detect_all(agg: Aggregator, now: datetime, config: DetectorConfig) -> list[Candidate]:
+    links = slow_links(agg, now, config)
+    covered = _hosts_under(links, agg)
+    return [
+        *links,
+        *stragglers(agg, now, config, exclude=covered),
+        *error_signatures(agg, now, config),
+        *template_bursts(agg, now, config),
+    ]
+
+
+def _hosts_under(links: list[Candidate], agg: Aggregator) -> set[str]:
+    """Hosts behind a slow network component: their slowness is the network's, not theirs."""
+    racks = {c.details["rack"] for c in links if c.details.get("component") in ("tor", "uplink")}
+    hosts = {c.entity for c in links if c.details.get("component") in ("nic", "disk")}
+    hosts |= {h for h, r in agg.topology.rack_of.items() if r in racks}
+    return hosts
+
+
+def stragglers(
+    agg: Aggregator,
+    now: datetime,
+    config: DetectorConfig,
+    *,
+    exclude: set[str] = frozenset(),  # type: ignore[assignment]
+) -> list[Candidate]:
+    since = now - config.straggler_window
+    ratios: dict[str, list[float]] = defaultdict(list)
+    first_slow: dict[str, datetime] = {}
+    for task in reversed(agg.tasks):
+        if task.ts < since:
+            break
+        if task.ts > now or task.ratio is None:
+            continue
+        ratios[task.host].append(task.ratio)
+        if task.ratio >= config.straggler_ratio:
+            first_slow[task.host] = task.ts  # iterating backwards: ends at the earliest
+    scores = {h: median(r) for h, r in ratios.items() if len(r) >= config.straggler_min_tasks}
+    if len(scores) < 5:
+        return []
+    values = list(scores.values())
+    mid = median(values)
+    mad = median(abs(v - mid) for v in values)
+    spread = 1.4826 * mad + 0.05
+    found = []
+    for host, score in scores.items():
+        z = (score - mid) / spread
+        if host in exclude or score < config.straggler_ratio or z < config.straggler_z:
+            continue
+        found.append(
+            Candidate(
+                kind="straggler",
+                detector="straggler",
+                entity_type="host",
+                entity=host,
+                severity="warning",
+                score=round(score, 2),
+                title=(
+                    f"{host}: tasks take {score:.1f}× as long as the same stages elsewhere "
+                    f"({len(ratios[host])} tasks, fleet median {mid:.2f}×)"
+                ),
+                evidence=[
+                    {
+                        "type": "window",
+                        "metric": "host_tasks",
+                        "entity": host,
+                        "from": _iso(since),
+                        "to": _iso(now),
+                    },
+                    {"type": "lines", "host": host, "from": _iso(since), "to": _iso(now)},
+                ],
+                details={
+                    "ratio": round(score, 3),
+                    "z": round(z, 2),
+                    "tasks": len(ratios[host]),
+                    "fleet_ratio": round(mid, 3),
+                },
+                onset_at=first_slow.get(host, since),
+            )
+        )
+    return found
+
+
+def _components(t: Transfer, agg: Aggregator) -> list[tuple[str, str]]:
+    """What a transfer went through: serving disk, NICs, ToRs and (across racks) uplinks."""
+    parts = [("disk", t.disk)] if t.disk else []
+    if t.local:
+        return parts
+    tor_src = agg.topology.tor_of_rack.get(t.src_rack, t.src_rack)
+    tor_dst = agg.topology.tor_of_rack.get(t.dst_rack, t.dst_rack)
+    parts += [("nic", t.src), ("nic", t.dst), ("tor", tor_src), ("tor", tor_dst)]
+    if t.src_rack != t.dst_rack:
+        parts += [("uplink", tor_src), ("uplink", tor_dst)]
+    return parts
+
+
+def slow_links(agg: Aggregator, now: datetime, config: DetectorConfig) -> list[Candidate]:
+    """Localise slow transfers to the fewest components that explain them (greedy tomography).
+
+    Components are the serving disk, the NICs, the ToR switches and the racks' uplinks; a disk
+    explains slow local reads that no network component can.
+
+    A component is a candidate when at least half of the transfers through it were slow; the one
+    explaining most still-unexplained slow transfers wins (ties: the higher slow fraction, so a
+    congested uplink beats its ToR when intra-rack traffic is fine), its slow transfers count as
+    explained, and the search repeats."""
+    since = now - config.link_window
+    total: dict[tuple[str, str], int] = defaultdict(int)
+    slow_of: dict[tuple[str, str], list[int]] = defaultdict(list)
+    first: dict[tuple[str, str], datetime] = {}
+    recent: list[Transfer] = []
+    for t in reversed(agg.transfers):
+        if t.ts < since:
+            break
+        if t.ts <= now:
+            recent.append(t)
+    for i, t in enumerate(recent):
+        for part in _components(t, agg):
+            total[part] += 1
+            if t.slow:
+                slow_of[part].append(i)
+                first[part] = min(first.get(part, t.ts), t.ts)
+    unexplained = {i for i, t in enumerate(recent) if t.slow}
+    found = []
+    while unexplained:
+        best, best_key = None, (0, 0.0)
+        for part, slow in slow_of.items():
+            if total[part] < config.link_min_transfers:
+                continue
+            fraction = len(slow) / total[part]
+            if fraction < config.link_slow_fraction:
+                continue
+            explained = sum(1 for i in slow if i in unexplained)
+            key = (explained, fraction)
+            if explained >= config.link_min_explained and key > best_key:
+                best, best_key = part, key
+        if best is None:
+            break
+        unexplained -= set(slow_of[best])
+        found.append(_link_candidate(best, best_key, total[best], first[best], since, now, agg))
+    return found
+
+
+def _link_candidate(
+    part: tuple[str, str],
+    key: tuple[int, float],
+    total: int,
+    onset: datetime,
+    since: datetime,
+    now: datetime,
+    agg: Aggregator,
+) -> Candidate:
+    component, name = part
+    explained, fraction = key
+    kind = "slow_link"
+    if component == "disk":
+        entity_type, entity, rack = "host", name, agg.topology.rack_of.get(name, "")
+        what, kind = f"disk of {name} (reads and writes it serves, local ones too)", "slow_disk"
+    elif component == "nic":
+        entity_type, entity, rack = "host", name, agg.topology.rack_of.get(name, "")
+        what = f"network interface of {name}"
+    elif component == "tor":
+        entity_type, entity = "switch", name
+        rack = next((r for r, t in agg.topology.tor_of_rack.items() if t == name), name)
+        what = f"ToR switch {name}"
+    else:
+        entity_type, entity = "link", f"{name}|uplink"
+        rack = next((r for r, t in agg.topology.tor_of_rack.items() if t == name), name)
+        what = f"uplinks of {name} to the spines"
+    return Candidate(
+        kind=kind,
+        detector="link-tomography",
+        entity_type=entity_type,
+        entity=entity,
+        severity="critical" if fraction >= 0.8 else "warning",
+        score=round(fraction, 3),
+        title=f"{what}: {fraction:.0%} of {total} transfers through it were slow",
+        evidence=[
+            {
+                "type": "window",
+                "metric": "links",
+                "entity": rack,
+                "from": _iso(since),
+                "to": _iso(now),
+            },
+        ],
+        details={
+            "component": component,
+            "rack": rack,
+            "slow_fraction": round(fraction, 3),
+            "transfers": total,
+            "explained": explained,
+        },
+        onset_at=onset,
+    )
+
+
+def error_signatures(agg: Aggregator, now: datetime, config: DetectorConfig) -> list[Candidate]:
+    since = now - config.signature_window
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    first: dict[tuple[str, str], datetime] = {}
+    for ts, host, signature in reversed(agg.signatures):
+        if ts < since:
+            break
+        if ts > now:
+            continue
+        counts[(host, signature)] += 1
+        first[(host, signature)] = ts
+    found = []
+    for (host, signature), count in counts.items():
+        threshold = config.signature_thresholds.get(signature)
+        if threshold is None or count < threshold:
+            continue
+        text = SIGNATURE_TEXT.get(signature, signature)
+        minutes = int(config.signature_window.total_seconds() // 60)
+        found.append(
+            Candidate(
+                kind="hardware_error",
+                detector="error-signatures",
+                entity_type="host",
+                entity=host,
+                severity="critical" if signature in config.critical_signatures else "warning",
+                score=float(count),
+                title=f"{host}: {count} {text} in {minutes} min",
+                evidence=[
+                    {
+                        "type": "lines",
+                        "host": host,
+                        "from": _iso(first[(host, signature)]),
+                        "to": _iso(now),
+                        "query": signature,
+                    }
+                ],
+                details={"signature": signature, "count": count, "threshold": threshold},
+                onset_at=first[(host, signature)],
+            )
+        )
+    return found
+
+
+def template_bursts(agg: Aggregator, now: datetime, config: DetectorConfig) -> list[Candidate]:
+    """A template whose last minute is far above its usual rate (or that just appeared, loudly)."""
+    found = []
+    for template_id, history in agg.template_minutes.items():
+        if not history:
+            continue
+        start, count = history[-1]
+        if start < now - timedelta(minutes=2) or count < config.burst_min:
+            continue
+        before = [c for _, c in list(history)[:-1]]
+        usual = median(before) if before else 0.0
+        if len(before) >= 5 and count >= config.burst_factor * max(usual, 1.0):
+            found.append(
+                Candidate(
+                    kind="template_burst",
+                    detector="template-burst",
+                    entity_type="template",
+                    entity=str(template_id),
+                    severity="info",
+                    score=round(count / max(usual, 1.0), 1),
+                    title=f"template {template_id}: {count} lines in a minute, usually {usual:.0f}",
+                    evidence=[
+                        {
+                            "type": "lines",
+                            "template_id": template_id,
+                            "from": _iso(start),
+                            "to": _iso(start + timedelta(minutes=1)),
+                        }
+                    ],
+                    details={"count": count, "usual": usual},
+                    onset_at=start,
+                )
+            )
+    return found
