@@ -5,9 +5,9 @@ from __future__ import annotations
 import getpass
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -114,7 +114,11 @@ def serve(
     _run_server(settings)
 
 
-def _run_server(settings: Settings, executors: Mapping[str, Executor] | None = None) -> None:
+def _run_server(
+    settings: Settings,
+    executors: Mapping[str, Executor] | None = None,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> None:
     # Imported here, not at the top: the web stack is only needed without --server, and
     # `fleetops --help` / remote commands should start instantly.
     import warnings
@@ -130,7 +134,7 @@ def _run_server(settings: Settings, executors: Mapping[str, Executor] | None = N
     except ValueError as exc:
         raise CommandFailed(str(exc), EXIT_USAGE) from None
     uvicorn.run(
-        create_app(settings, executors=executors),
+        create_app(settings, executors=executors, background=background),
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -160,7 +164,7 @@ def demo(
     ] = False,
 ) -> None:
     """Start the server on a fresh demo database with a generated fleet and a user per role."""
-    from fleetops.sim.demo import build_demo, demo_executors
+    from fleetops.sim.demo import build_demo, demo_executors, demo_feed
 
     base = get_settings()
     data_dir = base.data_dir / "demo"
@@ -173,9 +177,10 @@ def demo(
         port=port,
         admin_password=None,
         executor="simulated",
+        logs_retention_hours=2,
     )
     with stderr.status(f"building the demo fleet ({hosts} hosts, {racks} racks)..."):
-        credentials = build_demo(settings, hosts=hosts, racks=racks)
+        credentials, token = build_demo(settings, hosts=hosts, racks=racks)
     stderr.print(
         f"\n[bold]fleetops demo[/bold]: {hosts} hosts in {racks} racks, data in {data_dir}"
     )
@@ -186,8 +191,13 @@ def demo(
         "  changes: a rolling restart is running (live at /changes), an OS patch awaits "
         "approval: log in as operator and admin to approve it"
     )
+    stderr.print(
+        "  diagnosis: the simulated fleet runs Spark jobs and ships its logs to this server; "
+        "faults start after 90 s (live at /diagnosis, findings at /findings)"
+    )
     if not no_serve:
-        _run_server(settings, demo_executors())
+        feed = demo_feed(hosts=hosts, racks=racks, port=port, token=token)
+        _run_server(settings, demo_executors(), background=[feed.run])
 
 
 def main() -> None:

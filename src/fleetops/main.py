@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ from fleetops.errors import AppError
 from fleetops.findings.pages import router as findings_pages_router
 from fleetops.findings.routes import router as findings_router
 from fleetops.inventory.routes import router as inventory_router
+from fleetops.logs.diagnosis_routes import router as diagnosis_router
+from fleetops.logs.pages import router as logs_pages_router
 from fleetops.logs.routes import loki_router
 from fleetops.logs.routes import router as logs_router
 from fleetops.logs.tasks import LogServices
@@ -58,11 +60,13 @@ def create_app(
     *,
     local_principal: Principal | None = None,
     executors: Mapping[str, Executor] | None = None,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> FastAPI:
     """Build the application.
 
     `local_principal` is only for the in-process CLI (which never runs changes); `executors`
-    replaces the default ones (ssh, local), e.g. with the simulated fleet's for the demo.
+    replaces the default ones (ssh, local), e.g. with the simulated fleet's for the demo;
+    `background` coroutines run for the server's lifetime (the demo's simulated log feed).
     """
 
     @asynccontextmanager
@@ -86,7 +90,11 @@ def create_app(
                 await logs.start()
                 app.state.ingest = logs.pipeline
                 app.state.log_services = logs
+        extra = [asyncio.create_task(job(), name="background") for job in background]
         yield
+        for task in extra:
+            task.cancel()
+        await asyncio.gather(*extra, return_exceptions=True)
         if logs is not None:
             await logs.stop()
         if runner is not None:
@@ -114,10 +122,12 @@ def create_app(
     app.include_router(changes_router, prefix="/api/v1")
     app.include_router(findings_router, prefix="/api/v1")
     app.include_router(logs_router, prefix="/api/v1")
+    app.include_router(diagnosis_router, prefix="/api/v1")
     app.include_router(loki_router)
     app.include_router(pages_router)
     app.include_router(changes_pages_router)
     app.include_router(findings_pages_router)
+    app.include_router(logs_pages_router)
     return app
 
 

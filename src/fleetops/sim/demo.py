@@ -3,6 +3,8 @@ few change requests, so a visitor sees approvals and a live rollout within minut
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
@@ -14,8 +16,12 @@ from fleetops.changes.operations import BUILTIN_DIR, OperationLibrary, load_libr
 from fleetops.config import Settings
 from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
 from fleetops.inventory.apply import apply_document
+from fleetops.logs import service as logs_service
 from fleetops.sim.executor import SimulatedExecutor
+from fleetops.sim.faults import schedule_faults
+from fleetops.sim.feeder import LiveFeed
 from fleetops.sim.fleet import generate
+from fleetops.sim.workload import Workload
 
 DEMO_PASSWORDS = {role: f"{role.value}-demo-pass" for role in Role}
 
@@ -25,8 +31,9 @@ def demo_executors() -> dict[str, SimulatedExecutor]:
     return {"simulated": SimulatedExecutor(seed=7, latency=0.4, failure_rate=0.002)}
 
 
-def build_demo(settings: Settings, *, hosts: int, racks: int) -> dict[str, str]:
-    """Create and fill the demo database; return username → password."""
+def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str, str], str]:
+    """Create and fill the demo database; return username → password, and the simulator's
+    ingest token."""
     engine = make_engine(settings.database_url)
     upgrade(engine)
     ctx = AuditContext(actor="system:demo")
@@ -38,8 +45,22 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> dict[str, str]:
             )
         apply_document(session, ctx, generate(hosts=hosts, racks=racks))
         _changes(session, library, racks=racks)
+        _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
     engine.dispose()
-    return {role.value: pw for role, pw in DEMO_PASSWORDS.items()}
+    return {role.value: pw for role, pw in DEMO_PASSWORDS.items()}, token
+
+
+def demo_feed(*, hosts: int, racks: int, port: int, token: str) -> LiveFeed:
+    """The simulated fleet's jobs and logs, shipped to the demo server in real time, with a new
+    fault every few minutes (slow disk, flapping NIC, congested uplink, bad ToR, bad DIMM, full
+    disk) for the detectors to find."""
+    fleet = generate(hosts=hosts, racks=racks)
+    start = datetime.now(UTC)
+    faults = schedule_faults(
+        fleet, count=20, seed=7, start=start + timedelta(seconds=90), duration=timedelta(hours=1)
+    )
+    workload = Workload(fleet, seed=7, start=start, faults=faults)
+    return LiveFeed(workload, f"http://127.0.0.1:{port}/api/v1/logs", token)
 
 
 def _changes(session: Session, library: OperationLibrary, *, racks: int) -> None:

@@ -1,0 +1,204 @@
+"""Measure diagnosis against the simulator's ground truth.
+
+A fresh database, the generated fleet, and a workload with scheduled faults; the workload's lines go
+through the real ingestion path (HTTP `POST /api/v1/logs` into the app, mining, aggregation,
+detectors, findings) faster than real time, on simulated time. Then every finding is matched with
+the faults: a finding is right when it names the fault's entity (the host, the ToR switch, the
+uplink) while the fault is active; a finding about a host behind a faulty switch or uplink is a
+symptom, reported apart and not counted either way; anything else is a false positive."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from sqlalchemy import select
+
+from fleetops.audit.service import AuditContext
+from fleetops.config import Settings
+from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
+from fleetops.inventory.apply import apply_document
+from fleetops.inventory.document import InventoryDoc
+from fleetops.logs import service as logs_service
+from fleetops.main import create_app
+from fleetops.models import Finding
+from fleetops.sim.faults import Fault, schedule_faults
+from fleetops.sim.feeder import ndjson
+from fleetops.sim.fleet import generate
+from fleetops.sim.workload import Workload
+
+SCORED_KINDS = ("straggler", "slow_link", "slow_disk", "hardware_error")
+MATCH_BEFORE = timedelta(seconds=10)  # a finding may name a fault a little before its onset...
+MATCH_AFTER = timedelta(minutes=2)  # ...and until shortly after it ended (windows lag)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    hosts: int = 1000
+    faults: int = 20
+    seed: int = 1
+    minutes: float = 20.0  # simulated time over which faults are scheduled
+    warmup_minutes: float = 2.0  # healthy time first, so baselines exist
+    step_seconds: float = 2.0  # simulated seconds per HTTP request
+    database_url: str | None = None
+
+
+async def run(
+    config: EvalConfig, progress: Callable[[float], None] | None = None
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="fleetops-eval-") as tmp:
+        url = config.database_url or f"sqlite:///{Path(tmp) / 'eval.db'}"
+        return await _run(config, url, Path(tmp), progress)
+
+
+async def _run(
+    config: EvalConfig, url: str, tmp: Path, progress: Callable[[float], None] | None
+) -> dict[str, Any]:
+    racks = max(1, config.hosts // 25)
+    fleet = generate(hosts=config.hosts, racks=racks, seed=config.seed)
+    engine = make_engine(url)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    ctx = AuditContext(actor="system:eval")
+    with session_scope(sessions) as session:
+        apply_document(session, ctx, fleet)
+        _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
+    total = timedelta(minutes=config.warmup_minutes + config.minutes + 3)
+    # Simulated time lies in the recent past, so no line looks like clock skew.
+    start = (datetime.now(UTC) - total - timedelta(hours=1)).replace(microsecond=0)
+    fault_start = start + timedelta(minutes=config.warmup_minutes)
+    faults = schedule_faults(
+        fleet,
+        count=config.faults,
+        seed=config.seed,
+        start=fault_start,
+        duration=timedelta(minutes=config.minutes),
+    )
+    workload = Workload(fleet, seed=config.seed, start=start, faults=faults)
+    settings = Settings(
+        data_dir=tmp,
+        database_url=url,
+        admin_password=secrets.token_urlsafe(16),
+        engine_enabled=False,
+        logs_realtime=False,
+        ingest_queue_lines=1_000_000,
+    )
+    app = create_app(settings)
+    lines = 0
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://eval") as client:
+            step = timedelta(seconds=config.step_seconds)
+            at = start
+            while at < start + total:
+                at += step
+                batch = workload.advance(at)
+                lines += len(batch)
+                if batch:
+                    response = await client.post(
+                        "/api/v1/logs", content=ndjson(batch), headers=headers
+                    )
+                    if response.status_code != 200:
+                        raise RuntimeError(
+                            f"ingestion refused a batch: {response.status_code} {response.text}"
+                        )
+                if progress is not None:
+                    progress((at - start) / total)
+        await app.state.log_services.drain()
+    with session_scope(sessions) as session:
+        found = list(session.scalars(select(Finding).order_by(Finding.id)))
+        report = score(faults, found, fleet)
+    engine.dispose()
+    report["lines"] = lines
+    report["config"] = {
+        "hosts": config.hosts,
+        "faults": config.faults,
+        "seed": config.seed,
+        "minutes": config.minutes,
+    }
+    return report
+
+
+def _scope(fault: Fault, fleet: InventoryDoc) -> set[tuple[str, str]]:
+    """Entities whose symptoms a fault explains: the hosts behind a faulty ToR or uplink."""
+    if fault.kind not in ("bad_tor", "congested_link"):
+        return set()
+    tor = fault.target.split("|")[0]
+    rack = next((s.rack for s in fleet.switches if s.name == tor), None)
+    return {("host", h.hostname) for h in fleet.hosts if rack is not None and h.rack == rack}
+
+
+def score(faults: list[Fault], findings: list[Finding], fleet: InventoryDoc) -> dict[str, Any]:
+    scored = [f for f in findings if f.kind in SCORED_KINDS]
+    first_hit: dict[int, float] = {}
+    true_pos = symptoms = 0
+    false_pos: list[dict[str, Any]] = []
+    for finding in scored:
+        entity = (finding.entity_type, finding.entity)
+        matched = False
+        for i, fault in enumerate(faults):
+            end = fault.end or datetime.max.replace(tzinfo=UTC)
+            if not (fault.onset - MATCH_BEFORE <= finding.first_seen <= end + MATCH_AFTER):
+                continue
+            if entity == fault.entity():
+                matched = True
+                delay = max(0.0, (finding.first_seen - fault.onset).total_seconds())
+                first_hit[i] = min(first_hit.get(i, delay), delay)
+        if matched:
+            true_pos += 1
+        elif any(
+            entity in _scope(f, fleet)
+            and f.onset - MATCH_BEFORE
+            <= finding.first_seen
+            <= (f.end or datetime.max.replace(tzinfo=UTC)) + MATCH_AFTER
+            for f in faults
+        ):
+            symptoms += 1
+        else:
+            false_pos.append(
+                {
+                    "kind": finding.kind,
+                    "entity": finding.entity,
+                    "title": finding.title,
+                    "details": finding.details,
+                }
+            )
+    by_kind: dict[str, dict[str, Any]] = {}
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, fault in enumerate(faults):
+        groups[fault.kind].append(i)
+    for kind, members in sorted(groups.items()):
+        delays = [first_hit[i] for i in members if i in first_hit]
+        by_kind[kind] = {
+            "faults": len(members),
+            "detected": len(delays),
+            "recall": round(len(delays) / len(members), 3),
+            "p95_time_to_finding_s": _p95(delays),
+            "missed": [faults[i].target for i in members if i not in first_hit],
+        }
+    delays = list(first_hit.values())
+    precision = true_pos / (true_pos + len(false_pos)) if true_pos + len(false_pos) else 1.0
+    return {
+        "precision": round(precision, 3),
+        "recall": round(len(first_hit) / len(faults), 3) if faults else 1.0,
+        "p95_time_to_finding_s": _p95(delays),
+        "findings": len(scored),
+        "true_positive_findings": true_pos,
+        "symptom_findings": symptoms,
+        "false_positive_findings": len(false_pos),
+        "false_positives": false_pos[:20],
+        "by_kind": by_kind,
+    }
+
+
+def _p95(values: list[float]) -> float | None:
+    return round(float(np.percentile(values, 95)), 1) if values else None
