@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
@@ -63,9 +64,53 @@ def save_cursors(
         )
 
 
+_LINE_COLUMNS = (
+    "ts", "received_at", "host", "source", "file", "offset",
+    "template_id", "message", "labels", "flags", "size",
+)  # fmt: skip
+
+
 def insert_lines(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(insert(LogLine.__table__), rows)  # type: ignore[arg-type]
+    """Insert raw lines with one driver-level executemany.
+
+    This is the hottest write of ingestion: values are converted here once (UTC datetimes as the
+    dialect stores them, labels as JSON text) instead of per row by the ORM's type machinery."""
+    if not rows:
+        return
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(f'"{c}"' for c in _LINE_COLUMNS)
+    sql = f"INSERT INTO log_lines ({columns}) VALUES ({', '.join([mark] * len(_LINE_COLUMNS))})"
+    when = _sqlite_time if sqlite else _naive_utc
+    dumps = json.dumps
+    received = {id(t): when(t) for t in {r["received_at"] for r in rows}}
+    params = [
+        (
+            when(r["ts"]),
+            received[id(r["received_at"])],
+            r["host"],
+            r["source"],
+            r["file"],
+            r["offset"],
+            r["template_id"],
+            r["message"],
+            dumps(r["labels"], separators=(",", ":")) if r["labels"] else "{}",
+            r["flags"],
+            r["size"],
+        )
+        for r in rows
+    ]
+    conn.exec_driver_sql(sql, params)
+
+
+def _naive_utc(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def _sqlite_time(ts: datetime) -> str:
+    # The exact text SQLAlchemy's SQLite DateTime writes, so comparisons and reads agree.
+    return _naive_utc(ts).isoformat(" ", "microseconds")
 
 
 def load_templates(session: Session) -> list[tuple[int, str, int]]:

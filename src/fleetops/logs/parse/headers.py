@@ -46,12 +46,23 @@ def content(line: str) -> str:
     return line
 
 
+_TIMES: dict[tuple[str | None, ...], datetime | None] = {}
+
+
 def split_header(line: str, now: datetime | None = None) -> Header:
     """Header time (UTC; zone-less times are taken as UTC), level and message of `line`."""
     for header in _HEADERS:
         if match := header.match(line):
             groups = match.groupdict()
-            return Header(_time(groups, now), groups.get("level"), line[match.end() :])
+            # Lines of one second share their time text: parse it once.
+            key = (groups.get("iso"), groups.get("mon"), groups.get("day"), groups.get("hms"),
+                   groups.get("ymd"), groups.get("hms6"), groups.get("dmy"))  # fmt: skip
+            ts = _TIMES.get(key)
+            if ts is None:
+                if len(_TIMES) > 10_000:
+                    _TIMES.clear()
+                ts = _TIMES[key] = _time(groups, now)
+            return Header(ts, groups.get("level"), line[match.end() :])
     return Header(None, None, line)
 
 
