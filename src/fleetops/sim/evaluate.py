@@ -140,6 +140,7 @@ def _scope(fault: Fault, fleet: InventoryDoc) -> set[tuple[str, str]]:
 def score(faults: list[Fault], findings: list[Finding], fleet: InventoryDoc) -> dict[str, Any]:
     scored = [f for f in findings if f.kind in SCORED_KINDS]
     first_hit: dict[int, float] = {}
+    found_by: dict[int, str] = {}
     true_pos = symptoms = 0
     false_pos: list[dict[str, Any]] = []
     for finding in scored:
@@ -152,7 +153,11 @@ def score(faults: list[Fault], findings: list[Finding], fleet: InventoryDoc) -> 
             if entity == fault.entity():
                 matched = True
                 delay = max(0.0, (finding.first_seen - fault.onset).total_seconds())
-                first_hit[i] = min(first_hit.get(i, delay), delay)
+                if delay < first_hit.get(i, float("inf")):
+                    first_hit[i] = delay
+                    found_by[i] = finding.kind + (
+                        f"/{finding.details['signature']}" if "signature" in finding.details else ""
+                    )
         if matched:
             true_pos += 1
         elif any(
@@ -197,6 +202,18 @@ def score(faults: list[Fault], findings: list[Finding], fleet: InventoryDoc) -> 
         "false_positive_findings": len(false_pos),
         "false_positives": false_pos[:20],
         "by_kind": by_kind,
+        "faults": [
+            {
+                "kind": f.kind,
+                "target": f.target,
+                "onset": f.onset.isoformat(),
+                "end": f.end.isoformat() if f.end else None,
+                "intensity": f.intensity,
+                "time_to_finding_s": first_hit.get(i),
+                "found_by": found_by.get(i),
+            }
+            for i, f in enumerate(faults)
+        ],
     }
 
 

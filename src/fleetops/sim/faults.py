@@ -205,10 +205,13 @@ def pick_dimm(rng: random.Random) -> tuple[int, int, int, int]:
     return rng.randint(0, 1), rng.randint(0, 1), rng.randint(0, 2), rng.randint(0, 1)
 
 
-def edac_message(rng: random.Random, dimm: tuple[int, int, int, int]) -> str:
-    """One corrected memory error as the sb_edac driver reports it."""
+def edac_message(
+    rng: random.Random, dimm: tuple[int, int, int, int], page: int | None = None
+) -> str:
+    """One corrected memory error as the sb_edac driver reports it (`page`: a weak cell's)."""
     socket, ha, chan, slot = dimm
-    page, offset, rank = rng.randrange(0x100000, 0x3FFFFF), rng.randrange(0, 4096, 64), slot
+    page = page if page is not None else rng.randrange(0x100000, 0x3FFFFF)
+    offset, rank = rng.randrange(0, 4096, 64), slot
     return (
         f"EDAC MC{socket}: 1 CE memory read error on "
         f"CPU_SrcID#{socket}_Ha#{ha}_Chan#{chan}_DIMM#{slot} (channel:{chan} slot:{slot} "

@@ -827,11 +827,16 @@ class Workload:
         self._after(active.rng.uniform(20, 60), self._full_disk_tick, active)
 
     def _dimm_tick(self, active: _Active) -> None:
-        """Corrected errors on one DIMM at a rate rising from 2/min to 10/min over 30 minutes."""
+        """Bursts of corrected errors on one DIMM, rising from 2/min to 10/min over 30 minutes."""
         if not active.on:
             return
         rng, t, host = active.rng, self._t, self._hosts[active.fault.target]
-        self._kernel(t, host, fx.edac_message(rng, active.dimm))
+        # A weak cell is read again and again: its corrected errors come in bursts on one page,
+        # which sets a failing DIMM apart from the fleet's scattered single errors.
+        page = rng.randrange(0x100000, 0x3FFFFF)
+        for i in range(rng.choice((2, 2, 3, 4))):
+            at = t + i * rng.randrange(2000, 40000)
+            self._kernel(at, host, fx.edac_message(rng, active.dimm, page))
         if rng.random() < 0.15:
             self._kernel(t + 150, host, fx.MCE_MESSAGE)
         per_min = active.fault.intensity * (2 + 8 * min(1.0, (t - active.since) / (1800 * S)))

@@ -180,9 +180,12 @@ class Aggregator:
                 continue
             f = event.fields
             if event.kind == "signature":
-                key = (f.get("host") or line.host, event.rule.signature)
+                signature = event.rule.signature
+                if "threshold" in f and "ms" in f and int(f["ms"]) < 3 * int(f["threshold"]):
+                    signature += "_minor"
+                key = (f.get("host") or line.host, signature)
                 long.errors[key] = long.errors.get(key, 0) + 1
-                self.signatures.append((ts, key[0], key[1]))
+                self.signatures.append((ts, key[0], signature))
             elif event.kind == "transfer":
                 self._transfer(ts, f, short, long)
             elif event.kind == "transfer_failed":

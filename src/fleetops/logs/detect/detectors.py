@@ -33,14 +33,20 @@ SIGNATURE_TEXT = {
 class DetectorConfig:
     # straggler
     straggler_window: timedelta = timedelta(minutes=2)
-    straggler_min_tasks: int = 3
-    straggler_ratio: float = 2.0  # host's median task duration / its stages' medians
+    straggler_min_tasks: int = 4
+    straggler_ratio: float = 2.5  # host's median task duration / its stages' medians
     straggler_z: float = 4.0  # robust z-score against the other hosts' ratios
     # slow network component
-    link_window: timedelta = timedelta(seconds=30)
-    link_min_transfers: int = 8
-    link_slow_fraction: float = 0.5
+    # two look-backs: the short one sees a fault soon after onset, the long one a quieter path
+    link_windows: tuple[timedelta, ...] = (timedelta(seconds=15), timedelta(seconds=30))
+    link_min_transfers: int = 6
+    link_slow_fraction: float = 0.6
     link_min_explained: int = 4
+    nic_slow_fraction: float = 0.75  # a NIC fault makes nearly all of its transfers slow
+    intra_min_transfers: int = 3  # to tell a bad ToR from congested uplinks
+    # a host's disk serves few transfers in a short look-back, but any slow one is rare news
+    disk_min_transfers: int = 4
+    disk_min_explained: int = 3
     # error signatures: count within the window that makes a finding
     signature_window: timedelta = timedelta(minutes=5)
     signature_thresholds: dict[str, int] = field(
@@ -53,7 +59,7 @@ class DetectorConfig:
             "nic_down": 1,  # a server's link going down is never routine
             "oom": 3,
             "disk_full": 1,
-            "slow_disk": 3,
+            "slow_disk": 2,  # writes/flushes taking 3x their threshold or more
         }
     )
     critical_signatures: frozenset[str] = frozenset({"edac_ue", "mce", "fs_error", "disk_full"})
@@ -188,11 +194,20 @@ def slow_links(agg: Aggregator, now: datetime, config: DetectorConfig) -> list[C
     Components are the serving disk, the NICs, the ToR switches and the racks' uplinks; a disk
     explains slow local reads that no network component can.
 
-    A component is a candidate when at least half of the transfers through it were slow; the one
-    explaining most still-unexplained slow transfers wins (ties: the higher slow fraction, so a
-    congested uplink beats its ToR when intra-rack traffic is fine), its slow transfers count as
-    explained, and the search repeats."""
-    since = now - config.link_window
+    A component is a candidate when most transfers through it were slow; the one explaining most
+    still-unexplained slow transfers wins (ties: the higher slow fraction, so a congested uplink
+    beats its ToR when intra-rack traffic is fine), its slow transfers count as explained, and the
+    search repeats. It runs over each look-back; a component found in any of them is reported."""
+    found: dict[str, Candidate] = {}
+    for window in config.link_windows:
+        for candidate in _tomography(agg, now - window, now, config):
+            found.setdefault(candidate.dedup_key, candidate)
+    return list(found.values())
+
+
+def _tomography(
+    agg: Aggregator, since: datetime, now: datetime, config: DetectorConfig
+) -> list[Candidate]:
     total: dict[tuple[str, str], int] = defaultdict(int)
     slow_of: dict[tuple[str, str], list[int]] = defaultdict(list)
     first: dict[tuple[str, str], datetime] = {}
@@ -213,20 +228,68 @@ def slow_links(agg: Aggregator, now: datetime, config: DetectorConfig) -> list[C
     while unexplained:
         best, best_key = None, (0, 0.0)
         for part, slow in slow_of.items():
-            if total[part] < config.link_min_transfers:
+            explained = [i for i in slow if i in unexplained]
+            disk = part[0] == "disk"
+            least = config.disk_min_transfers if disk else config.link_min_transfers
+            least_slow = config.disk_min_explained if disk else config.link_min_explained
+            if total[part] < least or len(explained) < least_slow:
                 continue
             fraction = len(slow) / total[part]
-            if fraction < config.link_slow_fraction:
+            if fraction < (
+                config.nic_slow_fraction if part[0] == "nic" else config.link_slow_fraction
+            ):
                 continue
-            explained = sum(1 for i in slow if i in unexplained)
-            key = (explained, fraction)
-            if explained >= config.link_min_explained and key > best_key:
+            key = (len(explained), fraction)
+            if key > best_key and _plausible(part, explained, recent):
                 best, best_key = part, key
         if best is None:
             break
         unexplained -= set(slow_of[best])
+        if best[0] in ("tor", "uplink"):
+            decided = _tor_or_uplink(best[1], recent, agg, config)
+            if decided is None:
+                continue  # not enough intra-rack traffic yet to tell: decide on a later pass
+            best = (decided, best[1])
         found.append(_link_candidate(best, best_key, total[best], first[best], since, now, agg))
     return found
+
+
+def _plausible(part: tuple[str, str], explained: list[int], recent: list[Transfer]) -> bool:
+    """A host component must be slow with several peers: slowness towards one place is that
+    place's problem (a peer's flapping NIC, a faulty rack), not this host's."""
+    kind, host = part
+    if kind == "nic":
+        return (
+            len(
+                {
+                    recent[i].dst_rack if recent[i].src == host else recent[i].src_rack
+                    for i in explained
+                }
+            )
+            >= 2
+        )
+    if kind == "disk":
+        return (
+            len({recent[i].dst if recent[i].src == host else recent[i].src for i in explained}) >= 2
+        )
+    return True
+
+
+def _tor_or_uplink(
+    tor: str, recent: list[Transfer], agg: Aggregator, config: DetectorConfig
+) -> str | None:
+    """A rack whose cross-rack traffic is slow has a bad ToR if its intra-rack traffic is slow
+    too, and congested uplinks if that is fine; None while intra-rack traffic is too scarce."""
+    rack = next((r for r, t in agg.topology.tor_of_rack.items() if t == tor), tor)
+    intra = [t for t in recent if t.src_rack == rack and t.dst_rack == rack and not t.local]
+    if len(intra) < config.intra_min_transfers:
+        return None
+    slow = sum(t.slow for t in intra) / len(intra)
+    if slow >= 0.5:
+        return "tor"
+    if slow <= 0.25:
+        return "uplink"
+    return None
 
 
 def _link_candidate(
