@@ -22,7 +22,7 @@ from fleetops.config import Settings, get_settings
 from fleetops.errors import EXIT_USAGE
 from fleetops.findings.cli import finding_app
 from fleetops.inventory.cli import host_app, rack_app
-from fleetops.kit.cli import ApiClient, CliState, CommandFailed, stderr
+from fleetops.kit.cli import ApiClient, CliState, CommandFailed, OutputOption, emit, stderr, stdout
 from fleetops.logs.cli import logs_app
 
 if TYPE_CHECKING:
@@ -35,12 +35,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Measure detection against the simulator's ground truth.", no_args_is_help=True
+)
 app.add_typer(host_app, name="host")
 app.add_typer(rack_app, name="rack")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(eval_app, name="eval")
 app.add_typer(operation_app, name="operation")
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(change_app, name="change")
@@ -198,6 +202,60 @@ def demo(
     if not no_serve:
         feed = demo_feed(hosts=hosts, racks=racks, port=port, token=token)
         _run_server(settings, demo_executors(), background=[feed.run])
+
+
+@eval_app.command("diagnosis")
+def eval_diagnosis(
+    hosts: Annotated[int, typer.Option(min=50, max=20_000, help="simulated hosts")] = 1000,
+    faults: Annotated[int, typer.Option(min=1, max=200, help="faults to inject")] = 20,
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
+    minutes: Annotated[
+        float, typer.Option(min=1, max=24 * 60, help="simulated minutes the faults spread over")
+    ] = 20.0,
+    output: OutputOption = "table",
+) -> None:
+    """Run the simulated fleet with faults through ingestion and the detectors, faster than real
+    time, and report precision, recall and time from onset to finding, overall and per kind."""
+    import asyncio
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fleetops.sim.evaluate import EvalConfig, run
+
+    config = EvalConfig(hosts=hosts, faults=faults, seed=seed, minutes=minutes)
+    with Progress(
+        TextColumn("simulating {task.fields[what]}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("eval", total=1.0, what=f"{hosts} hosts, {faults} faults")
+        report = asyncio.run(run(config, progress=lambda done: bar.update(task, completed=done)))
+    if output != "table":
+        emit(report, output)
+        return
+    stdout.print(
+        f"precision {report['precision']:.3f}   recall {report['recall']:.3f}   "
+        f"p95 time to finding {report['p95_time_to_finding_s']} s   "
+        f"({report['lines']:,} lines, {report['findings']} findings: "
+        f"{report['true_positive_findings']} right, {report['symptom_findings']} symptoms, "
+        f"{report['false_positive_findings']} false)"
+    )
+    rows = [{"kind": kind, **values} for kind, values in report["by_kind"].items()]
+    emit(
+        rows,
+        "table",
+        [
+            ("fault kind", "kind"),
+            ("faults", "faults"),
+            ("detected", "detected"),
+            ("recall", "recall"),
+            ("p95 s", "p95_time_to_finding_s"),
+            ("missed", lambda r: ", ".join(r["missed"])),
+        ],
+    )
 
 
 def main() -> None:

@@ -174,6 +174,7 @@ def score(faults: list[Fault], findings: list[Finding], fleet: InventoryDoc) -> 
                     "kind": finding.kind,
                     "entity": finding.entity,
                     "title": finding.title,
+                    "first_seen": finding.first_seen.isoformat(),
                     "details": finding.details,
                 }
             )

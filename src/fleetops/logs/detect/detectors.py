@@ -8,7 +8,7 @@ wherever the peers exist: a whole fleet that is slow is not a straggler."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
@@ -255,24 +255,18 @@ def _tomography(
 
 
 def _plausible(part: tuple[str, str], explained: list[int], recent: list[Transfer]) -> bool:
-    """A host component must be slow with several peers: slowness towards one place is that
-    place's problem (a peer's flapping NIC, a faulty rack), not this host's."""
-    kind, host = part
+    """A component must be slow with several peers: slowness towards one place is that place's
+    problem (a peer's flapping NIC, a faulty rack, a fault that just ended), not this one's."""
+    kind, name = part
+    slow = [recent[i] for i in explained]
     if kind == "nic":
-        return (
-            len(
-                {
-                    recent[i].dst_rack if recent[i].src == host else recent[i].src_rack
-                    for i in explained
-                }
-            )
-            >= 2
-        )
+        per_rack = Counter(t.dst_rack if t.src == name else t.src_rack for t in slow)
+        return sum(1 for n in per_rack.values() if n >= 2) >= 2
     if kind == "disk":
-        return (
-            len({recent[i].dst if recent[i].src == host else recent[i].src for i in explained}) >= 2
-        )
-    return True
+        peers = {t.dst if t.src == name else t.src for t in slow}
+        return any(t.local for t in slow) or len(peers) >= 3
+    racks = {r for t in slow for r in (t.src_rack, t.dst_rack)}
+    return len(racks) >= 3 or len({r for t in recent for r in (t.src_rack, t.dst_rack)}) < 3
 
 
 def _tor_or_uplink(
