@@ -49,6 +49,7 @@ class EvalConfig:
     warmup_minutes: float = 2.0  # healthy time first, so baselines exist
     step_seconds: float = 2.0  # simulated seconds per HTTP request
     database_url: str | None = None
+    start: datetime | None = None  # simulated start (default: recent past); fixes window alignment
 
 
 async def run(
@@ -73,7 +74,7 @@ async def _run(
         _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
     total = timedelta(minutes=config.warmup_minutes + config.minutes + 3)
     # Simulated time lies in the recent past, so no line looks like clock skew.
-    start = (datetime.now(UTC) - total - timedelta(hours=1)).replace(microsecond=0)
+    start = config.start or (datetime.now(UTC) - total - timedelta(hours=1)).replace(microsecond=0)
     fault_start = start + timedelta(minutes=config.warmup_minutes)
     faults = schedule_faults(
         fleet,
