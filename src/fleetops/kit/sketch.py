@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+_log = math.log
+
 
 class DDSketch:
     """Quantiles of positive values (non-positive values are counted in a zero bucket)."""
@@ -30,13 +32,16 @@ class DDSketch:
     def add(self, value: float, weight: int = 1) -> None:
         self.count += weight
         self.sum += value * weight
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        if value < self.min:  # what min() and max() decide, without their calls
+            self.min = value
+        if value > self.max:
+            self.max = value
         if value <= 0:
             self.zeros += weight
             return
-        key = math.ceil(math.log(value) / self._gamma_log)
-        self.bins[key] = self.bins.get(key, 0) + weight
+        key = math.ceil(_log(value) / self._gamma_log)
+        bins = self.bins
+        bins[key] = bins.get(key, 0) + weight
 
     def merge(self, other: DDSketch) -> None:
         if other.relative_accuracy != self.relative_accuracy:

@@ -204,17 +204,58 @@ def save_rollups(session: Session, closed: Any, resume_from: datetime) -> None:
                 stmt = stmt.where(table.c.seconds == seconds)
             conn.execute(stmt)
         conn.execute(insert(table), rows)
-    if closed.jobs:
-        ids = [j["app_id"] for j in closed.jobs]
-        jobs: Any = LogJob.__table__
-        conn.execute(delete(jobs).where(jobs.c.app_id.in_(ids)))
-        now = utcnow()
-        conn.execute(insert(jobs), [{**j, "updated_at": now} for j in closed.jobs])
+    _save_jobs(session, closed.jobs, closed.job_tasks)
     state = session.get(RollupState, "aggregator")
     if state is None:
         session.add(RollupState(name="aggregator", watermark=resume_from))
     else:
         state.watermark = resume_from
+
+
+def _save_jobs(
+    session: Session, lifecycle: list[dict[str, Any]], tasks: list[dict[str, Any]]
+) -> None:
+    """Lifecycle fields are replaced (they are idempotent); task counts are added."""
+    now = utcnow()
+    ids = {j["app_id"] for j in lifecycle} | {t["app_id"] for t in tasks}
+    if not ids:
+        return
+    existing = {j.app_id: j for j in session.scalars(select(LogJob).where(LogJob.app_id.in_(ids)))}
+    for row in lifecycle:
+        job = existing.get(row["app_id"])
+        if job is None:
+            job = existing[row["app_id"]] = LogJob(
+                app_id=row["app_id"], tasks_finished=0, tasks_failed=0
+            )
+            session.add(job)
+        job.host, job.state = row["host"], row["state"]
+        job.started_at = row["started_at"] or job.started_at
+        job.finished_at = row["finished_at"]
+        job.duration_s = row["duration_s"] if row["duration_s"] is not None else job.duration_s
+        job.updated_at = now
+    for row in tasks:
+        job = existing.get(row["app_id"])
+        if job is None:
+            job = existing[row["app_id"]] = LogJob(
+                app_id=row["app_id"], state="running", tasks_finished=0, tasks_failed=0
+            )
+            session.add(job)
+        job.tasks_finished += row["finished"]
+        job.tasks_failed += row["failed"]
+        job.updated_at = now
+    session.flush()
+
+
+def jobs_to_restore(session: Session, resume: datetime, horizon: datetime) -> list[LogJob]:
+    """Jobs a replay from `resume` may see again: still running, or finished since then."""
+    return list(
+        session.scalars(
+            select(LogJob).where(
+                LogJob.updated_at >= horizon,
+                (LogJob.state == "running") | (LogJob.finished_at >= resume),
+            )
+        )
+    )
 
 
 def resume_point(session: Session) -> datetime | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -20,7 +21,7 @@ from fleetops.findings import service as findings
 from fleetops.inventory import service as inventory
 from fleetops.logs import repository
 from fleetops.logs.aggregate.rules import load_rules
-from fleetops.logs.aggregate.stream import Aggregator, Closed
+from fleetops.logs.aggregate.stream import LONG, Aggregator, Closed, Job
 from fleetops.logs.detect.detectors import Candidate, DetectorConfig, detect_all
 from fleetops.logs.ingest.pipeline import IngestPipeline, Limits, StoredLine
 from fleetops.logs.ingest.syslog import SyslogServer
@@ -32,6 +33,7 @@ RETENTION_EVERY = 60.0
 ROLLUP_RETENTION = timedelta(days=7)
 DETECTORS = ("straggler", "link-tomography", "error-signatures", "template-burst")
 QUIET_BEFORE_RESOLVE = timedelta(minutes=5)
+IDLE_CLOSE = 15.0  # seconds without lines before the open windows are closed anyway
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -48,21 +50,24 @@ def limits_from(settings: Settings) -> Limits:
 class LogServices:
     """Starts and stops the logs domain's long-running parts, in order.
 
-    `realtime=False` (evaluation on simulated time) lets only event time close windows; otherwise
-    the wall clock also closes them when the fleet is quiet."""
+    Windows close by event time. With `realtime` (the default, from `logs_realtime`), a stream
+    that has gone quiet for `IDLE_CLOSE` of wall time also gets its last windows closed, so a quiet
+    fleet's charts do not stall; the wall clock never moves the watermark otherwise, so a shipper
+    catching up on a backlog is aggregated in full. Evaluation on simulated time turns it off."""
 
     def __init__(
         self,
         settings: Settings,
         write_sessions: sessionmaker[Session],
         *,
-        realtime: bool = True,
+        realtime: bool | None = None,
         detector_config: DetectorConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self.sessions = write_sessions
-        self.realtime = realtime
+        self.realtime = settings.logs_realtime if realtime is None else realtime
+        self._last_lines = time.monotonic()
         self.detector_config = detector_config or DetectorConfig()
         self.pipeline = IngestPipeline(write_sessions, limits=limits_from(settings), clock=clock)
         self.aggregator: Aggregator | None = None
@@ -78,6 +83,7 @@ class LogServices:
         resume = await asyncio.to_thread(self._read, repository.resume_point)
         self.aggregator = Aggregator(rules, self._topology, watermark=None)
         if resume is not None:
+            self.aggregator.restore_jobs(await asyncio.to_thread(self._jobs_to_restore, resume))
             await asyncio.to_thread(self._replay, resume)
         self.pipeline.subscribers.append(self._on_lines)
         self._tasks += [
@@ -121,6 +127,12 @@ class LogServices:
         with session_scope(self.sessions) as session:
             return inventory.topology(session)
 
+    def _jobs_to_restore(self, resume: object) -> list[Job]:
+        assert isinstance(resume, datetime)
+        with session_scope(self.sessions) as session:
+            rows = repository.jobs_to_restore(session, resume, utcnow() - timedelta(days=1))
+            return [Job(j.app_id, j.host, j.state, j.started_at, j.finished_at) for j in rows]
+
     def _replay(self, since: object) -> None:
         """Feed the aggregator the stored lines it had not finalised before the restart."""
         assert isinstance(since, datetime)
@@ -152,6 +164,7 @@ class LogServices:
 
     def _on_lines(self, lines: Sequence[StoredLine]) -> None:
         assert self.aggregator is not None
+        self._last_lines = time.monotonic()
         self.aggregator.add(lines)
         self._advance(None)
 
@@ -162,14 +175,17 @@ class LogServices:
             self._closed.put_nowait(closed)
 
     async def _ticker(self) -> None:
-        minutes = 0
+        seconds = 0
         while True:
             await asyncio.sleep(1.0)
-            if self.realtime:
-                self._advance(utcnow())
-            minutes += 1
-            if minutes % 60 == 0 and self.aggregator is not None:
-                self.aggregator.topology = await asyncio.to_thread(self._topology)
+            agg = self.aggregator
+            quiet = time.monotonic() - self._last_lines
+            if self.realtime and agg is not None and agg.max_ts is not None and quiet > IDLE_CLOSE:
+                self._advance(agg.max_ts + timedelta(seconds=LONG) + agg.lateness)
+                self._last_lines = time.monotonic()
+            seconds += 1
+            if seconds % 60 == 0 and agg is not None:
+                agg.topology = await asyncio.to_thread(self._topology)
 
     async def _flusher(self) -> None:
         while True:
@@ -179,10 +195,9 @@ class LogServices:
                 (end, detect_all(self.aggregator, end, self.detector_config))
                 for end in closed.windows_closed[-3:]
             ]
-            resume = self.aggregator.resume_point()
             self._flushing = True
             try:
-                await asyncio.to_thread(self._flush, closed, resume, candidates)
+                await asyncio.to_thread(self._flush, closed, closed.resume_from, candidates)
             except Exception:
                 log.exception("saving rollups and findings failed; they are recomputed on restart")
             finally:

@@ -11,6 +11,8 @@ Memory is bounded: open windows are few, buffers are trimmed by age and capped i
 from __future__ import annotations
 
 import math
+import re
+from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +22,16 @@ from typing import Any
 
 from fleetops.inventory.service import Topology
 from fleetops.kit.sketch import DDSketch
-from fleetops.logs.aggregate.rules import Rules
+from fleetops.logs.aggregate.rules import Event, Rules
 from fleetops.logs.ingest.pipeline import StoredLine
+from fleetops.logs.parse.tokens import Bounded
 
 SHORT, LONG = 10, 60  # window lengths, seconds
 HISTORY = timedelta(minutes=10)  # how far back detectors can look
 SLOW_FACTOR = 2.5  # a transfer this many times below its path's usual throughput is slow
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_ASCII_DIGIT = re.compile("[0-9]")
 
 
 def window_start(ts: datetime, seconds: int) -> datetime:
@@ -85,6 +90,7 @@ class _Window:
     host_tasks: dict[str, list[float]] = field(default_factory=dict)
     host_failed: dict[str, int] = field(default_factory=dict)
     host_ratios: dict[str, list[float]] = field(default_factory=dict)
+    job_tasks: dict[str, list[int]] = field(default_factory=dict)  # app -> [finished, failed]
 
 
 @dataclass
@@ -94,8 +100,6 @@ class Job:
     state: str
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    tasks_finished: int = 0
-    tasks_failed: int = 0
 
     @property
     def duration_s(self) -> float | None:
@@ -115,7 +119,13 @@ class Closed:
     errors: list[dict[str, Any]] = field(default_factory=list)
     host_tasks: list[dict[str, Any]] = field(default_factory=list)
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    # Task counts per job from final 1 min windows: added to the job rows. A minute window is
+    # saved once (a replay starts after the last saved one), so the additions are never repeated.
+    job_tasks: list[dict[str, Any]] = field(default_factory=list)
     windows_closed: list[datetime] = field(default_factory=list)  # short-window ends, in order
+    # Where a restart replays from once these rows are saved: taken when they were closed, so a
+    # later window still waiting to be saved is never skipped.
+    resume_from: datetime = _EPOCH
 
 
 _TERMINAL = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
@@ -147,7 +157,8 @@ class Aggregator:
         self.new_templates: dict[int, datetime] = {}
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self._changed_jobs: set[str] = set()
-        self._stages: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._stages: OrderedDict[tuple[str, str], _Peers] = OrderedDict()
+        self._rules_index: _RuleIndex | None = None
         self._baseline: dict[str, deque[float]] = {}
         self._baseline_median: dict[str, float] = {}
         self._baseline_dirty: dict[str, int] = {}
@@ -158,49 +169,72 @@ class Aggregator:
     # --- input ---------------------------------------------------------------------------------
 
     def add(self, lines: Sequence[StoredLine]) -> None:
-        for line in lines:
-            self.lines += 1
-            ts = line.ts
-            if self.watermark is not None and ts < self.watermark:
-                self.late += 1
-                continue
-            if self.max_ts is None or ts > self.max_ts:
-                self.max_ts = ts
-            short = self._window(SHORT, ts)
-            long = self._window(LONG, ts)
-            entry = long.templates.get(line.template_id)
-            if entry is None:
-                long.templates[line.template_id] = [1, {line.host}]
-            else:
-                entry[0] += 1
-                if len(entry[1]) < 1000:
-                    entry[1].add(line.host)
-            event = self.rules.match(line.content, line.source)
-            if event is None:
-                continue
-            f = event.fields
-            if event.kind == "signature":
-                signature = event.rule.signature
-                if "threshold" in f and "ms" in f and int(f["ms"]) < 3 * int(f["threshold"]):
-                    signature += "_minor"
-                key = (f.get("host") or line.host, signature)
-                long.errors[key] = long.errors.get(key, 0) + 1
-                self.signatures.append((ts, key[0], signature))
-            elif event.kind == "transfer":
-                self._transfer(ts, f, short, long)
-            elif event.kind == "transfer_failed":
-                self._failed_transfer(ts, line, f, short, long)
-            elif event.kind == "task_finished":
-                self._task(ts, line, f, short, long)
-            elif event.kind == "task_failed":
-                host = f.get("host") or line.host
-                long.host_failed[host] = long.host_failed.get(host, 0) + 1
-                job = self.jobs.get(line.labels.get("application", ""))
-                if job is not None:
-                    job.tasks_failed += 1
-                    self._changed_jobs.add(job.app_id)
-            elif event.kind == "job_state":
-                self._job(ts, line.host, f, short, long)
+        match = self._rule_index().match
+        watermark, max_ts = self.watermark, self.max_ts
+        windows: dict[tuple[int, int], tuple[_Window, _Window]] = {}  # by window index
+        count = late = 0
+        try:
+            for line in lines:
+                count += 1
+                ts = line.ts
+                if watermark is not None and ts < watermark:
+                    late += 1
+                    continue
+                if max_ts is None or ts > max_ts:
+                    max_ts = ts
+                offset = (ts - _EPOCH).total_seconds()
+                index = (math.floor(offset / SHORT), math.floor(offset / LONG))
+                pair = windows.get(index)
+                if pair is None:
+                    pair = windows[index] = (self._window(SHORT, ts), self._window(LONG, ts))
+                short, long = pair
+                entry = long.templates.get(line.template_id)
+                if entry is None:
+                    long.templates[line.template_id] = [1, {line.host}]
+                else:
+                    entry[0] += 1
+                    if len(entry[1]) < 1000:
+                        entry[1].add(line.host)
+                event = match(line.content, line.source)
+                if event is not None:
+                    self.max_ts = max_ts  # what the event handlers see is up to date
+                    self._event(event, ts, line, short, long)
+        finally:
+            self.lines += count
+            self.late += late
+            self.max_ts = max_ts
+
+    def _event(
+        self, event: Event, ts: datetime, line: StoredLine, short: _Window, long: _Window
+    ) -> None:
+        f = event.fields
+        if event.kind == "signature":
+            signature = event.rule.signature
+            # a disk a little slow now and then is normal; many times its threshold is failing
+            if "threshold" in f and "ms" in f and int(f["ms"]) < 3 * int(f["threshold"]):
+                signature += "_minor"
+            key = (f.get("host") or line.host, signature)
+            long.errors[key] = long.errors.get(key, 0) + 1
+            self.signatures.append((ts, key[0], signature))
+        elif event.kind == "transfer":
+            self._transfer(ts, f, short, long)
+        elif event.kind == "transfer_failed":
+            self._failed_transfer(ts, line, f, short, long)
+        elif event.kind == "task_finished":
+            self._task(ts, line, f, short, long)
+        elif event.kind == "task_failed":
+            host = f.get("host") or line.host
+            long.host_failed[host] = long.host_failed.get(host, 0) + 1
+            app = line.labels.get("application")
+            if app:
+                long.job_tasks.setdefault(app, [0, 0])[1] += 1
+        elif event.kind == "job_state":
+            self._job(ts, line.host, f, short, long)
+
+    def _rule_index(self) -> _RuleIndex:
+        if self._rules_index is None or self._rules_index.rules is not self.rules:
+            self._rules_index = _RuleIndex(self.rules)
+        return self._rules_index
 
     def _window(self, seconds: int, ts: datetime) -> _Window:
         start = window_start(ts, seconds)
@@ -280,12 +314,12 @@ class Aggregator:
         stage = (app, f.get("stage", ""))
         peers = self._stages.get(stage)
         if peers is None:
-            peers = self._stages[stage] = deque(maxlen=200)
+            peers = self._stages[stage] = _Peers(200)
             if len(self._stages) > 20_000:
                 self._stages.popitem(last=False)
         ratio = None
         if len(peers) >= 4:
-            mid = median(peers)
+            mid = peers.median()
             ratio = ms / mid if mid > 0 else None
         peers.append(ms)
         self.tasks.append(Task(ts, host, stage, ms, ratio))
@@ -294,10 +328,8 @@ class Aggregator:
         long.host_tasks.setdefault(host, []).append(ms)
         if ratio is not None:
             long.host_ratios.setdefault(host, []).append(ratio)
-        job = self.jobs.get(app)
-        if job is not None:
-            job.tasks_finished += 1
-            self._changed_jobs.add(app)
+        if "application" in line.labels:
+            long.job_tasks.setdefault(app, [0, 0])[0] += 1
 
     def _job(
         self, ts: datetime, host: str, f: dict[str, str], short: _Window, long: _Window
@@ -318,6 +350,11 @@ class Aggregator:
                 short.jobs.add(job.duration_s)
                 long.jobs.add(job.duration_s)
         self._changed_jobs.add(app)
+
+    def restore_jobs(self, jobs: list[Job]) -> None:
+        """Put back the jobs still running at a restart, so their durations can be measured."""
+        for job in jobs:
+            self.jobs.setdefault(job.app_id, job)
 
     def resume_point(self) -> datetime:
         """Where a restart must replay from: the start of the oldest window still open."""
@@ -352,6 +389,7 @@ class Aggregator:
         closed.jobs = [self._job_row(self.jobs[a]) for a in self._changed_jobs if a in self.jobs]
         self._changed_jobs.clear()
         self._trim(mark)
+        closed.resume_from = self.resume_point()
         return closed
 
     def _emit(self, w: _Window, out: Closed) -> None:
@@ -389,6 +427,9 @@ class Aggregator:
             )
         if w.seconds != LONG:
             return
+        out.job_tasks += [
+            {"app_id": app, "finished": n[0], "failed": n[1]} for app, n in w.job_tasks.items()
+        ]
         for tid, (count, hosts) in w.templates.items():
             out.templates.append(
                 {"start": w.start, "template_id": tid, "count": count, "hosts": len(hosts)}
@@ -423,8 +464,6 @@ class Aggregator:
             "started_at": job.started_at,
             "finished_at": job.finished_at,
             "duration_s": job.duration_s,
-            "tasks_finished": job.tasks_finished,
-            "tasks_failed": job.tasks_failed,
         }
 
     def _trim(self, mark: datetime) -> None:
@@ -436,6 +475,70 @@ class Aggregator:
             self.signatures.popleft()
         for app in [a for a, j in self.jobs.items() if j.finished_at and j.finished_at < horizon]:
             del self.jobs[app]
+
+
+class _RuleIndex:
+    """Which rules a message can match at all, remembered per message with its digits zeroed.
+
+    A rule runs only where its `contains` literal occurs. Zeroing digits never moves a literal
+    without digits in or out of a message, so messages that differ only in their numbers (a
+    stream's block ids, ports, durations) share one answer; the rules left, usually none, are
+    then tried in their order as `Rules.match` does."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self._literals = [
+            (rule, None if _ASCII_DIGIT.search(rule.contains) else rule.contains.encode())
+            for rule in rules.rules
+        ]
+        self._candidates: Bounded[bytes, Rules] = Bounded(100_000)
+
+    def match(self, content: str, source: str) -> Event | None:
+        key = content.encode("utf-8", "surrogatepass").translate(_ZERO)
+        candidates = self._candidates.hot.get(key) or self._candidates.get(key)
+        if candidates is None:
+            candidates = Rules(
+                [rule for rule, literal in self._literals if literal is None or literal in key]
+            )
+            self._candidates.put(key, candidates)
+        return candidates.match(content, source) if candidates.rules else None
+
+
+class _Peers:
+    """The last `size` durations of a stage, kept sorted too, so the median is a lookup."""
+
+    __slots__ = ("_nan", "order", "sorted")
+
+    def __init__(self, size: int) -> None:
+        self.order: deque[float] = deque(maxlen=size)
+        self.sorted: list[float] = []
+        self._nan = 0  # NaNs do not sort: with any, fall back to `statistics.median`
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def append(self, value: float) -> None:
+        order = self.order
+        if len(order) == order.maxlen:
+            oldest = order[0]
+            if oldest != oldest:
+                self._nan -= 1
+            else:
+                del self.sorted[bisect_left(self.sorted, oldest)]
+        order.append(value)
+        if value != value:
+            self._nan += 1
+        else:
+            insort(self.sorted, value)
+
+    def median(self) -> float:
+        if self._nan:
+            return median(self.order)
+        values = self.sorted
+        n = len(values)
+        if n % 2 == 1:
+            return values[n // 2]
+        return (values[n // 2 - 1] + values[n // 2]) / 2
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ _LOKI_HOST = ("host", "hostname", "instance", "node")
 MAX_LABELS = 32
 MAX_LABEL_KEY = 64
 MAX_LABEL_VALUE = 256
+_NOT_LABELS = frozenset((*MESSAGE_FIELDS, *HOST_FIELDS, *TIME_FIELDS, "file", "offset"))
 
 
 class PayloadError(Exception):
@@ -71,9 +72,11 @@ def parse_json_records(data: bytes, *, peer: str) -> list[LogRecord]:
             raise _syntax(exc) from None
         return [_record(item, n, peer, replaced) for n, item in enumerate(items, 1)]
     records = []
-    for number, line in _lines(text):
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line or line.isspace():
+            continue
         try:
-            item = json.loads(line)
+            item = _loads(line)
         except json.JSONDecodeError as exc:
             raise _syntax(exc, number) from None
         if isinstance(item, list):
@@ -81,6 +84,18 @@ def parse_json_records(data: bytes, *, peer: str) -> list[LogRecord]:
         else:
             records.append(_record(item, number, peer, replaced))
     return records
+
+
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(line: str) -> Any:
+    """`json.loads` of one line, calling the C scanner directly when the line is one bare value."""
+    try:
+        item, end = _scan(line, 0)
+    except (StopIteration, ValueError):
+        return json.loads(line)  # raises the error json.loads gives
+    return item if end == len(line) else json.loads(line)
 
 
 def parse_loki_push(data: bytes, *, peer: str) -> list[LogRecord]:
@@ -142,16 +157,11 @@ def _text(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8", errors="replace"), True
 
 
-def _lines(text: str) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(text.split("\n"), 1):
-        if line.strip():
-            yield number, line
-
-
 def _record(item: Any, where: int, peer: str, replaced: bool) -> LogRecord:
     if not isinstance(item, dict):
         raise PayloadError(f"record {where}: expected a JSON object, got {type(item).__name__}")
-    message = next((item[k] for k in MESSAGE_FIELDS if k in item), None)
+    # The first field present wins; the usual names are tried before the loop.
+    message = item["message"] if "message" in item else _first(item, MESSAGE_FIELDS)
     if message is None:
         raise PayloadError(
             f"record {where}: no message field (expected one of {', '.join(MESSAGE_FIELDS)})"
@@ -159,9 +169,12 @@ def _record(item: Any, where: int, peer: str, replaced: bool) -> LogRecord:
     if not isinstance(message, str):
         message = json.dumps(message, separators=(",", ":"))
     message = message.rstrip("\n")
-    host = next((item[k] for k in HOST_FIELDS if isinstance(item.get(k), str)), "") or peer
-    raw_ts = next((item[k] for k in TIME_FIELDS if k in item), None)
-    labels = _labels(item, skip=(*MESSAGE_FIELDS, *HOST_FIELDS, *TIME_FIELDS, "file", "offset"))
+    host = item.get("host")
+    if not isinstance(host, str):
+        host = next((item[k] for k in HOST_FIELDS if isinstance(item.get(k), str)), "")
+    host = host or peer
+    raw_ts = item["timestamp"] if "timestamp" in item else _first(item, TIME_FIELDS)
+    labels = _labels(item, skip=_NOT_LABELS)
     ts = None
     if raw_ts is not None:
         ts = parse_time(raw_ts)
@@ -183,6 +196,13 @@ def _record(item: Any, where: int, peer: str, replaced: bool) -> LogRecord:
         offset=offset if file is not None else None,
         invalid_utf8=replaced and "\ufffd" in message,
     )
+
+
+def _first(item: dict[str, Any], fields: tuple[str, ...]) -> Any:
+    for key in fields:
+        if key in item:
+            return item[key]
+    return None
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -211,15 +231,17 @@ def parse_time(value: Any) -> datetime | None:
     return None
 
 
-def _labels(item: dict[str, Any], *, skip: tuple[str, ...], prefix: str = "") -> dict[str, str]:
+def _labels(
+    item: dict[str, Any], *, skip: Collection[str] = (), prefix: str = ""
+) -> dict[str, str]:
     """Extra fields as flat string labels (nested keys joined by dots), bounded."""
     out: dict[str, str] = {}
     for key, value in item.items():
         if not prefix and key in skip:
             continue
-        name = f"{prefix}{key}"[:MAX_LABEL_KEY]
+        name = key if not prefix and len(key) <= MAX_LABEL_KEY else f"{prefix}{key}"[:MAX_LABEL_KEY]
         if isinstance(value, dict):
-            for k, v in _labels(value, skip=(), prefix=f"{name}.").items():
+            for k, v in _labels(value, prefix=f"{name}.").items():
                 if len(out) < MAX_LABELS:
                     out[k] = v
             continue

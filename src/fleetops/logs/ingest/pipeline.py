@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from fleetops.db import session_scope
 from fleetops.logs import repository
 from fleetops.logs.ingest.records import IngestResult, LogRecord, Overloaded
-from fleetops.logs.parse.headers import split_header
-from fleetops.logs.parse.miner import TemplateMiner
+from fleetops.logs.parse.headers import split
+from fleetops.logs.parse.miner import Template, TemplateMiner
 from fleetops.models import LogLine, utcnow
 
 log = logging.getLogger(__name__)
@@ -206,109 +206,33 @@ class IngestPipeline:
 
     def _store(self, batches: list[_Batch]) -> tuple[list[IngestResult], list[StoredLine]]:
         now = self.clock()
-        limits = self.limits
-        future, past = now + limits.future_skew, now - limits.past_skew
         keys = {
             (b.source, r.file)
             for b in batches
             for r in b.records
             if r.file is not None and r.offset is not None
         }
-        results: list[IngestResult] = []
-        stored: list[StoredLine] = []
-        rows: list[dict[str, Any]] = []
-        templates: dict[int, dict[str, Any]] = {}
         with session_scope(self.factory) as session:
             known = repository.load_cursors(session, keys) if keys else {}
             cursors = dict(known)
-            for batch in batches:
-                accepted = duplicates = truncated = skewed = 0
-                source = batch.source
-                for record in batch.records:
-                    if record.file is not None and record.offset is not None:
-                        key = (source, record.file)
-                        if record.offset <= cursors.get(key, -1):
-                            duplicates += 1
-                            continue
-                        cursors[key] = record.offset
-                    message = record.message
-                    size = record.size if record.size >= 0 else len(message.encode())
-                    flags = LogLine.FLAG_INVALID_UTF8 if record.invalid_utf8 else 0
-                    if size > limits.max_line_bytes:
-                        message = message.encode()[: limits.max_line_bytes].decode(errors="ignore")
-                        flags |= LogLine.FLAG_TRUNCATED
-                        truncated += 1
-                    header = split_header(message, now)
-                    ts = record.ts or header.ts
-                    labels = record.labels
-                    if ts is None:
-                        ts, flags = now, flags | LogLine.FLAG_NO_TIMESTAMP
-                    elif ts > future or ts < past:
-                        labels = {**labels, "original_ts": ts.isoformat()}
-                        ts, flags = now, flags | LogLine.FLAG_CLOCK_SKEW
-                        skewed += 1
-                    match = self._miner.add(header.message)
-                    template = match.template
-                    entry = templates.get(template.id)
-                    if entry is None:
-                        entry = templates[template.id] = {
-                            "tid": template.id,
-                            "delta": 0,
-                            "seen": ts,
-                            "first": ts,
-                            "example": header.message[:2000],
-                        }
-                    entry["delta"] += 1
-                    entry["text"] = template.text
-                    if ts > entry["seen"]:
-                        entry["seen"] = ts
-                    host = record.host or source
-                    rows.append(
-                        {
-                            "ts": ts,
-                            "received_at": now,
-                            "host": host,
-                            "source": source,
-                            "file": record.file,
-                            "offset": record.offset,
-                            "template_id": template.id,
-                            "message": message,
-                            "labels": labels,
-                            "flags": flags,
-                            "size": size,
-                        }
-                    )
-                    stored.append(
-                        StoredLine(
-                            ts,
-                            host,
-                            source,
-                            template.id,
-                            header.message,
-                            header.level,
-                            labels,
-                            flags,
-                        )
-                    )
-                    accepted += 1
-                results.append(IngestResult(accepted, duplicates, truncated, skewed))
+            results, stored, rows, templates = self._prepare(batches, cursors, now)
             repository.insert_lines(session, rows)
             new = [
                 {
-                    "id": e["tid"],
-                    "text": e["text"],
-                    "count": e["delta"],
-                    "first_seen": e["first"],
-                    "last_seen": e["seen"],
-                    "example": e["example"],
+                    "id": t.id,
+                    "text": t.text,
+                    "count": e.delta,
+                    "first_seen": e.first,
+                    "last_seen": e.seen,
+                    "example": e.example,
                 }
-                for e in templates.values()
-                if e["tid"] not in self._known_templates
+                for t, e in templates.values()
+                if t.id not in self._known_templates
             ]
             touched = [
-                {"tid": e["tid"], "text": e["text"], "delta": e["delta"], "seen": e["seen"]}
-                for e in templates.values()
-                if e["tid"] in self._known_templates
+                {"tid": t.id, "text": t.text, "delta": e.delta, "seen": e.seen}
+                for t, e in templates.values()
+                if t.id in self._known_templates
             ]
             repository.save_templates(session, new, touched)
             changed = {k: v for k, v in cursors.items() if known.get(k) != v}
@@ -320,7 +244,7 @@ class IngestPipeline:
             }
             repository.touch_tokens(session, due, now)
             self._token_seen.update(dict.fromkeys(due, now))
-        self._known_templates.update(e["id"] for e in new)
+        self._known_templates.update(templates)
         self.stats.commits += 1
         for batch, result in zip(batches, results, strict=True):
             self.stats.accepted += result.accepted
@@ -329,3 +253,86 @@ class IngestPipeline:
                 self.stats.by_source.get(batch.source, 0) + result.accepted
             )
         return results, stored
+
+    def _prepare(
+        self, batches: list[_Batch], cursors: dict[tuple[str, str], int], now: datetime
+    ) -> tuple[list[IngestResult], list[StoredLine], list[dict[str, Any]], _Templates]:
+        """De-duplicate, split headers, mine: the rows to insert and the lines to hand on."""
+        limits = self.limits
+        max_bytes = limits.max_line_bytes
+        future, past = now + limits.future_skew, now - limits.past_skew
+        assign = self._miner.assign
+        results: list[IngestResult] = []
+        stored: list[StoredLine] = []
+        rows: list[dict[str, Any]] = []
+        templates: _Templates = {}  # the batch's lines per template
+        for batch in batches:
+            accepted = duplicates = truncated = skewed = 0
+            source = batch.source
+            for record in batch.records:
+                file, offset = record.file, record.offset
+                if file is not None and offset is not None:
+                    if offset <= cursors.get((source, file), -1):
+                        duplicates += 1
+                        continue
+                    cursors[(source, file)] = offset
+                message = record.message
+                size = record.size if record.size >= 0 else len(message.encode())
+                flags = LogLine.FLAG_INVALID_UTF8 if record.invalid_utf8 else 0
+                if size > max_bytes:
+                    message = message.encode()[:max_bytes].decode(errors="ignore")
+                    flags |= LogLine.FLAG_TRUNCATED
+                    truncated += 1
+                header_ts, level, content = split(message, now)
+                ts = record.ts or header_ts
+                labels = record.labels
+                if ts is None:
+                    ts, flags = now, flags | LogLine.FLAG_NO_TIMESTAMP
+                elif ts > future or ts < past:
+                    labels = {**labels, "original_ts": ts.isoformat()}
+                    ts, flags = now, flags | LogLine.FLAG_CLOCK_SKEW
+                    skewed += 1
+                template = assign(content)
+                pair = templates.get(template.id)
+                if pair is None:
+                    templates[template.id] = (template, _TemplateBatch(ts, ts, content[:2000]))
+                else:
+                    entry = pair[1]
+                    entry.delta += 1
+                    if ts > entry.seen:
+                        entry.seen = ts
+                host = record.host or source
+                rows.append(
+                    {
+                        "ts": ts,
+                        "received_at": now,
+                        "host": host,
+                        "source": source,
+                        "file": file,
+                        "offset": offset,
+                        "template_id": template.id,
+                        "message": message,
+                        "labels": labels,
+                        "flags": flags,
+                        "size": size,
+                    }
+                )
+                stored.append(
+                    StoredLine(ts, host, source, template.id, content, level, labels, flags)
+                )
+                accepted += 1
+            results.append(IngestResult(accepted, duplicates, truncated, skewed))
+        return results, stored, rows, templates
+
+
+_Templates = dict[int, tuple[Template, "_TemplateBatch"]]
+
+
+@dataclass(slots=True)
+class _TemplateBatch:
+    """One template's lines in a commit: first and newest time, an example, how many."""
+
+    first: datetime
+    seen: datetime
+    example: str
+    delta: int = 1

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 _LEVEL = r"(?:(?P<level>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL)\s+)?"
 _HEADERS = [
     # 2026-11-26 17:02:03,123 [thread] INFO [x] org.Class: message
     re.compile(
-        r"^(?P<iso>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\s+"
+        r"^(?P<iso>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,](?P<frac>\d+))?"
+        r"(?:Z|[+-]\d{2}:?\d{2})?)\s+"
         r"(?:\[[^\]]*\]\s+)?" + _LEVEL + r"(?:\[[^\]]*\]\s+)?(?:[\w.$-]+:\s+)?"
     ),
     # Nov 26 17:02:03 host prog[pid]: message   (syslog files, kern.log)
@@ -46,24 +47,56 @@ def content(line: str) -> str:
     return line
 
 
-_TIMES: dict[tuple[str | None, ...], datetime | None] = {}
+# The group that ends each header's time text, and the one holding its level (if it has one).
+_TIME_END = [h.groupindex[g] for h, g in zip(_HEADERS, ("iso", "hms", "hms6", "hms"), strict=True)]
+_LEVELS = [header.groupindex.get("level", 0) for header in _HEADERS]
+_FRACTION = _HEADERS[0].groupindex["frac"]
+_PARTS = list(zip(_HEADERS, _TIME_END, _LEVELS, strict=True))
+# Lines of one second share their time text: parse it once (per header kind; bounded).
+_TIMES: list[dict[str, datetime | None]] = [{} for _ in _HEADERS]
+_FRACTIONS: dict[str, timedelta] = {}
 
 
 def split_header(line: str, now: datetime | None = None) -> Header:
     """Header time (UTC; zone-less times are taken as UTC), level and message of `line`."""
-    for header in _HEADERS:
-        if match := header.match(line):
+    return Header(*split(line, now))
+
+
+def split(line: str, now: datetime | None = None) -> tuple[datetime | None, str | None, str]:
+    """`split_header` as a plain tuple (time, level, message), for the ingest hot path."""
+    for kind, (header, time_end, level) in enumerate(_PARTS):
+        match = header.match(line)
+        if match is None:
+            continue
+        times = _TIMES[kind]
+        text = line[: match.end(time_end)]
+        fraction = match.group(_FRACTION) if kind == 0 else None
+        if fraction is not None and fraction.isascii():
+            # Milliseconds differ line by line: cache the whole second, add the fraction.
+            start = match.start(_FRACTION) - 1
+            text = text[:start] + text[start + 1 + len(fraction) :]
+        ts = times.get(text)
+        if ts is None:
+            if len(times) > 10_000:
+                times.clear()
             groups = match.groupdict()
-            # Lines of one second share their time text: parse it once.
-            key = (groups.get("iso"), groups.get("mon"), groups.get("day"), groups.get("hms"),
-                   groups.get("ymd"), groups.get("hms6"), groups.get("dmy"))  # fmt: skip
-            ts = _TIMES.get(key)
-            if ts is None:
-                if len(_TIMES) > 10_000:
-                    _TIMES.clear()
-                ts = _TIMES[key] = _time(groups, now)
-            return Header(ts, groups.get("level"), line[match.end() :])
-    return Header(None, None, line)
+            if fraction is not None and fraction.isascii():
+                groups["iso"] = text
+            ts = times[text] = _time(groups, now)
+        if ts is not None and fraction is not None and fraction.isascii():
+            ts += _fraction(fraction)
+        return ts, match.group(level) if level else None, line[match.end() :]
+    return None, None, line
+
+
+def _fraction(digits: str) -> timedelta:
+    """A second's fraction as fromisoformat reads it (digits beyond six are dropped)."""
+    delta = _FRACTIONS.get(digits)
+    if delta is None:
+        if len(_FRACTIONS) > 10_000:
+            _FRACTIONS.clear()
+        delta = _FRACTIONS[digits] = timedelta(microseconds=int(digits[:6].ljust(6, "0")))
+    return delta
 
 
 def _time(g: dict[str, str | None], now: datetime | None) -> datetime | None:
@@ -96,4 +129,4 @@ def _yearless(month: int, day: int, hms: str, now: datetime) -> datetime | None:
     return best
 
 
-__all__ = ["Header", "content", "split_header"]
+__all__ = ["Header", "content", "split", "split_header"]

@@ -21,6 +21,11 @@ without bound.
 
 Ids are stable: a template keeps its id when it widens, a message shape once assigned keeps its
 template, and `restore` puts back stored templates under their ids.
+
+Masking decides by the shape of a word, never by which digits it holds, so two messages that
+differ only in their digits get the same tokens, unless a digit survives masking (`eth0`). The
+miner therefore also remembers messages with their digits zeroed: a stream's next block id,
+port or task number then costs one lookup instead of masking its words again.
 """
 
 from __future__ import annotations
@@ -46,6 +51,11 @@ __all__ = ["WILDCARD", "Match", "Template", "TemplateMiner", "tokenize"]
 Slot = tuple[int, str | None, str]
 Key = tuple[str | None, ...]  # masked words; None where a word is not in the mask cache yet
 Extract = Callable[[list[str]], list[str]]
+Spans = list[tuple[int, int]]  # runs of words that one variable stands for
+
+_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_ASCII_DIGIT = re.compile("[0-9]")
+_DIGITS: tuple[Template, Spans] = cast("tuple[Template, Spans]", ())  # marks such messages
 
 _UNITS = frozenset(
     "B b KB kB K k MB M GB G TB T PB KiB MiB GiB TiB bytes ns us µs ms s sec secs m min h".split()
@@ -109,20 +119,28 @@ class TemplateMiner:
         self.variants = variants
         self._by_length: dict[int, list[Template]] = {}
         self._masks: Bounded[str, str] = Bounded(word_cache_size)  # word -> masked word
+        # words holding digits whose mask does not (`blk_<*>`), by the word with digits zeroed,
+        # so a new block id or port is masked by a lookup
+        self._zeroed_masks: Bounded[bytes, str] = Bounded(word_cache_size)
         self._shapes: Bounded[Key, Template] = Bounded(cache_size)
         # masked sequences that collapse (runs of variables): template and word spans to merge
-        self._plans: Bounded[Key, tuple[Template, list[tuple[int, int]]]] = Bounded(cache_size)
+        self._plans: Bounded[Key, tuple[Template, Spans]] = Bounded(cache_size)
+        # messages with their digits zeroed: template and spans, or _DIGITS where a digit
+        # survives masking (the message's own digits decide its tokens)
+        self._messages: Bounded[bytes, tuple[Template, Spans]] = Bounded(cache_size)
         self._next_id = 1
 
     def add(self, message: str) -> Match:
         """Assign a message to a template (creating or widening one) and return its parameters."""
+        template, spans = self._assign(message)
         words = message.split()
-        key = tuple(map(self._masks.hot.get, words))
-        template = self._shapes.hot.get(key)
-        if template is None:
-            template = self._lookup(key, words)
-        template.count += 1
+        if spans:
+            join_spans(words, spans)
         return Match(template, template.extract(words))
+
+    def assign(self, message: str) -> Template:
+        """Assign a message to a template as `add` does, without extracting its parameters."""
+        return self._assign(message)[0]
 
     def restore(self, template_id: int, text: str, count: int = 0) -> Template:
         """Put back a template stored earlier, keeping its id (ids are stable across restarts)."""
@@ -133,8 +151,29 @@ class TemplateMiner:
         self._next_id = max(self._next_id, template_id + 1)
         return template
 
-    def _lookup(self, key: Key, words: list[str]) -> Template:
-        """Mask unseen words, merge runs of variables (and `words` with them), place the shape."""
+    def _assign(self, message: str) -> tuple[Template, Spans]:
+        zeroed = message.encode("utf-8", "surrogatepass").translate(_ZERO)
+        found = self._messages.hot.get(zeroed)
+        if found is None:
+            found = self._messages.get(zeroed)
+        if found is None or found is _DIGITS:
+            words = message.split()
+            key = tuple(map(self._masks.hot.get, words))
+            template = self._shapes.hot.get(key)
+            resolved: tuple[Template, Spans]
+            if template is not None:
+                resolved = (template, [])
+            else:
+                key, resolved = self._lookup(key, words)
+            if found is None:
+                digits = _ASCII_DIGIT.search("".join(cast(tuple[str, ...], key)))
+                self._messages.put(zeroed, _DIGITS if digits else resolved)
+            found = resolved
+        found[0].count += 1
+        return found
+
+    def _lookup(self, key: Key, words: list[str]) -> tuple[Key, tuple[Template, Spans]]:
+        """Mask unseen words, merge runs of variables, place the shape; the full key with it."""
         if None in key:
             key = tuple(
                 [k if k is not None else self._mask(w) for k, w in zip(key, words, strict=True)]
@@ -142,26 +181,33 @@ class TemplateMiner:
         tokens = cast(list[str], list(key))
         template = self._shapes.get(key)
         if template is not None:
-            return template
+            return key, (template, [])
         plan = self._plans.get(key)
         if plan is None:
             merged, spans = collapse(tokens)
             if not spans:
                 template = self._place(tokens)
                 self._shapes.put(key, template)
-                return template
+                return key, (template, [])
             merged_key = tuple(merged)
             template = self._shapes.get(merged_key) or self._place(merged)
             self._shapes.put(merged_key, template)
             plan = (template, spans)
             self._plans.put(key, plan)
-        join_spans(words, plan[1])
-        return plan[0]
+        return key, plan
 
     def _mask(self, word: str) -> str:
         masked = self._masks.get(word)  # the older generation may still have it
         if masked is None:
-            masked = mask_word(word)
+            if _ASCII_DIGIT.search(word) is None:
+                masked = mask_word(word)
+            else:
+                zeroed = word.encode("utf-8", "surrogatepass").translate(_ZERO)
+                masked = self._zeroed_masks.get(zeroed)
+                if masked is None:
+                    masked = mask_word(word)
+                    if _ASCII_DIGIT.search(masked) is None:  # other digits would mask the same
+                        self._zeroed_masks.put(zeroed, masked)
             self._masks.put(word, masked)
         return masked
 

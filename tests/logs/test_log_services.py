@@ -1,0 +1,199 @@
+"""The logs domain inside the server: syslog wired to storage, rate limits, and rollups that
+survive an abrupt stop (replayed from the stored lines, neither lost nor doubled)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from fleetops.audit.service import AuditContext
+from fleetops.db import make_engine, make_session_factory, session_scope
+from fleetops.inventory.apply import apply_document
+from fleetops.logs.ingest.http import PayloadError, parse_json_records
+from fleetops.logs.ingest.pipeline import StoredLine
+from fleetops.logs.tasks import LogServices
+from fleetops.main import create_app
+from fleetops.models import LatencyWindow, LinkWindow, LogJob, TemplateCount
+from fleetops.sim.feeder import ndjson
+from fleetops.sim.fleet import generate
+from fleetops.sim.workload import Workload
+from tests.fixtures.app import make_settings, seed_users
+from tests.fixtures.server import free_port
+from tests.logs.ingest_helpers import ingest_token, stored
+
+
+def test_syslog_listener_stores_what_logger_sends(db_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    app = create_app(make_settings(db_url, tmp_path, syslog_port=port))
+    with TestClient(app):
+        for flag in ("--rfc5424", "--rfc3164"):
+            subprocess.run(
+                ["logger", "--server", "127.0.0.1", "--port", str(port), "--tcp", flag,
+                 "--tag", "kernel", f"EXT4-fs error (device sda1): sent {flag}"],
+                check=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while len(rows := stored(db_url)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert sorted(r["message"] for r in rows) == [
+        "EXT4-fs error (device sda1): sent --rfc3164",
+        "EXT4-fs error (device sda1): sent --rfc5424",
+    ]
+    assert {r["source"] for r in rows} == {"syslog"}
+    assert all(r["labels"]["app"] == "kernel" for r in rows)
+
+
+def test_rate_limit_answers_429_with_retry_after(db_url: str, tmp_path: Path) -> None:
+    app = create_app(make_settings(db_url, tmp_path, ingest_rate_lines=50))
+    with TestClient(app) as client:
+        tokens = seed_users(db_url)
+        headers = ingest_token(client, tokens)
+        lines = [{"message": f"line {i}"} for i in range(40)]
+        assert client.post("/api/v1/logs", json=lines, headers=headers).status_code == 200
+        refused = client.post("/api/v1/logs", json=lines, headers=headers)
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert "retry" in refused.json()["detail"]
+    assert len(stored(db_url)) == 40  # the refused batch is not half-stored
+
+
+def test_pipeline_refuses_beyond_its_queue_and_loses_nothing_accepted(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(db_url)
+    services = LogServices(
+        make_settings(db_url, tmp_path, ingest_queue_lines=1000), make_session_factory(engine)
+    )
+
+    async def flood() -> tuple[int, int]:
+        await services.start()
+        from fleetops.logs.ingest.records import LogRecord, Overloaded
+
+        async def one(n: int) -> int:
+            try:
+                result = await services.pipeline.submit(
+                    "t", [LogRecord(message=f"m {n} {i}", host="h") for i in range(400)]
+                )
+            except Overloaded:
+                return 0
+            return result.accepted
+
+        counts = await asyncio.gather(*(one(n) for n in range(20)))
+        await services.stop()
+        return sum(counts), sum(1 for c in counts if c == 0)
+
+    accepted, refused = asyncio.run(flood())
+    engine.dispose()
+    assert refused > 0
+    assert accepted == 400 * (20 - refused)
+    assert len(stored(db_url)) == accepted
+
+
+def _rollups(db_url: str) -> dict[str, Any]:
+    engine = make_engine(db_url)
+    with make_session_factory(engine, write=False)() as s:
+        out = {
+            "latency": sorted(
+                (r.start, r.seconds, r.metric, r.count) for r in s.scalars(select(LatencyWindow))
+            ),
+            "links": sorted(
+                (r.start, r.seconds, r.src_rack, r.dst_rack, r.transfers)
+                for r in s.scalars(select(LinkWindow))
+            ),
+            "templates": sum(r.count for r in s.scalars(select(TemplateCount))),
+            "jobs": sorted(
+                (j.app_id, j.state, j.tasks_finished) for j in s.scalars(select(LogJob))
+            ),
+        }
+    engine.dispose()
+    return out
+
+
+@pytest.mark.slow
+def test_rollups_after_an_abrupt_stop_equal_an_uninterrupted_run(
+    tmp_path: Path,
+) -> None:
+    fleet = generate(hosts=100, racks=4, seed=2)
+    start = (datetime.now(UTC) - timedelta(hours=1)).replace(second=0, microsecond=0)
+    batches = []
+    workload = Workload(fleet, seed=3, start=start)
+    for step in range(1, 91):
+        batches.append(workload.advance(start + timedelta(seconds=2 * step)))
+
+    def run(url: str, *, crash_after: int | None) -> None:
+        engine = make_engine(url)
+        from fleetops.db import upgrade
+
+        upgrade(engine)
+        sessions = make_session_factory(engine)
+        with session_scope(sessions) as session:
+            apply_document(session, AuditContext(actor="test"), fleet)
+
+        async def feed(part: list[Any], *, drain: bool) -> None:
+            services = LogServices(make_settings(url, tmp_path, logs_realtime=False), sessions)
+            await services.start()
+            for batch in part:
+                records = parse_json_records(ndjson(batch), peer="sim")
+                await services.pipeline.submit("sim", records)
+                await asyncio.sleep(0)
+            if drain:
+                await services.drain()
+                await services.stop()
+            else:  # abrupt: no drain, open windows are lost from memory
+                for task in services._tasks:
+                    task.cancel()
+                await services.pipeline.stop()
+
+        if crash_after is None:
+            asyncio.run(feed(batches, drain=True))
+        else:
+            asyncio.run(feed(batches[:crash_after], drain=False))
+            asyncio.run(feed(batches[crash_after:], drain=True))
+        engine.dispose()
+
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    crashed = f"sqlite:///{tmp_path / 'crashed.db'}"
+    run(whole, crash_after=None)
+    run(crashed, crash_after=47)
+    expected, got = _rollups(whole), _rollups(crashed)
+    assert expected["latency"], "the run produced no rollups"
+    for key in expected:
+        assert got[key] == expected[key], (
+            key,
+            (
+                sorted(set(got[key]) - set(expected[key]))[:4],
+                sorted(set(expected[key]) - set(got[key]))[:4],
+            )
+            if isinstance(got[key], list)
+            else (got[key], expected[key]),
+        )
+
+
+def test_json_parser_never_fails_with_anything_but_a_payload_error() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=512) | st.text(max_size=256).map(str.encode))
+    def check(body: bytes) -> None:
+        try:
+            records = parse_json_records(body, peer="p")
+        except PayloadError as exc:
+            status = exc.status
+        else:
+            status = 200
+            assert all(isinstance(r.message, str) for r in records)
+        assert status in (200, 400, 413, 415)
+
+    check()
+
+
+_ = StoredLine  # the type the services hand to subscribers
