@@ -75,11 +75,12 @@ def evidence_view(ref: Any) -> EvidenceView:
     kind = str(ref.get("type", "unknown"))
     span = (_text(ref, "from"), _text(ref, "to"))
     when = f"{span[0]} – {span[1]}"
-    if kind == "lines" and (host := _text(ref, "host")) and all(span):
-        template = ref.get("template_id")
+    template = ref.get("template_id")
+    host = _text(ref, "host")
+    if kind == "lines" and (host or template not in (None, "")) and all(span):
         query = {"host": host, "from": span[0], "to": span[1], "template": template}
         query["q"] = _text(ref, "query")
-        label = f"log lines on {host}, {when}"
+        label = f"log lines on {host}, {when}" if host else f"log lines, {when}"
         if template not in (None, ""):
             label += f", template {template}"
         return EvidenceView(kind, label, _with_query("/logs/search", query), raw)
