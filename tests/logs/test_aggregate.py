@@ -110,3 +110,23 @@ def test_resume_point_is_the_oldest_open_window() -> None:
     closed = agg.advance()  # watermark 60 s: [0, 10) and [0, 60) are final, [60, ...) open
     assert closed is not None
     assert agg.resume_point() == T0 + timedelta(seconds=60)
+
+
+def test_new_and_bursting_templates_are_proposed() -> None:
+    from fleetops.logs.detect.detectors import DetectorConfig, template_bursts
+
+    agg = aggregator()
+    for minute in range(20):
+        agg.add([line(minute * 60 + i, "steady", template=1) for i in range(5)])
+    agg.add([line(20 * 60 + i * 0.2, "storm", template=1) for i in range(200)])
+    agg.add([line(20 * 60 + 5, "never seen", template=2)])
+    agg.add([line(21 * 60 + 30, "tick", template=1)])
+    closed = agg.advance()
+    assert closed is not None
+    found = {c.kind: c for c in template_bursts(agg, T0 + timedelta(minutes=21), DetectorConfig())}
+    assert found["template_burst"].entity == "1"
+    assert found["new_template"].entity == "2"
+    young = aggregator()
+    young.add([line(i, "a", template=1) for i in range(3)] + [line(200, "b", template=2)])
+    young.advance()
+    assert template_bursts(young, T0 + timedelta(seconds=200), DetectorConfig()) == []

@@ -65,6 +65,7 @@ class DetectorConfig:
     critical_signatures: frozenset[str] = frozenset({"edac_ue", "mce", "fs_error", "disk_full"})
     # template bursts
     burst_min: int = 50
+    new_template_after: timedelta = timedelta(minutes=15)  # watch this long before calling one new
     burst_factor: float = 10.0
 
 
@@ -384,12 +385,43 @@ def error_signatures(agg: Aggregator, now: datetime, config: DetectorConfig) -> 
 
 
 def template_bursts(agg: Aggregator, now: datetime, config: DetectorConfig) -> list[Candidate]:
-    """A template whose last minute is far above its usual rate (or that just appeared, loudly)."""
+    """A template whose last minute is far above its usual rate, or one never seen before (once
+    the aggregation has watched the stream long enough to know what is usual)."""
     found = []
+    starts = [h[0][0] for h in agg.template_minutes.values() if h]
+    watched_since = min(starts) if starts else now
     for template_id, history in agg.template_minutes.items():
         if not history:
             continue
         start, count = history[-1]
+        if (
+            len(history) == 1
+            and template_id > 0
+            and start >= now - timedelta(minutes=2)
+            and start - watched_since >= config.new_template_after
+        ):
+            found.append(
+                Candidate(
+                    kind="new_template",
+                    detector="template-burst",
+                    entity_type="template",
+                    entity=str(template_id),
+                    severity="info",
+                    score=float(count),
+                    title=f"template {template_id} appeared: {count} lines in its first minute",
+                    evidence=[
+                        {
+                            "type": "lines",
+                            "template_id": template_id,
+                            "from": _iso(start),
+                            "to": _iso(start + timedelta(minutes=1)),
+                        }
+                    ],
+                    details={"count": count},
+                    onset_at=start,
+                )
+            )
+            continue
         if start < now - timedelta(minutes=2) or count < config.burst_min:
             continue
         before = [c for _, c in list(history)[:-1]]
