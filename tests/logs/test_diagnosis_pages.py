@@ -165,11 +165,18 @@ def test_links_heatmap_page_highlights_a_rack_and_links_cells(
     viewer: TestClient, db_url: str
 ) -> None:
     now = utcnow()
+    # the aggregator writes every cell for 10 s and 1 min windows: short ranges read the former
     write(
         db_url,
-        link(minute(now, 2), transfers=10, slow=5, p95=80.0),
-        link(minute(now, 2), "r002", "r003", transfers=10, slow=0),
-        link(minute(now, 2), "r003", "r001", transfers=8, slow=1),
+        *(
+            row
+            for seconds in (10, 60)
+            for row in (
+                link(minute(now, 2), transfers=10, slow=5, p95=80.0, seconds=seconds),
+                link(minute(now, 2), "r002", "r003", transfers=10, slow=0, seconds=seconds),
+                link(minute(now, 2), "r003", "r001", transfers=8, slow=1, seconds=seconds),
+            )
+        ),
     )
     text = ok(viewer, "/diagnosis/links")
     assert 'data-chart="heatmap" data-cells="3"' in text

@@ -217,7 +217,7 @@ def links(
     """The rack × rack heatmap of transfers; `entity` highlights one rack's row and column."""
     view = range_view(since, until, last)
     entity = entity.strip()
-    matrix = diagnosis.link_matrix(session, seconds=60, rng=view.rng)
+    matrix = diagnosis.link_matrix(session, seconds=view.seconds, rng=view.rng)
     filters = {"entity": entity, "color": color if color != "p95" else ""}
     return page(
         request,
@@ -254,7 +254,7 @@ def link_detail(
         raise NotFound("rack names are at most 64 characters")
     view = range_view(since, until, last)
     series = diagnosis.link_series(
-        session, src_rack=src_rack, dst_rack=dst_rack, seconds=60, rng=view.rng
+        session, src_rack=src_rack, dst_rack=dst_rack, seconds=view.seconds, rng=view.rng
     )
     transfers = sum(p.transfers for p in series.points)
     slow = sum(p.slow for p in series.points)

@@ -362,7 +362,8 @@
     }
 
     return function () {
-      return getJSON(join(API + "/links?seconds=60", node.dataset.query)).then(render);
+      // 10 s windows for ranges up to an hour (cells appear within seconds), minutes beyond
+      return getJSON(join(API + "/links?seconds=" + (node.dataset.seconds || "60"), node.dataset.query)).then(render);
     };
   }
 

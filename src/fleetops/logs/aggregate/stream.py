@@ -11,7 +11,6 @@ Memory is bounded: open windows are few, buffers are trimmed by age and capped i
 from __future__ import annotations
 
 import math
-import re
 from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -31,7 +30,6 @@ HISTORY = timedelta(minutes=10)  # how far back detectors can look
 SLOW_FACTOR = 2.5  # a transfer this many times below its path's usual throughput is slow
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZERO = bytes.maketrans(b"123456789", b"000000000")
-_ASCII_DIGIT = re.compile("[0-9]")
 
 
 def window_start(ts: datetime, seconds: int) -> datetime:
@@ -169,7 +167,8 @@ class Aggregator:
     # --- input ---------------------------------------------------------------------------------
 
     def add(self, lines: Sequence[StoredLine]) -> None:
-        match = self._rule_index().match
+        index = self._rule_index()
+        known = index.known  # the hot generation of its cache, looked up inline
         watermark, max_ts = self.watermark, self.max_ts
         windows: dict[tuple[int, int], tuple[_Window, _Window]] = {}  # by window index
         count = late = 0
@@ -183,10 +182,10 @@ class Aggregator:
                 if max_ts is None or ts > max_ts:
                     max_ts = ts
                 offset = (ts - _EPOCH).total_seconds()
-                index = (math.floor(offset / SHORT), math.floor(offset / LONG))
-                pair = windows.get(index)
+                at = (math.floor(offset / SHORT), math.floor(offset / LONG))
+                pair = windows.get(at)
                 if pair is None:
-                    pair = windows[index] = (self._window(SHORT, ts), self._window(LONG, ts))
+                    pair = windows[at] = (self._window(SHORT, ts), self._window(LONG, ts))
                 short, long = pair
                 entry = long.templates.get(line.template_id)
                 if entry is None:
@@ -195,7 +194,12 @@ class Aggregator:
                     entry[0] += 1
                     if len(entry[1]) < 1000:
                         entry[1].add(line.host)
-                event = match(line.content, line.source)
+                content = line.content
+                key = content.encode("utf-8", "surrogatepass").translate(_ZERO)
+                rules = known.get(key) or index.candidates(key)
+                if not rules.rules:
+                    continue
+                event = rules.match(content, line.source)
                 if event is not None:
                     self.max_ts = max_ts  # what the event handlers see is up to date
                     self._event(event, ts, line, short, long)
@@ -267,7 +271,9 @@ class Aggregator:
         base = self._baseline_median.get(key)
         slow = base is not None and mbps < base / SLOW_FACTOR
         if not slow:  # the baseline learns from healthy-looking transfers only
-            samples = self._baseline.setdefault(key, deque(maxlen=2000))
+            samples = self._baseline.get(key)
+            if samples is None:
+                samples = self._baseline[key] = deque(maxlen=2000)
             samples.append(mbps)
             self._baseline_dirty[key] = self._baseline_dirty.get(key, 0) + 1
             if len(samples) >= 50 and (base is None or self._baseline_dirty[key] >= 200):
@@ -480,28 +486,37 @@ class Aggregator:
 class _RuleIndex:
     """Which rules a message can match at all, remembered per message with its digits zeroed.
 
-    A rule runs only where its `contains` literal occurs. Zeroing digits never moves a literal
-    without digits in or out of a message, so messages that differ only in their numbers (a
-    stream's block ids, ports, durations) share one answer; the rules left, usually none, are
-    then tried in their order as `Rules.match` does."""
+    A rule runs only where its `contains` literal occurs, and where a literal occurs in a
+    message, the literal with its digits zeroed occurs in the message with its digits zeroed.
+    Messages that differ only in their numbers (a stream's block ids, ports, durations) thus
+    share the rules they may match; those left, usually none, are then tried in their order
+    by `Rules.match`, which checks the literals themselves."""
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
-        self._literals = [
-            (rule, None if _ASCII_DIGIT.search(rule.contains) else rule.contains.encode())
-            for rule in rules.rules
-        ]
-        self._candidates: Bounded[bytes, Rules] = Bounded(100_000)
+        self._literals = [(rule, _zeroed(rule.contains)) for rule in rules.rules]
+        self._candidates: Bounded[bytes, Rules] = Bounded(50_000)
+
+    @property
+    def known(self) -> dict[bytes, Rules]:
+        """Recent answers (any answer found here is right: it depends on the key alone)."""
+        return self._candidates.hot
 
     def match(self, content: str, source: str) -> Event | None:
-        key = content.encode("utf-8", "surrogatepass").translate(_ZERO)
+        candidates = self.candidates(_zeroed(content))
+        return candidates.match(content, source) if candidates.rules else None
+
+    def candidates(self, key: bytes) -> Rules:
+        """The rules a message may match, by the message with its digits zeroed."""
         candidates = self._candidates.hot.get(key) or self._candidates.get(key)
         if candidates is None:
-            candidates = Rules(
-                [rule for rule, literal in self._literals if literal is None or literal in key]
-            )
+            candidates = Rules([rule for rule, literal in self._literals if literal in key])
             self._candidates.put(key, candidates)
-        return candidates.match(content, source) if candidates.rules else None
+        return candidates
+
+
+def _zeroed(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass").translate(_ZERO)
 
 
 class _Peers:

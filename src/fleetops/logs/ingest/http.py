@@ -70,8 +70,10 @@ def parse_json_records(data: bytes, *, peer: str) -> list[LogRecord]:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise _syntax(exc) from None
-        return [_record(item, n, peer, replaced) for n, item in enumerate(items, 1)]
+        shared: _Shared = {}
+        return [_record(item, n, peer, replaced, shared) for n, item in enumerate(items, 1)]
     records = []
+    shared = {}
     for number, line in enumerate(text.split("\n"), 1):
         if not line or line.isspace():
             continue
@@ -80,10 +82,16 @@ def parse_json_records(data: bytes, *, peer: str) -> list[LogRecord]:
         except json.JSONDecodeError as exc:
             raise _syntax(exc, number) from None
         if isinstance(item, list):
-            records += [_record(i, number, peer, replaced) for i in item]
+            records += [_record(i, number, peer, replaced, shared) for i in item]
         else:
-            records.append(_record(item, number, peer, replaced))
+            records.append(_record(item, number, peer, replaced, shared))
     return records
+
+
+# Records of one payload that carry the same labels (lines of one file) share one dict: less
+# memory while they wait to be stored, and their JSON can be written once. Labels are read-only
+# once decoded.
+_Shared = dict[tuple[tuple[str, str], ...], dict[str, str]]
 
 
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
@@ -157,7 +165,7 @@ def _text(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8", errors="replace"), True
 
 
-def _record(item: Any, where: int, peer: str, replaced: bool) -> LogRecord:
+def _record(item: Any, where: int, peer: str, replaced: bool, shared: _Shared) -> LogRecord:
     if not isinstance(item, dict):
         raise PayloadError(f"record {where}: expected a JSON object, got {type(item).__name__}")
     # The first field present wins; the usual names are tried before the loop.
@@ -180,6 +188,7 @@ def _record(item: Any, where: int, peer: str, replaced: bool) -> LogRecord:
         ts = parse_time(raw_ts)
         if ts is None:
             labels["timestamp_invalid"] = str(raw_ts)[:MAX_LABEL_VALUE]
+    labels = shared.setdefault(tuple(labels.items()), labels)
     file, offset = item.get("file"), item.get("offset")
     if file is not None and not isinstance(file, str):
         raise PayloadError(f"record {where}: file must be a string")

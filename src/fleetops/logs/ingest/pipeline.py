@@ -262,6 +262,8 @@ class IngestPipeline:
         max_bytes = limits.max_line_bytes
         future, past = now + limits.future_skew, now - limits.past_skew
         assign = self._miner.assign
+        invalid_utf8, truncated_flag = LogLine.FLAG_INVALID_UTF8, LogLine.FLAG_TRUNCATED
+        no_timestamp, clock_skew = LogLine.FLAG_NO_TIMESTAMP, LogLine.FLAG_CLOCK_SKEW
         results: list[IngestResult] = []
         stored: list[StoredLine] = []
         rows: list[dict[str, Any]] = []
@@ -277,25 +279,28 @@ class IngestPipeline:
                         continue
                     cursors[(source, file)] = offset
                 message = record.message
-                size = record.size if record.size >= 0 else len(message.encode())
-                flags = LogLine.FLAG_INVALID_UTF8 if record.invalid_utf8 else 0
+                size = record.size
+                if size < 0:
+                    size = len(message.encode())
+                flags = invalid_utf8 if record.invalid_utf8 else 0
                 if size > max_bytes:
                     message = message.encode()[:max_bytes].decode(errors="ignore")
-                    flags |= LogLine.FLAG_TRUNCATED
+                    flags |= truncated_flag
                     truncated += 1
                 header_ts, level, content = split(message, now)
                 ts = record.ts or header_ts
                 labels = record.labels
                 if ts is None:
-                    ts, flags = now, flags | LogLine.FLAG_NO_TIMESTAMP
+                    ts, flags = now, flags | no_timestamp
                 elif ts > future or ts < past:
                     labels = {**labels, "original_ts": ts.isoformat()}
-                    ts, flags = now, flags | LogLine.FLAG_CLOCK_SKEW
+                    ts, flags = now, flags | clock_skew
                     skewed += 1
                 template = assign(content)
-                pair = templates.get(template.id)
+                tid = template.id
+                pair = templates.get(tid)
                 if pair is None:
-                    templates[template.id] = (template, _TemplateBatch(ts, ts, content[:2000]))
+                    templates[tid] = (template, _TemplateBatch(ts, ts, content[:2000]))
                 else:
                     entry = pair[1]
                     entry.delta += 1
@@ -310,16 +315,14 @@ class IngestPipeline:
                         "source": source,
                         "file": file,
                         "offset": offset,
-                        "template_id": template.id,
+                        "template_id": tid,
                         "message": message,
                         "labels": labels,
                         "flags": flags,
                         "size": size,
                     }
                 )
-                stored.append(
-                    StoredLine(ts, host, source, template.id, content, level, labels, flags)
-                )
+                stored.append(StoredLine(ts, host, source, tid, content, level, labels, flags))
                 accepted += 1
             results.append(IngestResult(accepted, duplicates, truncated, skewed))
         return results, stored, rows, templates

@@ -51,7 +51,7 @@ def content(line: str) -> str:
 _TIME_END = [h.groupindex[g] for h, g in zip(_HEADERS, ("iso", "hms", "hms6", "hms"), strict=True)]
 _LEVELS = [header.groupindex.get("level", 0) for header in _HEADERS]
 _FRACTION = _HEADERS[0].groupindex["frac"]
-_PARTS = list(zip(_HEADERS, _TIME_END, _LEVELS, strict=True))
+_ISO, _SYSLOG, _HDFS, _SPARK = (header.match for header in _HEADERS)
 # Lines of one second share their time text: parse it once (per header kind; bounded).
 _TIMES: list[dict[str, datetime | None]] = [{} for _ in _HEADERS]
 _FRACTIONS: dict[str, timedelta] = {}
@@ -64,29 +64,42 @@ def split_header(line: str, now: datetime | None = None) -> Header:
 
 def split(line: str, now: datetime | None = None) -> tuple[datetime | None, str | None, str]:
     """`split_header` as a plain tuple (time, level, message), for the ingest hot path."""
-    for kind, (header, time_end, level) in enumerate(_PARTS):
-        match = header.match(line)
-        if match is None:
-            continue
-        times = _TIMES[kind]
-        text = line[: match.end(time_end)]
-        fraction = match.group(_FRACTION) if kind == 0 else None
-        if fraction is not None and fraction.isascii():
-            # Milliseconds differ line by line: cache the whole second, add the fraction.
-            start = match.start(_FRACTION) - 1
-            text = text[:start] + text[start + 1 + len(fraction) :]
-        ts = times.get(text)
-        if ts is None:
-            if len(times) > 10_000:
-                times.clear()
-            groups = match.groupdict()
-            if fraction is not None and fraction.isascii():
-                groups["iso"] = text
-            ts = times[text] = _time(groups, now)
-        if ts is not None and fraction is not None and fraction.isascii():
-            ts += _fraction(fraction)
-        return ts, match.group(level) if level else None, line[match.end() :]
+    # The headers in order, each tried only where a character it must have is there.
+    if line[4:5] == "-" and (match := _ISO(line)):
+        return _split(0, match, line, now)
+    if line[:1].isupper() and (match := _SYSLOG(line)):
+        return _split(1, match, line, now)
+    if line[6:7].isspace() and (match := _HDFS(line)):
+        return _split(2, match, line, now)
+    if line[2:3] == "/" and (match := _SPARK(line)):
+        return _split(3, match, line, now)
     return None, None, line
+
+
+def _split(
+    kind: int, match: re.Match[str], line: str, now: datetime | None
+) -> tuple[datetime | None, str | None, str]:
+    times = _TIMES[kind]
+    text = line[: match.end(_TIME_END[kind])]
+    fraction = match.group(_FRACTION) if kind == 0 else None
+    if fraction is not None and not fraction.isascii():
+        fraction = None  # other digits: fromisoformat decides, uncached
+    if fraction is not None:
+        # Milliseconds differ line by line: cache the whole second, add the fraction.
+        start = match.start(_FRACTION) - 1
+        text = text[:start] + text[start + 1 + len(fraction) :]
+    ts = times.get(text)
+    if ts is None:
+        if len(times) > 10_000:
+            times.clear()
+        groups = match.groupdict()
+        if fraction is not None:
+            groups["iso"] = text
+        ts = times[text] = _time(groups, now)
+    if ts is not None and fraction is not None:
+        ts += _fraction(fraction)
+    level = _LEVELS[kind]
+    return ts, match.group(level) if level else None, line[match.end() :]
 
 
 def _fraction(digits: str) -> timedelta:

@@ -140,6 +140,10 @@ class TemplateMiner:
 
     def assign(self, message: str) -> Template:
         """Assign a message to a template as `add` does, without extracting its parameters."""
+        found = self._messages.hot.get(message.encode("utf-8", "surrogatepass").translate(_ZERO))
+        if found:  # the common case, inline: a shape seen lately (not _DIGITS, which is empty)
+            found[0].count += 1
+            return found[0]
         return self._assign(message)[0]
 
     def restore(self, template_id: int, text: str, count: int = 0) -> Template:
