@@ -85,6 +85,11 @@ def insert_lines(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     when = _sqlite_time if sqlite else _naive_utc
     dumps = json.dumps
     received = {id(t): when(t) for t in {r["received_at"] for r in rows}}
+    # Records of one payload with equal labels share one dict: serialise each dict once.
+    texts = {
+        id(labels): dumps(labels, separators=(",", ":")) if labels else "{}"
+        for labels in {id(r["labels"]): r["labels"] for r in rows}.values()
+    }
     params = [
         (
             when(r["ts"]),
@@ -95,7 +100,7 @@ def insert_lines(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             r["offset"],
             r["template_id"],
             r["message"],
-            dumps(r["labels"], separators=(",", ":")) if r["labels"] else "{}",
+            texts[id(r["labels"])],
             r["flags"],
             r["size"],
         )

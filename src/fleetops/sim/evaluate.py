@@ -9,6 +9,7 @@ symptom, reported apart and not counted either way; anything else is a false pos
 
 from __future__ import annotations
 
+import gc
 import secrets
 import tempfile
 from collections import defaultdict
@@ -55,6 +56,7 @@ class EvalConfig:
 async def run(
     config: EvalConfig, progress: Callable[[float], None] | None = None
 ) -> dict[str, Any]:
+    gc.set_threshold(50_000, 20, 10)  # as `fleetops serve` does, for ingestion
     with tempfile.TemporaryDirectory(prefix="fleetops-eval-") as tmp:
         url = config.database_url or f"sqlite:///{Path(tmp) / 'eval.db'}"
         return await _run(config, url, Path(tmp), progress)

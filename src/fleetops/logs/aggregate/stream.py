@@ -21,7 +21,7 @@ from typing import Any
 
 from fleetops.inventory.service import Topology
 from fleetops.kit.sketch import DDSketch
-from fleetops.logs.aggregate.rules import Event, Rules
+from fleetops.logs.aggregate.rules import Event, Rule, Rules
 from fleetops.logs.ingest.pipeline import StoredLine
 from fleetops.logs.parse.tokens import Bounded
 
@@ -496,6 +496,7 @@ class _RuleIndex:
         self.rules = rules
         self._literals = [(rule, _zeroed(rule.contains)) for rule in rules.rules]
         self._candidates: Bounded[bytes, Rules] = Bounded(50_000)
+        self._sets: dict[tuple[Rule, ...], Rules] = {}  # one Rules per distinct answer
 
     @property
     def known(self) -> dict[bytes, Rules]:
@@ -510,7 +511,10 @@ class _RuleIndex:
         """The rules a message may match, by the message with its digits zeroed."""
         candidates = self._candidates.hot.get(key) or self._candidates.get(key)
         if candidates is None:
-            candidates = Rules([rule for rule, literal in self._literals if literal in key])
+            found = tuple(rule for rule, literal in self._literals if literal in key)
+            candidates = self._sets.get(found)
+            if candidates is None:
+                candidates = self._sets[found] = Rules(list(found))
             self._candidates.put(key, candidates)
         return candidates
 
