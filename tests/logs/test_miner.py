@@ -306,3 +306,20 @@ def test_cli_prints_one_json_line_per_input_line(tmp_path: Path) -> None:
     assert [o["line"] for o in out] == list(range(1, 51))
     assert out[0]["template"] == "PacketResponder <*> for block <*> terminating"
     assert out[0]["params"][1].startswith("blk_")
+
+
+def test_the_digit_blind_cache_keeps_digit_bearing_constants_apart() -> None:
+    # Messages equal but for their digits share a cache entry only when masking erases every
+    # digit: `eth0` and `eth1` are constants, so their messages stay separate events.
+    miner = TemplateMiner()
+    eth0 = miner.assign("i40e 0000:3b:00.0 eth0: NIC Link is Down")
+    eth1 = miner.assign("i40e 0000:3b:00.0 eth1: NIC Link is Down")
+    again = miner.assign("i40e 0000:3b:00.0 eth0: NIC Link is Down")
+    assert eth0.text.endswith("eth0: NIC Link is Down")
+    assert eth1.text.endswith("eth1: NIC Link is Down")
+    assert eth0.id != eth1.id
+    assert again.id == eth0.id
+    first = miner.assign("Receiving block blk_1073741825_1001 src: /10.0.1.5:50010")
+    second = miner.assign("Receiving block blk_1073742999_1177 src: /10.9.9.9:41234")
+    assert first.id == second.id
+    assert miner.add("Receiving block blk_5_6 src: /10.0.0.1:1").template.id == first.id
