@@ -75,12 +75,11 @@ class LogServices:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed: asyncio.Queue[Closed] = asyncio.Queue()
         self._flushing = False
-        self.flushed = asyncio.Event()  # set after each flush: tests and evaluation wait on it
 
     async def start(self) -> None:
         await self.pipeline.start()
         rules = load_rules(*filter(None, [self.settings.log_rules_file]))
-        resume = await asyncio.to_thread(self._read, repository.resume_point)
+        resume = await asyncio.to_thread(self._resume_point)
         self.aggregator = Aggregator(rules, self._topology, watermark=None)
         if resume is not None:
             self.aggregator.restore_jobs(await asyncio.to_thread(self._jobs_to_restore, resume))
@@ -119,23 +118,21 @@ class LogServices:
 
     # --- aggregation ------------------------------------------------------------------------------
 
-    def _read(self, query: Callable[[Session], object]) -> object:
+    def _resume_point(self) -> datetime | None:
         with session_scope(self.sessions) as session:
-            return query(session)
+            return repository.resume_point(session)
 
     def _topology(self) -> inventory.Topology:
         with session_scope(self.sessions) as session:
             return inventory.topology(session)
 
-    def _jobs_to_restore(self, resume: object) -> list[Job]:
-        assert isinstance(resume, datetime)
+    def _jobs_to_restore(self, resume: datetime) -> list[Job]:
         with session_scope(self.sessions) as session:
             rows = repository.jobs_to_restore(session, resume, utcnow() - timedelta(days=1))
             return [Job(j.app_id, j.host, j.state, j.started_at, j.finished_at) for j in rows]
 
-    def _replay(self, since: object) -> None:
+    def _replay(self, since: datetime) -> None:
         """Feed the aggregator the stored lines it had not finalised before the restart."""
-        assert isinstance(since, datetime)
         assert self.aggregator is not None
         self.aggregator.watermark = since
         after = 0
@@ -202,8 +199,6 @@ class LogServices:
                 log.exception("saving rollups and findings failed; they are recomputed on restart")
             finally:
                 self._flushing = False
-            self.flushed.set()
-            self.flushed.clear()
 
     def _flush(
         self, closed: Closed, resume: datetime, candidates: list[tuple[datetime, list[Candidate]]]

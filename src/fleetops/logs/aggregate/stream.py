@@ -140,7 +140,6 @@ class Aggregator:
         max_buffer: int = 500_000,
     ) -> None:
         self.rules = rules
-        self._topology_source = topology
         self.topology = topology()
         self.lateness = lateness
         self.watermark = watermark  # windows ending at or before it are final
@@ -152,7 +151,6 @@ class Aggregator:
         self.transfers: deque[Transfer] = deque(maxlen=max_buffer)
         self.signatures: deque[tuple[datetime, str, str]] = deque(maxlen=max_buffer)
         self.template_minutes: dict[int, deque[tuple[datetime, int]]] = {}
-        self.new_templates: dict[int, datetime] = {}
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self._changed_jobs: set[str] = set()
         self._stages: OrderedDict[tuple[str, str], _Peers] = OrderedDict()
@@ -160,9 +158,6 @@ class Aggregator:
         self._baseline: dict[str, deque[float]] = {}
         self._baseline_median: dict[str, float] = {}
         self._baseline_dirty: dict[str, int] = {}
-
-    def refresh_topology(self) -> None:
-        self.topology = self._topology_source()
 
     # --- input ---------------------------------------------------------------------------------
 
