@@ -20,6 +20,7 @@ from fleetops.auth.roles import Role
 from fleetops.changes.cli import change_app, freeze_app, operation_app, workflow_app
 from fleetops.changes.exec_cli import exec_command
 from fleetops.config import Settings, get_settings
+from fleetops.devices.cli import device_app
 from fleetops.errors import EXIT_USAGE
 from fleetops.findings.cli import finding_app
 from fleetops.inventory.cli import host_app, rack_app
@@ -52,6 +53,7 @@ app.add_typer(change_app, name="change")
 app.add_typer(freeze_app, name="freeze")
 app.add_typer(logs_app, name="logs")
 app.add_typer(finding_app, name="finding")
+app.add_typer(device_app, name="device")
 app.command("agent")(agent_command)
 app.command("whoami")(whoami)
 app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)

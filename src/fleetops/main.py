@@ -34,6 +34,7 @@ from fleetops.config import Settings
 from fleetops.dashboard.pages import router as pages_router
 from fleetops.dashboard.render import render_error_page, wants_html
 from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
+from fleetops.devices.routes import router as devices_router
 from fleetops.errors import AppError
 from fleetops.findings.pages import router as findings_pages_router
 from fleetops.findings.routes import router as findings_router
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(inventory_router, prefix="/api/v1")
     app.include_router(changes_router, prefix="/api/v1")
     app.include_router(findings_router, prefix="/api/v1")
+    app.include_router(devices_router, prefix="/api/v1")
     app.include_router(logs_router, prefix="/api/v1")
     app.include_router(diagnosis_router, prefix="/api/v1")
     app.include_router(loki_router)

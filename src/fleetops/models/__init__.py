@@ -12,6 +12,7 @@ from fleetops.models.changes import (
     StepRun,
     Workflow,
 )
+from fleetops.models.devices import DeviceState, DeviceTransition
 from fleetops.models.findings import Finding
 from fleetops.models.inventory import (
     Cluster,
@@ -49,6 +50,8 @@ __all__ = [
     "Cluster",
     "Datacenter",
     "DatacenterLatency",
+    "DeviceState",
+    "DeviceTransition",
     "Finding",
     "FreezeWindow",
     "HardwareModel",
