@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     log_rules_file: Path | None = None  # site extraction rules, added to the built-in ones
     # False: only event time closes aggregation windows (evaluation on simulated time)
     logs_realtime: bool = True
+    # Device health policy: findings → suspect, within the safety limits
+    health_policy_enabled: bool = True
+    health_policy_file: Path | None = None  # site rules, before the built-in ones
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> Settings:

@@ -34,7 +34,9 @@ from fleetops.config import Settings
 from fleetops.dashboard.pages import router as pages_router
 from fleetops.dashboard.render import render_error_page, wants_html
 from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
+from fleetops.devices.policy import load_policy
 from fleetops.devices.routes import router as devices_router
+from fleetops.devices.tasks import HealthPolicyTask
 from fleetops.errors import AppError
 from fleetops.findings.pages import router as findings_pages_router
 from fleetops.findings.routes import router as findings_router
@@ -92,6 +94,11 @@ def create_app(
                 app.state.ingest = logs.pipeline
                 app.state.log_services = logs
         extra = [asyncio.create_task(job(), name="background") for job in background]
+        if local_principal is None and settings.health_policy_enabled:
+            health = HealthPolicyTask(
+                app.state.write_sessions, load_policy(settings.health_policy_file)
+            )
+            extra.append(asyncio.create_task(health.run_forever(), name="health-policy"))
         yield
         for task in extra:
             task.cancel()
