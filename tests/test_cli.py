@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,19 +12,9 @@ from sqlalchemy import update
 from fleetops.db import make_engine
 from fleetops.models import AuditRecord
 from tests.fixtures.server import cli_env, running_server
+from tests.fixtures.server import run_cli as run
 
 DATA = Path(__file__).parent / "inventory" / "data"
-
-
-def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fleetops", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,8 @@ from sqlalchemy import select
 from fleetops.db import make_engine
 from fleetops.models import AuditRecord
 from tests.fixtures.server import cli_env, running_server
+from tests.fixtures.server import cli_ok as ok
+from tests.fixtures.server import run_cli as run
 
 WORKFLOW = """\
 name: touch
@@ -43,24 +43,6 @@ BROKEN = {
     + "  - name: main\n    steps:\n      - operation: shell\n"
     + '        params: {command: "true"}\n',
 }
-
-
-def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fleetops", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def ok(env: dict[str, str], *args: str, stdin: str = "") -> str:
-    """Run a command that must succeed; its stdout."""
-    result = run(env, *args, stdin=stdin)
-    assert result.returncode == 0, f"{args}: {result.stderr}"
-    return result.stdout
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,23 +13,15 @@ import yaml
 from fleetops.devices.cli import StateChoice
 from fleetops.devices.states import Lifecycle
 from tests.devices.factory import seed
-from tests.fixtures.server import cli_env
+from tests.fixtures.server import cli_env, cli_ok, run_cli
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fleetops", "device", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(env, "device", *args)
 
 
 def ok(env: dict[str, str], *args: str) -> str:
-    result = run(env, *args)
-    assert result.returncode == 0, f"{args}: {result.stderr}"
-    return result.stdout
+    return cli_ok(env, "device", *args)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,15 @@ from fleetops.findings.cli import SeverityChoice, StatusChoice
 from fleetops.findings.service import Severity
 from fleetops.findings.states import FindingStatus
 from tests.findings.factory import lines_ref, seed
-from tests.fixtures.server import cli_env
+from tests.fixtures.server import cli_env, cli_ok, run_cli
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fleetops", "finding", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(env, "finding", *args)
 
 
 def ok(env: dict[str, str], *args: str) -> str:
-    result = run(env, *args)
-    assert result.returncode == 0, f"{args}: {result.stderr}"
-    return result.stdout
+    return cli_ok(env, "finding", *args)
 
 
 @pytest.fixture
