@@ -22,7 +22,9 @@ from fleetops.inventory.document import (
 APPEND_OP = """
 name: append_line
 version: 1
-description: Append the change id to the host's own file (fails on the host named fail_on).
+description: >-
+  Append the change id to the host's own file (fails on the host named fail_on; waits while
+  gate/<hostname> exists, so a test decides when a host finishes).
 risk: low
 idempotent: false
 timeout: 20
@@ -30,7 +32,9 @@ params:
   dir: {type: string, required: true}
   fail_on: {type: string, default: none}
   hold: {type: number, default: 0}
+  gate: {type: string, default: none}
 run: >-
+  while [ -e {{ gate }}/{{ host.hostname }} ]; do sleep 0.05; done;
   sleep {{ hold }};
   [ {{ host.hostname }} != {{ fail_on }} ] && echo {{ change.id }} >> {{ dir }}/{{ host.hostname }}
 check: "grep -qx {{ change.id }} {{ dir }}/{{ host.hostname }}"
@@ -45,6 +49,7 @@ params:
   dir: {type: string, required: true}
   fail_on: {type: string, default: none}
   hold: {type: number, default: 0}
+  gate: {type: string, default: none}
 stages:
   - name: main
     steps:
@@ -53,6 +58,7 @@ stages:
           dir: "{{ params.dir }}"
           fail_on: "{{ params.fail_on }}"
           hold: "{{ params.hold }}"
+          gate: "{{ params.gate }}"
     strategy:
       batch: {batch}
       max_failures: 1

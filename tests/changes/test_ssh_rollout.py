@@ -50,9 +50,11 @@ def _until(client: TestClient, users: Tokens, cid: int, *states: str) -> dict[st
 
 
 def test_rolling_change_over_ssh(
-    ssh_client: TestClient, db_url: str, sshd: SshServer, work_dir: Path
+    ssh_client: TestClient, db_url: str, sshd: SshServer, work_dir: Path, tmp_path: Path
 ) -> None:
     client = ssh_client
+    gate = tmp_path / "gate"  # a file gate/<host> holds that host's step until it is removed
+    gate.mkdir()
     users = seed_users(db_url)
     load_fleet(
         db_url,
@@ -70,7 +72,7 @@ def test_rolling_change_over_ssh(
         "workflow": "append",
         "selector": "all",
         "title": "append over ssh",
-        "params": {"dir": str(work_dir), "fail_on": "h006", "hold": 0.6},
+        "params": {"dir": str(work_dir), "fail_on": "h006", "hold": 0.6, "gate": str(gate)},
     }
     submitted = client.post("/api/v1/changes", json=body, headers=users.headers("developer"))
     assert submitted.status_code == 201, submitted.text
@@ -91,15 +93,24 @@ def test_rolling_change_over_ssh(
     assert done_before == expected
     assert all(h["state"] == "pending" for h in paused["hosts"] if h["batch_index"] > failed_batch)
 
+    # Hold all but one host of the next batch, so the run is still going when the abort comes.
+    following = sorted(
+        h["hostname"] for h in paused["hosts"] if h["batch_index"] == failed_batch + 1
+    )
+    assert len(following) > 1
+    for hostname in following[1:]:
+        (gate / hostname).touch()
     op = users.headers("operator")
     assert client.post(f"/api/v1/changes/{cid}/resume", json={}, headers=op).status_code == 200
-    wait_for(lambda: len(list(work_dir.iterdir())) > len(done_before), what="progress after resume")
+    wait_for(lambda: (work_dir / following[0]).exists(), what="progress after resume")
     assert (
         client.post(
             f"/api/v1/changes/{cid}/abort", json={"reason": "enough"}, headers=op
         ).status_code
         == 200
     )
+    for held in gate.iterdir():
+        held.unlink()
     end = _until(client, users, cid, "rolled_back", "aborted")
     assert end["state"] == "rolled_back", end["status"]
     assert list(work_dir.iterdir()) == []  # the rollback removed every file the run wrote

@@ -198,6 +198,9 @@ def test_links_heatmap_page_highlights_a_rack_and_links_cells(
     assert '5 <span class="muted">(50%)</span>' in detail
     assert 'data-url="/api/v1/diagnosis/links/r001/r002"' in detail
     assert 'href="/diagnosis/links/r002/r001"' in detail  # the reverse direction
+    # Live updates ask for the windows the page drew (10 s up to an hour, minutes beyond).
+    assert 'data-seconds="10"' in detail
+    assert 'data-seconds="60"' in ok(viewer, "/diagnosis/links/r001/r002", range="6h")
     assert viewer.get("/diagnosis/links", params={"color": "red"}).status_code == 422
 
 

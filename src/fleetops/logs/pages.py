@@ -247,9 +247,10 @@ def link_detail(
     since: SinceParam = "",
     until: UntilParam = "",
 ) -> HTMLResponse:
-    """One cell of the heatmap minute by minute: latency, transfers and slow transfers.
+    """One cell of the heatmap window by window: latency, transfers and slow transfers.
 
-    Minutes, like the heatmap, so the totals here are the cell's there."""
+    The windows are the heatmap's (10 s up to an hour, else minutes), and so are the live
+    updates, so the totals here are the cell's there."""
     if len(src_rack) > 64 or len(dst_rack) > 64:
         raise NotFound("rack names are at most 64 characters")
     view = range_view(since, until, last)
