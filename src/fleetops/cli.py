@@ -21,6 +21,7 @@ from fleetops.changes.cli import change_app, freeze_app, operation_app, workflow
 from fleetops.changes.exec_cli import exec_command
 from fleetops.config import Settings, get_settings
 from fleetops.devices.cli import device_app
+from fleetops.devices.repairs_cli import repair_app
 from fleetops.errors import EXIT_USAGE
 from fleetops.findings.cli import finding_app
 from fleetops.inventory.cli import host_app, rack_app
@@ -47,6 +48,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
+app.add_typer(repair_app, name="repair")
 app.add_typer(operation_app, name="operation")
 app.add_typer(workflow_app, name="workflow")
 app.add_typer(change_app, name="change")
@@ -174,7 +176,7 @@ def demo(
     ] = False,
 ) -> None:
     """Start the server on a fresh demo database with a generated fleet and a user per role."""
-    from fleetops.sim.demo import build_demo, demo_executors, demo_feed
+    from fleetops.sim.demo import build_demo, demo_executors, demo_feed, repair_shop
 
     base = get_settings()
     data_dir = base.data_dir / "demo"
@@ -188,6 +190,7 @@ def demo(
         admin_password=None,
         executor="simulated",
         logs_retention_hours=2,
+        health_policy_interval=10,
     )
     with stderr.status(f"building the demo fleet ({hosts} hosts, {racks} racks)..."):
         credentials, token = build_demo(settings, hosts=hosts, racks=racks)
@@ -205,9 +208,15 @@ def demo(
         "  diagnosis: the simulated fleet runs Spark jobs and ships its logs to this server; "
         "faults start after 90 s (live at /diagnosis, findings at /findings)"
     )
+    stderr.print(
+        "  devices: failing hardware is isolated through a drain change, repaired by a simulated "
+        "repair shop and verified back into service (live at /devices and /repairs)"
+    )
     if not no_serve:
+        executors = demo_executors()
         feed = demo_feed(hosts=hosts, racks=racks, port=port, token=token)
-        _run_server(settings, demo_executors(), background=[feed.run])
+        shop = repair_shop(settings, executors["simulated"], port=port)
+        _run_server(settings, executors, background=[feed.run, shop.run])
 
 
 @eval_app.command("diagnosis")

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,6 +80,23 @@ class Settings(BaseSettings):
     # Device health policy: findings → suspect, within the safety limits
     health_policy_enabled: bool = True
     health_policy_file: Path | None = None  # site rules, before the built-in ones
+    health_policy_interval: float = Field(default=30, gt=0)  # seconds between policy passes
+    health_suspect_per_hour: int = Field(default=20, ge=0)  # automatic suspicions per hour
+    storm_fraction: float = Field(default=0.05, gt=0, le=1)  # of the fleet wanted at once: stop
+    # Automatic isolation: caps on devices out of service (draining, isolated, in repair,
+    # verifying) per rack and per cluster, and isolations per hour
+    isolation_rack_fraction: float = Field(default=0.20, gt=0, le=1)
+    isolation_cluster_fraction: float = Field(default=0.05, gt=0, le=1)
+    isolation_per_hour: int = Field(default=10, ge=0)
+    isolation_preapproved: bool = True  # False: every isolation change waits for an operator
+    isolation_workflow: str = "isolate-host"
+    verification_workflow: str = "reintegrate-host"  # run by a repaired device before serving
+    probation_days: float = Field(default=7, ge=0)
+    repair_sla_hours: dict[str, float] = Field(
+        default_factory=lambda: {"reboot": 8.0, "reimage": 24.0, "replace": 120.0}
+    )
+    repair_webhook_url: str = ""  # ticket events are POSTed here, HMAC-signed; empty = off
+    repair_webhook_secret: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> Settings:

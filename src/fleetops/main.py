@@ -34,9 +34,15 @@ from fleetops.config import Settings
 from fleetops.dashboard.pages import router as pages_router
 from fleetops.dashboard.render import render_error_page, wants_html
 from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
+from fleetops.devices.config import device_limits, lifecycle_config
+from fleetops.devices.metrics_routes import router as repair_metrics_router
+from fleetops.devices.pages import router as devices_pages_router
 from fleetops.devices.policy import load_policy
+from fleetops.devices.repairs_routes import router as repairs_router
 from fleetops.devices.routes import router as devices_router
+from fleetops.devices.signals_routes import router as signals_router
 from fleetops.devices.tasks import HealthPolicyTask
+from fleetops.devices.webhooks import Deliverer
 from fleetops.errors import AppError
 from fleetops.findings.pages import router as findings_pages_router
 from fleetops.findings.routes import router as findings_router
@@ -96,9 +102,20 @@ def create_app(
         extra = [asyncio.create_task(job(), name="background") for job in background]
         if local_principal is None and settings.health_policy_enabled:
             health = HealthPolicyTask(
-                app.state.write_sessions, load_policy(settings.health_policy_file)
+                app.state.write_sessions,
+                load_policy(settings.health_policy_file),
+                limits=device_limits(settings),
+                lifecycle=lifecycle_config(settings, app.state.library) if runner else None,
+                interval=settings.health_policy_interval,
             )
             extra.append(asyncio.create_task(health.run_forever(), name="health-policy"))
+        if local_principal is None and settings.repair_webhook_url:
+            webhooks = Deliverer(
+                app.state.write_sessions,
+                settings.repair_webhook_url,
+                settings.repair_webhook_secret.get_secret_value(),
+            )
+            extra.append(asyncio.create_task(webhooks.run_forever(), name="repair-webhooks"))
         yield
         for task in extra:
             task.cancel()
@@ -130,12 +147,16 @@ def create_app(
     app.include_router(changes_router, prefix="/api/v1")
     app.include_router(findings_router, prefix="/api/v1")
     app.include_router(devices_router, prefix="/api/v1")
+    app.include_router(signals_router, prefix="/api/v1")
+    app.include_router(repair_metrics_router, prefix="/api/v1")  # before /repairs/{id}
+    app.include_router(repairs_router, prefix="/api/v1")
     app.include_router(logs_router, prefix="/api/v1")
     app.include_router(diagnosis_router, prefix="/api/v1")
     app.include_router(loki_router)
     app.include_router(pages_router)
     app.include_router(changes_pages_router)
     app.include_router(findings_pages_router)
+    app.include_router(devices_pages_router)
     app.include_router(logs_pages_router)
     return app
 

@@ -36,6 +36,7 @@ BUILTINS = {
     "drain_host": "medium",
     "undrain_host": "low",
     "ansible_playbook": "medium",
+    "verify_host": "low",
 }
 SCHEDULERS = ("kubernetes", "yarn", "slurm", "none")
 DROP = object()  # leave the param out
@@ -96,6 +97,23 @@ def test_the_builtin_library_loads_with_the_declared_risks() -> None:
     library = load_library()
     assert {name: library.get(name).risk for name in library.names()} == BUILTINS  # type: ignore[union-attr]
     assert [spec.name for spec in library.latest()] == sorted(BUILTINS)
+
+
+def test_verify_host_fails_on_kernel_hardware_errors_and_unwritable_disks(tmp_path: Path) -> None:
+    command = rendered("verify_host", "run", "none", path=str(tmp_path))
+    assert run_sh(command, tmp_path).returncode == 0  # this machine's kernel log is clean
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone
+    fake_tool(
+        tmp_path,
+        "dmesg",
+        "echo '[12.3] blk_update_request: I/O error, dev sdb, sector 2048 op 0x0:(READ)'",
+    )
+    failed = run_sh(command, tmp_path)
+    assert failed.returncode == 1
+    assert "I/O error, dev sdb" in failed.stderr
+    (tmp_path / "dmesg").unlink()
+    missing = rendered("verify_host", "run", "none", path=str(tmp_path / "gone"))
+    assert run_sh(missing, tmp_path).returncode != 0
 
 
 @pytest.mark.parametrize(

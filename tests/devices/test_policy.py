@@ -24,6 +24,7 @@ from fleetops.devices.policy import (
     load_policy,
     parse_policy,
 )
+from fleetops.devices.safety import Caps
 from fleetops.devices.states import Lifecycle, transition
 from fleetops.devices.tasks import HealthPolicyTask
 from fleetops.findings import service as findings
@@ -49,7 +50,7 @@ def policy() -> Policy:
     return load_policy()
 
 
-def hw(session: Session, host: str, signature: str = "disk_io", **kw: Any) -> Finding:
+def hw(session: Session, host: str, signature: str = "fs_error", **kw: Any) -> Finding:
     """A hardware-error finding as the error-signature detector reports it."""
     now = kw.pop("now", NOW)
     args: dict[str, Any] = {
@@ -84,7 +85,7 @@ def state(session: Session, host: str) -> Lifecycle:
     return device.state
 
 
-def test_a_disk_finding_makes_its_host_suspect(
+def test_a_filesystem_finding_makes_its_host_suspect(
     session: Session, fleet: list[str], policy: Policy
 ) -> None:
     host = fleet[0]
@@ -96,18 +97,24 @@ def test_a_disk_finding_makes_its_host_suspect(
     assert state(session, host) is L.SUSPECT
     rows, _ = service.history(session, hostname=host, limit=10, offset=0)
     [step] = rows
-    assert (step.actor, step.evidence) == ("policy:disk-io-errors", [finding.id])
+    assert (step.actor, step.evidence) == ("policy:filesystem-errors", [finding.id])
     audit = session.scalar(
         select(AuditRecord).where(
             AuditRecord.action == "device.suspect", AuditRecord.entity_id == host
         )
     )
     assert audit is not None
-    assert audit.actor == "policy:disk-io-errors"
+    assert audit.actor == "policy:filesystem-errors"
     assert audit.after["evidence"] == [finding.id]
-    # The next pass sees the host suspect already: it is skipped, nothing moves twice.
+    # The next pass sees the host suspect already: nothing moves twice.
     again, applied = run(session, policy)
-    assert (again.suspect, again.skipped, applied.moved) == ([], [host], [])
+    assert (again.suspect, again.isolate, again.cleared, applied.moved) == ([], [], [], [])
+    # Once no open finding supports the suspicion, the policy clears it.
+    findings.resolve(session, OPERATOR, finding_id=finding.id, reason="fsck was clean")
+    cleared, applied = run(session, policy)
+    assert cleared.cleared == [host]
+    assert [t.to_state for t in applied.moved] == [L.IN_SERVICE]
+    assert state(session, host) is L.IN_SERVICE
 
 
 def test_ignore_rules_and_unmatched_findings_move_nobody(
@@ -115,7 +122,7 @@ def test_ignore_rules_and_unmatched_findings_move_nobody(
 ) -> None:
     hw(session, fleet[0], "oom", severity="critical")
     hw(session, fleet[1], "edac_ce")  # 1 occurrence; the rule wants 3 within a day
-    hw(session, fleet[2], "disk_io", now=NOW - timedelta(hours=2))  # outside the hour
+    hw(session, fleet[2], "fs_error", now=NOW - timedelta(hours=2))  # outside the hour
     findings.report(  # not a host
         session,
         kind="slow_link",
@@ -225,10 +232,10 @@ def test_repeated_cleared_suspicion_escalates(
         session.commit()
     hw(session, host)
     decisions, applied = run(session, policy)
-    [decision] = decisions.suspect
-    assert decision.escalate
+    [decision] = decisions.isolate  # the third time, suspicion escalates to isolation
+    assert (decision.escalate, decision.action) == (True, Action.ISOLATE)
     assert "escalate" in decision.reason
-    assert len(applied.moved) == 1  # this slice records the escalation; draining comes later
+    assert len(applied.moved) == 1  # without the lifecycle (no change engine) it stops at suspect
 
 
 BAD = """\
@@ -240,7 +247,7 @@ rules:
     count: 1
   - name: broken
     kind: hardware_error
-    action: isolate
+    action: drain
     window_minutes: 10
     count: 1
 """
@@ -249,19 +256,27 @@ rules:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (BAD, "site.yaml:9: rule 2 (broken): `action` must be one of suspect | ignore"),
+        (BAD, "site.yaml:9: rule 2 (broken): `action` must be one of isolate | suspect | ignore"),
         (
             BAD.replace("count: 1\n  - name: broken", "count: 0\n  - name: broken"),
             "site.yaml:6: rule 1 (ok): `count` must be a whole number of at least 1, got 0",
         ),
         (
-            BAD.replace("    action: isolate", "    action: ignore\n    colour: red"),
+            BAD.replace("    action: drain", "    action: ignore\n    colour: red"),
             "site.yaml:7: rule 2 (broken): unknown keys colour",
         ),
         ("rules:\n  - name: x\n    kind: [unclosed\n", "site.yaml:3: invalid YAML"),
         ("rule: []\n", "site.yaml:1: expected a mapping with a `rules:` list"),
         (
-            BAD.replace("broken", "ok").replace("isolate", "ignore"),
+            BAD.replace("    action: drain", "    action: isolate\n    repair: pray"),
+            "site.yaml:10: rule 2 (broken): `repair` must be one of reboot | reimage | replace",
+        ),
+        (
+            BAD.replace("    action: drain", "    action: suspect\n    repair: replace"),
+            "site.yaml:10: rule 2 (broken): `repair` only goes with `action: isolate`",
+        ),
+        (
+            BAD.replace("broken", "ok").replace("drain", "ignore"),
             "site.yaml:7: rule name 'ok' is used twice",
         ),
     ],
@@ -274,6 +289,39 @@ def test_bad_policy_yaml_names_the_line(tmp_path: Path, text: str, expected: str
     assert str(caught.value).startswith(f"{path}:{expected.removeprefix('site.yaml:')}"), str(
         caught.value
     )
+
+
+def test_a_failing_disk_is_isolated_for_replacement(
+    session: Session, fleet: list[str], policy: Policy
+) -> None:
+    hw(session, fleet[0], "smart_failing", severity="critical")
+    hw(session, fleet[1], "disk_io")
+    decisions, _ = run(session, policy, Limits(caps=Caps(rack=1.0, cluster=1.0)))
+    assert [(d.hostname, d.action, d.rule, d.repair) for d in decisions.isolate] == [
+        (fleet[0], Action.ISOLATE, "smart-failing", "replace"),
+        (fleet[1], Action.ISOLATE, "disk-io-errors", None),
+    ]
+    # Two of a 40-host fleet's smaller cluster would be more than its 5 %: one waits, suspect.
+    decisions, _ = run(session, policy)
+    assert len(decisions.isolate) + len(decisions.held) == 2
+
+
+def test_caps_hold_isolation_per_rack_cluster_and_hour(
+    session: Session, fleet: list[str], policy: Policy
+) -> None:
+    limits = Limits(storm_fraction=1.0, caps=Caps(rack=1.0, cluster=1.0, per_hour=2))
+    for host in fleet[:3]:
+        hw(session, host, "disk_io")
+    decisions, _ = run(session, policy, limits)
+    assert [d.hostname for d in decisions.isolate] == fleet[:2]
+    assert decisions.held == {fleet[2]: "hourly limit of 2 automatic isolations reached"}
+    assert [d.hostname for d in decisions.suspect] == [fleet[2]]  # watched while it waits
+    rack = Limits(storm_fraction=1.0, caps=Caps(rack=0.01, cluster=1.0, per_hour=100))
+    hosts = session.scalars(select(Host).where(Host.hostname.in_(fleet[:3]))).all()
+    same_rack = [h.hostname for h in hosts if h.rack_id == hosts[0].rack_id]
+    held = evaluate(session, policy, now=NOW, limits=rack).held
+    assert all("out of service; the limit is 1% = 1" in why for why in held.values())
+    assert set(held) >= set(same_rack[1:])
 
 
 def test_a_site_rule_comes_first_and_replaces_a_builtin(tmp_path: Path) -> None:

@@ -141,8 +141,13 @@ def submit(
     *,
     library: OperationLibrary,
     policy: ApprovalPolicy,
+    preapproved: str = "",
 ) -> ChangeRequest:
-    """Validate, resolve targets, plan batches, classify risk and apply the approval policy."""
+    """Validate, resolve targets, plan batches, classify risk and apply the approval policy.
+
+    `preapproved` (a reason) marks a standard change that configuration approved in advance, such
+    as the health policy's one-host isolation within the device safety limits; it is not offered
+    to API callers."""
     row = get_workflow(session, name=sub.workflow, version=sub.version)
     if row is None:
         raise WorkflowNotFound(f"workflow {sub.workflow!r} not found")
@@ -196,7 +201,16 @@ def submit(
             "params": change.params_redacted,
         },
     )
-    if change.approvals_required == 0:
+    if preapproved:
+        change.approvals_required = 0
+        transition(
+            session,
+            change,
+            S.APPROVED,
+            ctx=AuditContext("policy", ctx.request_id),
+            reason=f"standard change: {preapproved}",
+        )
+    elif change.approvals_required == 0:
         transition(
             session,
             change,

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
+from fleetops.devices.signals_cli import signals_app
 from fleetops.kit.cli import Column, OutputOption, api, emit, stdout
 
 device_app = typer.Typer(
     help="Devices: each host's hardware lifecycle and its history.", no_args_is_help=True
 )
+device_app.add_typer(signals_app, name="signals")
 
 
 # The API's values, repeated here so `fleetops --help` does not load the database layer

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleetops.devices.repairs import TicketStatus
 from fleetops.devices.states import Lifecycle
 from fleetops.kit.pagination import MAX_OFFSET, Page
 
@@ -21,6 +22,12 @@ class DeviceRead(BaseModel):
     since: datetime = Field(description="when the device entered this state")
     reason: str
     updated_by: str = Field(description="who moved it last; empty if never moved")
+    change_id: int | None = Field(
+        default=None, description="the change moving it now (isolation or verification)"
+    )
+    probation_until: datetime | None = Field(
+        default=None, description="back from repair: failing before this escalates the repair"
+    )
 
 
 class DevicePage(Page[DeviceRead]):
@@ -61,3 +68,49 @@ class TransitionBody(BaseModel):
     override: bool = Field(
         default=False, description="jump outside the graph (operators); never out of retired"
     )
+
+
+class TicketRead(BaseModel):
+    """A repair ticket as the API, the CLI and the webhook show it."""
+
+    id: int
+    host: str
+    status: TicketStatus
+    action: str = Field(description="the rung of the repair ladder: reboot, reimage or replace")
+    symptoms: str
+    evidence: list[int] = Field(description="ids of the findings behind the isolation")
+    vendor: str
+    rma_number: str
+    part: str
+    external_ref: str = Field(description="the ticket's id in an external system, e.g. Jira")
+    notes: str
+    escalated: bool = Field(description="the device failed again on probation after a repair")
+    opened_at: datetime
+    sla_due: datetime
+    overdue: bool = Field(description="still open past its SLA")
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class TicketPage(Page[TicketRead]):
+    counts: dict[str, int] = Field(description="tickets per status (all tickets)")
+
+
+Short = Annotated[str, Field(max_length=255)]
+
+
+class TicketUpdateBody(BaseModel):
+    """An update from whoever repairs: a status, a note, RMA fields (any of them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: TicketStatus | None = Field(
+        default=None,
+        description="diagnosing, waiting_parts, repaired (starts verification) or failed "
+        "(this rung did not help: the next one is opened)",
+    )
+    note: str = Field(default="", max_length=4000)
+    vendor: Short | None = None
+    rma_number: Short | None = None
+    part: Short | None = None
+    external_ref: Short | None = None

@@ -32,6 +32,8 @@ class Device:
     since: datetime
     reason: str
     updated_by: str
+    change_id: int | None = None  # the change moving it now (draining, verifying)
+    probation_until: datetime | None = None
 
     @property
     def next_states(self) -> list[Lifecycle]:
@@ -51,11 +53,21 @@ def _devices() -> Rows:
         _SINCE.label("since"),
         func.coalesce(DeviceState.reason, "").label("reason"),
         func.coalesce(DeviceState.updated_by, "").label("updated_by"),
+        DeviceState.change_id,
+        DeviceState.probation_until,
     ).outerjoin(DeviceState, DeviceState.host_id == Host.id)
 
 
 def _device(row: Any) -> Device:
-    return Device(row.hostname, Lifecycle(row.state), row.since, row.reason, row.updated_by)
+    return Device(
+        row.hostname,
+        Lifecycle(row.state),
+        row.since,
+        row.reason,
+        row.updated_by,
+        row.change_id,
+        row.probation_until,
+    )
 
 
 def _where(stmt: Rows, *, state: Lifecycle | None, selector: str | None) -> Rows:

@@ -42,7 +42,7 @@ L = Lifecycle
 ALLOWED: dict[Lifecycle, frozenset[Lifecycle]] = {
     L.IN_SERVICE: frozenset({L.SUSPECT}),
     L.SUSPECT: frozenset({L.DRAINING, L.IN_SERVICE}),  # in_service: the suspicion cleared
-    L.DRAINING: frozenset({L.ISOLATED}),
+    L.DRAINING: frozenset({L.ISOLATED, L.SUSPECT}),  # suspect: the drain failed or was aborted
     L.ISOLATED: frozenset({L.IN_REPAIR}),
     L.IN_REPAIR: frozenset({L.VERIFYING, L.RETIRED}),  # retired: not worth repairing
     L.VERIFYING: frozenset({L.IN_SERVICE, L.IN_REPAIR}),  # in_repair: verification failed

@@ -1,27 +1,35 @@
-"""Background work of the devices domain inside `fleetops serve`: the health policy loop.
+"""Background work of the devices domain inside `fleetops serve`: the health policy, the repair
+loop and the ticket webhooks.
 
-Each pass evaluates and applies the policy in its own transaction, in a thread (the database calls
-block), so a slow pass never stalls the event loop and a failed pass changes nothing."""
+Each pass runs in its own transaction, in a thread (the database calls block), so a slow pass
+never stalls the event loop and a failed pass changes nothing. The repair loop (devices whose
+change ended, SLA breaches) runs more often than the policy: it only follows what already happened.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.db import session_scope
+from fleetops.devices import repairs
+from fleetops.devices.lifecycle import LifecycleConfig, Reconciled, reconcile
 from fleetops.devices.policy import Applied, Decisions, Limits, Policy, apply, evaluate
 from fleetops.models import utcnow
 
 log = logging.getLogger(__name__)
 INTERVAL = 30.0
+RECONCILE_INTERVAL = 2.0
 
 
 class HealthPolicyTask:
-    """Evaluate the health policy every `interval` seconds and apply what it decides."""
+    """Evaluate the health policy every `interval` seconds and apply what it decides; follow the
+    devices' changes and tickets every `reconcile_interval` seconds."""
 
     def __init__(
         self,
@@ -29,36 +37,67 @@ class HealthPolicyTask:
         policy: Policy,
         *,
         limits: Limits | None = None,
+        lifecycle: LifecycleConfig | None = None,
         interval: float = INTERVAL,
+        reconcile_interval: float = RECONCILE_INTERVAL,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = write_sessions
         self.policy = policy
         self.limits = limits or Limits()
+        self.lifecycle = lifecycle
         self.interval = interval
+        self.reconcile_interval = reconcile_interval
         self.clock = clock
 
     def run_once(self) -> tuple[Decisions, Applied]:
-        """One pass, committed: what the policy decided and what it did."""
+        """One policy pass, committed: what the policy decided and what it did."""
         with session_scope(self.sessions) as session:
             now = self.clock()
             decisions = evaluate(session, self.policy, now=now, limits=self.limits)
-            applied = apply(session, decisions, now=now)
-        if applied.moved or applied.storm is not None or decisions.deferred:
+            applied = apply(session, decisions, now=now, lifecycle=self.lifecycle)
+        if applied.moved or applied.isolations or applied.storm is not None or decisions.deferred:
             log.info(
-                "health policy: %d suspect, %d deferred, storm=%s, halted=%s",
+                "health policy: %d moved, %d isolating, %d held, %d deferred, storm=%s, halted=%s",
                 len(applied.moved),
+                len(applied.isolations),
+                len(decisions.held),
                 len(decisions.deferred),
                 decisions.storm is not None,
                 decisions.halted,
             )
         return decisions, applied
 
+    def follow_once(self) -> Reconciled | None:
+        """Move the devices whose change ended and check repair SLAs, committed."""
+        if self.lifecycle is None:
+            return None
+        with session_scope(self.sessions) as session:
+            now = self.clock()
+            done = reconcile(session, self.lifecycle, now=now)
+            repairs.check_sla(session, now=now)
+        if done.isolated or done.drain_failed or done.returned or done.verification_failed:
+            log.info(
+                "devices: isolated %s, drain failed %s, returned %s, verification failed %s",
+                done.isolated,
+                done.drain_failed,
+                done.returned,
+                done.verification_failed,
+            )
+        return done
+
     async def run_forever(self) -> None:
-        """Pass after pass until cancelled; a failed pass is logged and the next one tries again."""
+        """Passes until cancelled; a failed pass is logged and the next one tries again."""
+        last_policy = float("-inf")
         while True:
+            if time.monotonic() - last_policy >= self.interval:
+                last_policy = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.run_once)
+                except Exception:
+                    log.exception("health policy pass failed")
             try:
-                await asyncio.to_thread(self.run_once)
+                await asyncio.to_thread(self.follow_once)
             except Exception:
-                log.exception("health policy pass failed")
-            await asyncio.sleep(self.interval)
+                log.exception("device reconcile pass failed")
+            await asyncio.sleep(min(self.interval, self.reconcile_interval))

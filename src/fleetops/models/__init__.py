@@ -12,7 +12,7 @@ from fleetops.models.changes import (
     StepRun,
     Workflow,
 )
-from fleetops.models.devices import DeviceState, DeviceTransition
+from fleetops.models.devices import DeviceState, DeviceTransition, RepairTicket, WebhookDelivery
 from fleetops.models.findings import Finding
 from fleetops.models.inventory import (
     Cluster,
@@ -73,6 +73,7 @@ __all__ = [
     "LoginFailure",
     "Rack",
     "Region",
+    "RepairTicket",
     "RollupState",
     "StepRun",
     "Switch",
@@ -80,6 +81,7 @@ __all__ = [
     "UTCDateTime",
     "User",
     "WebSession",
+    "WebhookDelivery",
     "Workflow",
     "utcnow",
 ]

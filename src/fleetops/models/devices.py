@@ -1,14 +1,18 @@
-"""Devices: the lifecycle state of each host and the history of its transitions.
+"""Devices: the lifecycle state of each host, the history of its transitions, repair tickets and
+the outbox of ticket webhooks.
 
 A host without a `device_states` row is in service (hosts imported before devices existed); the
-row is created on its first transition. History rows are append-only.
+row is created on its first transition. History rows are append-only. A webhook delivery row is
+written in the transaction that changed the ticket, so it is sent only once that has committed
+(the transactional outbox), and retried until the receiver takes it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleetops.models.base import Base, UTCDateTime, utcnow
@@ -26,6 +30,14 @@ class DeviceState(Base):
     since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reason: Mapped[str] = mapped_column(Text, default="")
     updated_by: Mapped[str] = mapped_column(String(128), default="")
+    # The change moving the host now (drain while draining, verify + undrain while verifying).
+    change_id: Mapped[int | None] = mapped_column(
+        ForeignKey("change_requests.id", ondelete="SET NULL"), default=None
+    )
+    # The rung the pending isolation's repair starts at (the policy rule's `repair`); "" = first.
+    repair_action: Mapped[str] = mapped_column(String(32), default="")
+    # Back in service after a repair: a failure before this climbs the repair ladder.
+    probation_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class DeviceTransition(Base):
@@ -43,3 +55,48 @@ class DeviceTransition(Base):
     evidence: Mapped[list[int]] = mapped_column(JSON, default=list)  # finding ids
     override: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RepairTicket(Base):
+    """One repair attempt on one device, at one rung of the repair ladder."""
+
+    __tablename__ = "repair_tickets"
+    __table_args__ = (Index("ix_repair_tickets_host_opened", "host_id", "opened_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    action: Mapped[str] = mapped_column(String(32))  # the rung: reboot | reimage | replace
+    symptoms: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[list[int]] = mapped_column(JSON, default=list)  # finding ids
+    # Vendor RMA fields, filled by whoever handles the repair.
+    vendor: Mapped[str] = mapped_column(String(128), default="")
+    rma_number: Mapped[str] = mapped_column(String(128), default="")
+    part: Mapped[str] = mapped_column(String(255), default="")
+    external_ref: Mapped[str] = mapped_column(String(255), default="")  # e.g. a Jira key
+    notes: Mapped[str] = mapped_column(Text, default="")
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)  # failed again on probation
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sla_due: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class WebhookDelivery(Base):
+    """A ticket event waiting to be (or already) POSTed to the configured ticket system."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("repair_tickets.id", ondelete="CASCADE"), default=None
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -3,6 +3,7 @@ few change requests, so a visitor sees approvals and a live rollout within minut
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from fleetops.sim.executor import SimulatedExecutor
 from fleetops.sim.faults import schedule_faults
 from fleetops.sim.feeder import LiveFeed
 from fleetops.sim.fleet import generate
+from fleetops.sim.repairshop import RepairShop
 from fleetops.sim.workload import Workload
 
 DEMO_PASSWORDS = {role: f"{role.value}-demo-pass" for role in Role}
@@ -48,6 +50,28 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str,
         _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
     engine.dispose()
     return {role.value: pw for role, pw in DEMO_PASSWORDS.items()}, token
+
+
+def repair_shop(settings: Settings, executor: SimulatedExecutor, *, port: int) -> RepairShop:
+    """The demo's repair shop, an operator account working the repair queue over the API; what
+    it repairs is healthy again in the simulated fleet (unless the repair did not help)."""
+    engine = make_engine(settings.database_url)
+    ctx = AuditContext(actor="system:demo")
+    with session_scope(make_session_factory(engine)) as session:
+        password = secrets.token_urlsafe(24)  # never shown: the shop signs in with its token
+        user = auth_service.create_user(
+            session, ctx, username="repair-shop", role=Role.OPERATOR, password=password
+        )
+        _, token = auth_service.create_token(session, ctx, user=user, name="repair shop")
+    engine.dispose()
+
+    def outcome(host: str, fixed: bool) -> None:
+        if fixed:
+            executor.hardware_faults.discard(host)
+        else:
+            executor.hardware_faults.add(host)
+
+    return RepairShop(f"http://127.0.0.1:{port}", token, on_outcome=outcome)
 
 
 def demo_feed(*, hosts: int, racks: int, port: int, token: str) -> LiveFeed:

@@ -4,7 +4,9 @@ Each simulated host keeps the files it was given (`put_file`), a boot id and the
 received (so tests can assert on them). A tiny command vocabulary gets realistic answers: `echo`,
 `cat` (of those files, stdin or the boot id), `sleep`, `exit`, `true`, `false`, `hostname`, `;`,
 `&&`, `||`, a trailing `>&2` or `>/dev/null`. A command that mentions `reboot` takes the host
-down for `reboot_s` and brings it back with a new boot id. Anything else succeeds silently.
+down for `reboot_s` and brings it back with a new boot id. A command that reads the kernel log
+(`dmesg`, as a hardware check does) fails on the hosts in `hardware_faults` with a kernel hardware
+error and succeeds elsewhere. Anything else succeeds silently.
 
 Randomness (latency jitter, injected failures, boot ids) is drawn per host and per command number
 from the seed, so a run is deterministic however the engine interleaves hosts.
@@ -62,6 +64,7 @@ class SimulatedExecutor:
         latency: float = 0.0,
         failure_rate: float = 0.0,
         unreachable: Iterable[str] = (),
+        hardware_faults: Iterable[str] = (),
         reboot_s: float = 1.0,
         history: int = 1000,
         clock: Callable[[], float] = time.monotonic,
@@ -70,6 +73,7 @@ class SimulatedExecutor:
         self.latency = latency  # mean seconds per command, jittered ±50 %
         self.failure_rate = failure_rate  # fraction of commands that exit 1
         self.unreachable: set[str] = set(unreachable)  # hostnames that are down; mutable
+        self.hardware_faults: set[str] = set(hardware_faults)  # broken hardware; mutable
         self.reboot_s = reboot_s
         self.history = history  # commands kept per host
         self.clock = clock
@@ -105,6 +109,8 @@ class SimulatedExecutor:
             return Result(exit_code=None, error=down, duration_s=self.clock() - start)
         if rng.random() < self.failure_rate:
             outcome = _Outcome(code=1, err=bytearray(b"simulated failure\n"))
+        elif "dmesg" in command:
+            outcome = self._kernel_check(target.hostname)
         else:
             outcome = _interpret(command, host, target, (stdin or "").encode())
         if delay + outcome.sleep_s > timeout:
@@ -147,6 +153,15 @@ class SimulatedExecutor:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+    def _kernel_check(self, hostname: str) -> _Outcome:
+        if hostname not in self.hardware_faults:
+            return _Outcome()
+        error = (
+            "kernel hardware errors since boot:\n"
+            "blk_update_request: I/O error, dev sdb, sector 2048 op 0x0:(READ)\n"
+        )
+        return _Outcome(code=1, err=bytearray(error.encode()))
 
     def _draw(self, hostname: str, host: SimHost) -> random.Random:
         host.received += 1
