@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
@@ -91,6 +90,11 @@ def upgrade() -> None:
         )
 
     # ### end Alembic commands ###
+    # The lifecycle is the source of truth; hosts.state is its copy (transition() writes both).
+    op.execute(
+        "UPDATE hosts SET state = (SELECT state FROM device_states WHERE host_id = hosts.id) "
+        "WHERE id IN (SELECT host_id FROM device_states)"
+    )
 
 
 def downgrade() -> None:

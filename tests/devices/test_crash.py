@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from fleetops.db import make_engine, make_session_factory, session_scope
-from fleetops.findings import service as findings
+from fleetops.db import make_engine, make_session_factory
 from fleetops.models import ChangeRequest, DeviceState, Host, RepairTicket
 from tests.changes.fleet import fleet_doc, load_fleet, wait_for, write_ops
 from tests.changes.test_chaos import _start
+from tests.devices.factory import hardware_findings
 from tests.fixtures.app import Tokens, seed_users
 from tests.fixtures.server import cli_env, free_port
 
@@ -103,27 +102,6 @@ def server(db_url: str, tmp_path: Path, ops_dir: Path) -> Iterator[Server]:
         running.kill()
 
 
-def report(db_url: str) -> None:
-    engine = make_engine(db_url)
-    now = datetime.now(UTC)
-    with session_scope(make_session_factory(engine)) as session:
-        findings.report(
-            session,
-            kind="hardware_error",
-            detector="error-signatures",
-            entity_type="host",
-            entity=HOST,
-            severity="critical",
-            score=3.0,
-            title=f"{HOST}: 3 disk I/O errors in 5 min",
-            evidence=[],
-            details={"signature": "disk_io", "count": 3},
-            onset_at=now,
-            now=now,
-        )
-    engine.dispose()
-
-
 def database(db_url: str) -> tuple[str, str | None, int, int]:
     """The device's state, its change's state, and how many changes and tickets it has."""
     engine = make_engine(db_url)
@@ -155,7 +133,7 @@ def test_sigkill_mid_isolation_and_mid_verification(
         assert answer.status_code == 201, answer.text
     mark = work_dir / HOST
 
-    report(db_url)
+    hardware_findings(db_url, HOST)
     # Kill while the drain change holds the host: its mark is written, the change still runs.
     wait_for(lambda: mark.exists(), what="the isolation change to start on the host")
     server.kill()

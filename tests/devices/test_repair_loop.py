@@ -28,12 +28,12 @@ from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.devices.repairs import RUNGS
 from fleetops.devices.webhooks import verify
-from fleetops.findings import service as findings
 from fleetops.inventory.apply import apply_document
 from fleetops.main import create_app
 from fleetops.models import AuditRecord
 from fleetops.sim.executor import SimulatedExecutor
 from fleetops.sim.fleet import generate
+from tests.devices.factory import hardware_findings
 from tests.fixtures.app import Tokens, make_settings, seed_users
 from tests.logs.ingest_helpers import ingest_token
 
@@ -211,7 +211,7 @@ def test_a_bad_disk_goes_round_the_repair_loop(
     assert receiver.refused == 1
 
     # More trouble shows up while it is out of service: it describes the same broken hardware.
-    report_disk_errors(db_url, host, signature="smart_degraded")
+    hardware_findings(db_url, host, signature="smart_degraded")
 
     # The repair shop works on it through the status endpoint.
     url = f"/api/v1/repairs/{ticket['id']}/status"
@@ -299,33 +299,6 @@ def test_a_bad_disk_goes_round_the_repair_loop(
     assert device()["state"] == "in_service"
 
 
-def report_disk_errors(
-    db_url: str, host: str, signature: str = "disk_io", *, later: timedelta = timedelta(0)
-) -> int:
-    """A hardware finding, as the diagnosis reports it (the test above covers that part), seen
-    now or `later`."""
-    engine = make_engine(db_url)
-    now = datetime.now(UTC) + later
-    with session_scope(make_session_factory(engine)) as session:
-        finding, _ = findings.report(
-            session,
-            kind="hardware_error",
-            detector="error-signatures",
-            entity_type="host",
-            entity=host,
-            severity="warning",
-            score=3.0,
-            title=f"{host}: 3 {signature} errors in 5 min",
-            evidence=[],
-            details={"signature": signature, "count": 3},
-            onset_at=now,
-            now=now,
-        )
-        finding_id = finding.id
-    engine.dispose()
-    return finding_id
-
-
 def test_failed_verification_climbs_the_ladder_and_probation_escalates(
     loop_app: tuple[TestClient, Tokens], executor: SimulatedExecutor, db_url: str
 ) -> None:
@@ -356,7 +329,7 @@ def test_failed_verification_climbs_the_ladder_and_probation_escalates(
 
     # The broken host's hardware stays broken: every verification fails.
     executor.hardware_faults.add(broken)
-    report_disk_errors(db_url, broken)
+    hardware_findings(db_url, broken)
     wait(lambda: state(broken) == "isolated", "isolation of the broken host")
     for rung, count in (("reboot", 2), ("reimage", 3)):
         current = tickets(broken)[-1]
@@ -376,12 +349,12 @@ def test_failed_verification_climbs_the_ladder_and_probation_escalates(
     assert "proposed for retirement" in proposal[0]["title"]
 
     # The flaky host passes verification after a reboot, then fails again on probation.
-    report_disk_errors(db_url, flaky)
+    hardware_findings(db_url, flaky)
     wait(lambda: state(flaky) == "isolated", "isolation of the flaky host")
     repaired(tickets(flaky)[-1])
     wait(lambda: state(flaky) == "in_service", "the flaky host back in service")
     # Seen after the settling time (a report inside it may be about lines from before the repair).
-    report_disk_errors(db_url, flaky, signature="fs_error", later=timedelta(minutes=11))
+    hardware_findings(db_url, flaky, signature="fs_error", later=timedelta(minutes=11))
     wait(lambda: len(tickets(flaky)) == 2, "a second ticket for the flaky host")
     again = tickets(flaky)[-1]
     assert (again["action"], again["escalated"]) == ("reimage", True)

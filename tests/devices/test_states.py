@@ -44,6 +44,21 @@ def test_a_host_without_a_row_is_in_service(host: Session) -> None:
     assert service.get(host, hostname="nope") is None
 
 
+def test_the_inventory_state_is_the_device_state(host: Session) -> None:
+    """Selectors (`state=in_service`) and host pages read `hosts.state`: it follows every move,
+    and a host imported in another state is a device in that state."""
+    service.move(host, ALICE, hostname="h001", to=L.SUSPECT, reason="ECC warnings")
+    assert host.scalar(select(Host.state).where(Host.hostname == "h001")) == "suspect"
+    row = host.scalars(select(Host).where(Host.hostname == "h002")).one()
+    row.state = "provisioning"  # as an import of new hardware writes it
+    host.flush()
+    device = service.get(host, hostname="h002")
+    assert device is not None
+    assert device.state is L.PROVISIONING
+    service.move(host, ALICE, hostname="h002", to=L.VERIFYING, reason="racked and cabled")
+    assert row.state == "verifying"
+
+
 def test_the_repair_loop_round_trip_is_recorded(host: Session) -> None:
     [finding] = [report(host, entity="h001")[0].id]
     for to in LOOP:

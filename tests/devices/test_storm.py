@@ -15,7 +15,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,12 @@ from sqlalchemy import func, select
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.devices.safety import OUT_OF_SERVICE
-from fleetops.findings import service as findings
 from fleetops.inventory.apply import apply_document
 from fleetops.main import create_app
 from fleetops.models import DeviceState, DeviceTransition, Finding, Host
 from fleetops.sim.executor import SimulatedExecutor
 from fleetops.sim.fleet import generate
+from tests.devices.factory import hardware_findings
 from tests.fixtures.app import make_settings
 
 pytestmark = pytest.mark.slow
@@ -89,28 +88,6 @@ def storm_app(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
-def inject(db_url: str, hosts: list[str]) -> None:
-    engine = make_engine(db_url)
-    now = datetime.now(UTC)
-    with session_scope(make_session_factory(engine)) as session:
-        for host in hosts:
-            findings.report(
-                session,
-                kind="hardware_error",
-                detector="error-signatures",
-                entity_type="host",
-                entity=host,
-                severity="critical",
-                score=4.0,
-                title=f"{host}: 4 disk I/O errors in 5 min",
-                evidence=[],
-                details={"signature": "disk_io", "count": 4},
-                onset_at=now,
-                now=now,
-            )
-    engine.dispose()
-
-
 def test_a_fault_storm_never_breaks_the_caps_and_stops_automation(
     storm_app: TestClient, db_url: str
 ) -> None:
@@ -129,7 +106,7 @@ def test_a_fault_storm_never_breaks_the_caps_and_stops_automation(
     watcher.thread.start()
     try:
         for wave in range(20):  # 15 hosts every 0.3 s: the storm builds up over 6 seconds
-            inject(db_url, faulty[wave * 15 : (wave + 1) * 15])
+            hardware_findings(db_url, *faulty[wave * 15 : (wave + 1) * 15])
             time.sleep(0.3)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -104,8 +104,7 @@ def isolate(
     device to `draining`, in the caller's transaction. `repair` is the rung its repair starts at
     (a failing disk goes straight to replacement); None: the first."""
     at = now or utcnow()
-    current = session.scalar(select(DeviceState.state).where(DeviceState.host_id == host.id))
-    if current in (None, L.IN_SERVICE.value):
+    if host.state == L.IN_SERVICE.value:
         transition(session, host, L.SUSPECT, ctx=ctx, reason=reason, evidence=evidence, now=at)
     step = transition(session, host, L.DRAINING, ctx=ctx, reason=reason, evidence=evidence, now=at)
     workflow = _workflow(session, config.isolation_workflow, config.library)

@@ -13,6 +13,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from fleetops.devices.repairs import LIVE, RUNGS, TicketStatus
 from fleetops.devices.safety import OUT_OF_SERVICE
-from fleetops.devices.states import INITIAL, Lifecycle
+from fleetops.devices.states import Lifecycle
 from fleetops.inventory import selectors
 from fleetops.models import DeviceState, DeviceTransition, HardwareModel, Host, Rack, RepairTicket
 
@@ -167,42 +168,36 @@ def _groups(
     return sorted(found, key=lambda g: (-g.tickets, g.name is None, g.name or ""))
 
 
+def _repairs_by(
+    session: Session, name: Any, on: Any, *, now: datetime, window: timedelta
+) -> list[RepairGroup]:
+    """Tickets opened in the window grouped by `name` (a column of the table joined `on`)."""
+    table = name.class_
+    rows = session.execute(
+        select(name, RepairTicket.host_id)
+        .join(Host, Host.id == RepairTicket.host_id)
+        .outerjoin(table, on)
+        .where(RepairTicket.opened_at > now - window, RepairTicket.opened_at <= now)
+    ).all()
+    sizes = session.execute(
+        select(name, func.count(Host.id)).select_from(Host).outerjoin(table, on).group_by(name)
+    ).all()
+    return _groups(((n, h) for n, h in rows), {n: int(c) for n, c in sizes})
+
+
 def repairs_by_model(
     session: Session, *, now: datetime, window: timedelta = WINDOW
 ) -> list[RepairGroup]:
     """Tickets opened in the window per hardware model, most repaired first."""
-    rows = session.execute(
-        select(HardwareModel.name, RepairTicket.host_id)
-        .join(Host, Host.id == RepairTicket.host_id)
-        .outerjoin(HardwareModel, HardwareModel.id == Host.model_id)
-        .where(RepairTicket.opened_at > now - window, RepairTicket.opened_at <= now)
-    ).all()
-    sizes = session.execute(
-        select(HardwareModel.name, func.count(Host.id))
-        .select_from(Host)
-        .outerjoin(HardwareModel, HardwareModel.id == Host.model_id)
-        .group_by(HardwareModel.name)
-    ).all()
-    return _groups(((n, h) for n, h in rows), {n: int(c) for n, c in sizes})
+    on = HardwareModel.id == Host.model_id
+    return _repairs_by(session, HardwareModel.name, on, now=now, window=window)
 
 
 def repairs_by_rack(
     session: Session, *, now: datetime, window: timedelta = WINDOW
 ) -> list[RepairGroup]:
     """Tickets opened in the window per rack, most repaired first."""
-    rows = session.execute(
-        select(Rack.name, RepairTicket.host_id)
-        .join(Host, Host.id == RepairTicket.host_id)
-        .outerjoin(Rack, Rack.id == Host.rack_id)
-        .where(RepairTicket.opened_at > now - window, RepairTicket.opened_at <= now)
-    ).all()
-    sizes = session.execute(
-        select(Rack.name, func.count(Host.id))
-        .select_from(Host)
-        .outerjoin(Rack, Rack.id == Host.rack_id)
-        .group_by(Rack.name)
-    ).all()
-    return _groups(((n, h) for n, h in rows), {n: int(c) for n, c in sizes})
+    return _repairs_by(session, Rack.name, Rack.id == Host.rack_id, now=now, window=window)
 
 
 def repeat_failures(
@@ -255,7 +250,7 @@ def ticket_load(session: Session, *, now: datetime) -> TicketLoad:
 
 def capacity(session: Session, *, selector: str | None = None) -> Capacity:
     """Devices out of service now (their current state) among the hosts `selector` picks."""
-    state = func.coalesce(DeviceState.state, INITIAL.value)
+    state = func.coalesce(DeviceState.state, Host.state)
     stmt = (
         select(state, func.count(Host.id), func.coalesce(func.sum(HardwareModel.cpu_cores), 0))
         .select_from(Host)

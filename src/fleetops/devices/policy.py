@@ -280,25 +280,26 @@ def evaluate(session: Session, policy: Policy, *, now: datetime, limits: Limits)
     """Decide, for every host with open findings, whether to suspect it, isolate it, ignore it,
     or wait; and which policy suspicions no finding supports any more."""
     by_host: dict[str, list[Finding]] = {}
-    states: dict[str, DeviceState | None] = {}
-    for finding, row in _open_host_findings(session):
-        states[finding.entity] = row
+    rows: dict[str, DeviceState | None] = {}
+    lifecycle: dict[str, Lifecycle] = {}
+    for finding, state, row in _open_host_findings(session):
+        rows[finding.entity], lifecycle[finding.entity] = row, Lifecycle(state)
         if _before_return(finding, row, limits.settle):
             continue
         by_host.setdefault(finding.entity, []).append(finding)
-    skipped = sorted(h for h, r in states.items() if _state(r) not in _ACTIVE and h in by_host)
+    skipped = sorted(h for h, s in lifecycle.items() if s not in _ACTIVE and h in by_host)
     decided: list[Decision] = []
     ignored: list[Decision] = []
     for hostname in sorted(set(by_host) - set(skipped)):
         decision = _decide(policy, hostname, by_host[hostname], now)
         if decision is not None:
             (ignored if decision.action is Action.IGNORE else decided).append(decision)
-    decided = [_escalated(session, d, states[d.hostname], now) for d in decided]
+    decided = [_escalated(session, d, rows[d.hostname], now) for d in decided]
     # Already suspect and only suspected again: nothing to do.
     wanted = [
         d
         for d in decided
-        if d.action is Action.ISOLATE or _state(states[d.hostname]) is Lifecycle.IN_SERVICE
+        if d.action is Action.ISOLATE or lifecycle[d.hostname] is Lifecycle.IN_SERVICE
     ]
     supported = {h for h, found in by_host.items() if any(map(policy.supports_suspicion, found))}
     cleared = _cleared(session, supported)
@@ -311,7 +312,7 @@ def evaluate(session: Session, policy: Policy, *, now: datetime, limits: Limits)
         ids = tuple(i for d in wanted for i in d.findings)
         storm = Storm(tuple(d.hostname for d in wanted), threshold, fleet, ids)
         return replace(base, deferred=wanted, storm=storm)
-    return _within_limits(session, base, wanted, states, limits, now)
+    return _within_limits(session, base, wanted, lifecycle, limits, now)
 
 
 def _before_return(finding: Finding, row: DeviceState | None, settle: timedelta) -> bool:
@@ -324,15 +325,11 @@ def _before_return(finding: Finding, row: DeviceState | None, settle: timedelta)
     return returned and finding.last_seen < row.since + settle  # type: ignore[union-attr]
 
 
-def _state(row: DeviceState | None) -> Lifecycle:
-    return INITIAL if row is None else Lifecycle(row.state)
-
-
 def _within_limits(
     session: Session,
     base: Decisions,
     wanted: list[Decision],
-    states: dict[str, DeviceState | None],
+    lifecycle: dict[str, Lifecycle],
     limits: Limits,
     now: datetime,
 ) -> Decisions:
@@ -352,29 +349,30 @@ def _within_limits(
                 isolate.append(decision)
                 continue
             held[decision.hostname] = why
-            if _state(states[decision.hostname]) is not Lifecycle.IN_SERVICE:
+            if lifecycle[decision.hostname] is not Lifecycle.IN_SERVICE:
                 continue  # already suspect: it waits there for room
             decision = replace(decision, reason=f"{decision.reason} [isolation held: {why}]")
         suspect.append(decision)
     used = _policy_moves_since(session, now - timedelta(hours=1))
     # An in-service host isolated now is also suspected on the way: it spends the budget too.
-    used += sum(1 for d in isolate if _state(states[d.hostname]) is Lifecycle.IN_SERVICE)
+    used += sum(1 for d in isolate if lifecycle[d.hostname] is Lifecycle.IN_SERVICE)
     budget = max(0, limits.max_per_hour - used)
     return replace(
         base, isolate=isolate, suspect=suspect[:budget], deferred=suspect[budget:], held=held
     )
 
 
-def _open_host_findings(session: Session) -> list[tuple[Finding, DeviceState | None]]:
-    """Open host findings on known hosts, with each host's lifecycle row (None: in service)."""
+def _open_host_findings(session: Session) -> list[tuple[Finding, str, DeviceState | None]]:
+    """Open host findings on known hosts, with each host's state and lifecycle row (None: never
+    moved)."""
     rows = session.execute(
-        select(Finding, DeviceState)
+        select(Finding, Host.state, DeviceState)
         .join(Host, Host.hostname == Finding.entity)
         .outerjoin(DeviceState, DeviceState.host_id == Host.id)
         .where(Finding.entity_type == "host", Finding.status == FindingStatus.OPEN.value)
         .order_by(Finding.id)
     ).all()
-    return [(f, s) for f, s in rows]
+    return [(f, state, row) for f, state, row in rows]
 
 
 def _decide(policy: Policy, hostname: str, found: list[Finding], now: datetime) -> Decision | None:
@@ -538,8 +536,7 @@ def apply(
 
 
 def _current(session: Session, host: Host) -> Lifecycle:
-    state = session.scalar(select(DeviceState.state).where(DeviceState.host_id == host.id))
-    return INITIAL if state is None else Lifecycle(state)
+    return Lifecycle(session.scalar(select(Host.state).where(Host.id == host.id)) or INITIAL)
 
 
 def _report_storm(session: Session, storm: Storm, now: datetime) -> Finding:

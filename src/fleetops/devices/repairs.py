@@ -185,6 +185,21 @@ def open_ticket(
             at,
             evidence,
         )
+    return _new_ticket(session, ctx, host, action, symptoms, evidence, escalated, config, at)
+
+
+def _new_ticket(
+    session: Session,
+    ctx: AuditContext,
+    host: Host,
+    action: str,
+    symptoms: str,
+    evidence: Sequence[int],
+    escalated: bool,
+    config: RepairConfig,
+    at: datetime,
+    after: int | None = None,
+) -> RepairTicket:
     ticket = RepairTicket(
         host_id=host.id,
         status=T.OPEN.value,
@@ -204,7 +219,7 @@ def open_ticket(
         action="repair.open",
         entity_type="repair",
         entity_id=ticket.id,
-        after={"host": host.hostname, "action": action, "escalated": escalated},
+        after={"host": host.hostname, "action": action, "escalated": escalated, "after": after},
     )
     _emit(session, "ticket.opened", ticket, host.hostname, at)
     return ticket
@@ -336,29 +351,18 @@ def climb(
             failed.evidence,
         )
         return None
-    ticket = RepairTicket(
-        host_id=host.id,
-        status=T.OPEN.value,
-        action=action,
-        symptoms=failed.symptoms,
-        evidence=list(failed.evidence),
-        escalated=failed.escalated,
-        opened_at=at,
-        sla_due=at + config.sla(action),
-        updated_at=at,
-    )
-    session.add(ticket)
-    session.flush()
-    audit.record(
+    return _new_ticket(
         session,
         ctx,
-        action="repair.open",
-        entity_type="repair",
-        entity_id=ticket.id,
-        after={"host": host.hostname, "action": action, "after": failed.id},
+        host,
+        action,
+        failed.symptoms,
+        failed.evidence,
+        failed.escalated,
+        config,
+        at,
+        after=failed.id,
     )
-    _emit(session, "ticket.opened", ticket, host.hostname, at)
-    return ticket
 
 
 def _hostname(session: Session, ticket: RepairTicket) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleetops.devices.states import POLICY_PREFIX, Lifecycle
-from fleetops.models import Cluster, DeviceState, DeviceTransition, Host, Rack
+from fleetops.models import Cluster, DeviceTransition, Host, Rack
 
 L = Lifecycle
 OUT_OF_SERVICE = (L.DRAINING, L.ISOLATED, L.IN_REPAIR, L.VERIFYING)
@@ -68,9 +68,9 @@ class OutOfService:
         )
         out = OutOfService(caps, rack_size, cluster_size)
         rows = session.execute(
-            select(Host.rack_id, Host.cluster_id)
-            .join(DeviceState, DeviceState.host_id == Host.id)
-            .where(DeviceState.state.in_([s.value for s in OUT_OF_SERVICE]))
+            select(Host.rack_id, Host.cluster_id).where(
+                Host.state.in_([s.value for s in OUT_OF_SERVICE])
+            )
         ).all()
         for rack_id, cluster_id in rows:
             if rack_id is not None:

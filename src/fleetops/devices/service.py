@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
 from fleetops.devices.exceptions import DeviceNotFound
-from fleetops.devices.states import INITIAL, Lifecycle, next_states, transition
+from fleetops.devices.states import Lifecycle, next_states, transition
 from fleetops.inventory import selectors
 from fleetops.kit.pagination import paginate
 from fleetops.models import DeviceState, DeviceTransition, Host
@@ -42,7 +42,7 @@ class Device:
 
 Rows = Select[*tuple[Any, ...]]
 # coalesce() takes its first argument's type, so `since` still comes back as aware UTC.
-_STATE = func.coalesce(DeviceState.state, INITIAL.value)
+_STATE = func.coalesce(DeviceState.state, Host.state)
 _SINCE = func.coalesce(DeviceState.since, Host.created_at)
 
 

@@ -172,6 +172,7 @@ def transition(
                 extra={"rule": name, "allowed": [s.value for s in next_states(current)]},
             )
     row.state, row.since, row.reason, row.updated_by = to.value, at, move.reason, ctx.actor
+    host.state = to.value  # the inventory's copy, for selectors (`state=in_service`) and pages
     step = DeviceTransition(
         host_id=host.id,
         from_state=current.value,
@@ -209,7 +210,11 @@ def _locked_row(session: Session, host: Host) -> DeviceState:
     if row is not None:
         return row
     row = DeviceState(
-        host_id=host.id, state=INITIAL.value, since=host.created_at, reason="", updated_by=""
+        host_id=host.id,
+        state=host.state or INITIAL.value,
+        since=host.created_at,
+        reason="",
+        updated_by="",
     )
     try:
         with session.begin_nested():

@@ -19,7 +19,7 @@ from fleetops.db import make_engine, make_session_factory, session_scope, upgrad
 from fleetops.inventory.apply import apply_document
 from fleetops.logs import service as logs_service
 from fleetops.sim.executor import SimulatedExecutor
-from fleetops.sim.faults import schedule_faults
+from fleetops.sim.faults import Fault, schedule_faults, targets
 from fleetops.sim.feeder import LiveFeed
 from fleetops.sim.fleet import generate
 from fleetops.sim.repairshop import RepairShop
@@ -82,6 +82,14 @@ def demo_feed(*, hosts: int, racks: int, port: int, token: str) -> LiveFeed:
     start = datetime.now(UTC)
     faults = schedule_faults(
         fleet, count=20, seed=7, start=start + timedelta(seconds=90), duration=timedelta(hours=1)
+    )
+    # A failing DIMM a minute in, so the repair loop (isolation, ticket, repair, verification)
+    # shows on /devices within minutes: its machine-check lines make the policy isolate the host.
+    used = {f.target for f in faults}
+    dimm = next(t for t in reversed(targets(fleet, "bad_dimm")) if t not in used)
+    faults.insert(
+        0,
+        Fault("bad_dimm", dimm, start + timedelta(seconds=60), start + timedelta(minutes=20), 1.0),
     )
     workload = Workload(fleet, seed=7, start=start, faults=faults)
     return LiveFeed(workload, f"http://127.0.0.1:{port}/api/v1/logs", token)

@@ -93,6 +93,11 @@ def tor_of(fleet: InventoryDoc) -> dict[str, str]:
     return {s.rack: s.name for s in fleet.switches if s.role == "tor" and s.rack}
 
 
+def targets(fleet: InventoryDoc, kind: str) -> list[str]:
+    """The targets a fault of `kind` may hit in `fleet`."""
+    return [target for target, _ in _candidates(fleet, kind)]
+
+
 def _candidates(fleet: InventoryDoc, kind: str) -> list[tuple[str, str]]:
     """(target, rack) pairs a fault of `kind` may hit: what the workload would show it on."""
     workers = yarn_workers(fleet)
