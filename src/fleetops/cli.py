@@ -215,7 +215,7 @@ def demo(
     if not no_serve:
         executors = demo_executors()
         feed = demo_feed(hosts=hosts, racks=racks, port=port, token=token)
-        shop = repair_shop(settings, executors["simulated"], port=port)
+        shop = repair_shop(settings, executors["simulated"], feed.workload, port=port)
         _run_server(settings, executors, background=[feed.run, shop.run])
 
 

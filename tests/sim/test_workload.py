@@ -204,3 +204,14 @@ def test_a_thousand_hosts_for_ten_minutes_in_under_fifteen_cpu_seconds() -> None
     spent = time.process_time() - began
     assert 600_000 <= lines <= 1_200_000  # 1–2k lines a second
     assert spent < 15, f"{spent:.1f} s CPU for {lines} lines"
+
+
+def test_a_repaired_host_stops_writing_its_fault() -> None:
+    workload = Workload(SMALL, seed=4, start=START, faults=[Fault("bad_dimm", "dn-0005", START)])
+    before = workload.advance(START + timedelta(minutes=5))
+    assert any("EDAC" in line.message for line in before if line.host == "dn-0005")
+    assert workload.repair("dn-0005") == 1
+    assert workload.repair("dn-0005") == 0  # nothing left to repair
+    after = workload.advance(START + timedelta(minutes=15))
+    assert after  # the host and the fleet keep working
+    assert not [line for line in after if line.host == "dn-0005" and "EDAC" in line.message]

@@ -52,9 +52,12 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str,
     return {role.value: pw for role, pw in DEMO_PASSWORDS.items()}, token
 
 
-def repair_shop(settings: Settings, executor: SimulatedExecutor, *, port: int) -> RepairShop:
+def repair_shop(
+    settings: Settings, executor: SimulatedExecutor, workload: Workload, *, port: int
+) -> RepairShop:
     """The demo's repair shop, an operator account working the repair queue over the API; what
-    it repairs is healthy again in the simulated fleet (unless the repair did not help)."""
+    it repairs is healthy again in the simulated fleet (its faults end, its hardware checks pass),
+    unless the repair did not help."""
     engine = make_engine(settings.database_url)
     ctx = AuditContext(actor="system:demo")
     with session_scope(make_session_factory(engine)) as session:
@@ -68,6 +71,7 @@ def repair_shop(settings: Settings, executor: SimulatedExecutor, *, port: int) -
     def outcome(host: str, fixed: bool) -> None:
         if fixed:
             executor.hardware_faults.discard(host)
+            workload.repair(host)
         else:
             executor.hardware_faults.add(host)
 

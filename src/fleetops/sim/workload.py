@@ -200,6 +200,7 @@ class Workload:
         self.seed = seed
         self.load = load
         self.faults: list[Fault] = []
+        self._actives: list[_Active] = []
         self._rng = random.Random(seed)
         self._epoch = (self.start - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
         self._now = 0
@@ -243,10 +244,20 @@ class Workload:
         self.faults.append(fault)
         rng = random.Random(f"{self.seed}:{fault.kind}:{fault.target}:{fault.onset.isoformat()}")
         active = _Active(fault, rng)
+        self._actives.append(active)
         onset = max(self._us(fault.onset), self._now + 1)
         self._at(onset, self._fault_on, active)
         if fault.end is not None:
             self._at(max(self._us(fault.end), onset + 1), self._fault_off, active)
+
+    def repair(self, target: str) -> int:
+        """End the faults on `target` now (a repaired machine stops writing their lines); how many
+        were active."""
+        ended = [a for a in self._actives if a.fault.target == target and a.on]
+        for active in ended:
+            self._at(self._now + 1, self._fault_off, active)
+        self._actives = [a for a in self._actives if a.fault.target != target]
+        return len(ended)
 
     def stats(self) -> dict[str, int]:
         """Sizes of the simulation's state, which must stay bounded however long it runs."""
