@@ -56,7 +56,9 @@ class LifecycleConfig:
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     isolation_workflow: str = "isolate-host"
     verification_workflow: str = "reintegrate-host"
-    preapproved: bool = True  # isolation within the safety limits is a standard change
+    # Isolation within the safety limits, and the verification of a repaired host, are standard
+    # changes approved by configuration; False: each waits for operators like any change.
+    preapproved: bool = True
     repair: RepairConfig = field(default_factory=RepairConfig)
 
 
@@ -170,7 +172,11 @@ def reintegrate(
         ),
         library=config.library,
         policy=config.approvals,
-        preapproved=f"verification of repaired host {host.hostname} (ticket {ticket.id})",
+        preapproved=(
+            f"verification of repaired host {host.hostname} (ticket {ticket.id})"
+            if config.preapproved
+            else ""
+        ),
     )
     _row(session, host).change_id = change.id
     return change
