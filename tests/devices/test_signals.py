@@ -21,7 +21,6 @@ from fleetops.devices.signals import KIND, Signal, report_signals
 from fleetops.devices.signals.ingest import Source, parse_payload
 from fleetops.devices.signals.ipmi import parse_sel
 from fleetops.devices.signals.smart import parse_smart
-from fleetops.devices.signals_routes import router as signals_router
 from fleetops.findings.service import Severity
 from fleetops.main import create_app
 from fleetops.models import Finding
@@ -30,19 +29,11 @@ from tests.fixtures.app import Tokens
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
-SIGNALS_PATH = "/api/v1/devices/{hostname}/signals"
-
-
-def wire(app: FastAPI) -> FastAPI:
-    """Mount the signals API where the application does not (yet) mount it itself."""
-    if not any(getattr(r, "path", "") == SIGNALS_PATH for r in app.routes):
-        app.include_router(signals_router, prefix="/api/v1")
-    return app
 
 
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
-    return wire(create_app(settings))
+    return create_app(settings)
 
 
 def failing_disk() -> list[Signal]:

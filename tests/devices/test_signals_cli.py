@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,29 +15,9 @@ from fleetops.devices.signals_cli import SourceChoice
 from tests.devices import test_signals_node_exporter as node_exporter_tests
 from tests.devices.factory import seed
 from tests.devices.test_signals_edac import write_edac
-from tests.fixtures.server import cli_env, free_port
+from tests.fixtures.server import cli_env, free_port, run_cli
 
 DATA = Path(__file__).parent / "data"
-# `fleetops` with the signals commands and API mounted, wherever the application does not (yet)
-# mount them itself; then exactly what the `fleetops` entry point runs.
-FLEETOPS = """
-import sys
-import fleetops.main
-from fleetops.devices.cli import device_app
-from fleetops.devices.signals_cli import signals_app
-from fleetops.devices.signals_routes import router
-if not any(g.name == "signals" for g in device_app.registered_groups):
-    device_app.add_typer(signals_app, name="signals")
-_create_app = fleetops.main.create_app
-def create_app(*args, **kwargs):
-    app = _create_app(*args, **kwargs)
-    if not any(getattr(r, "path", "") == "/api/v1/devices/{hostname}/signals" for r in app.routes):
-        app.include_router(router, prefix="/api/v1")
-    return app
-fleetops.main.create_app = create_app
-from fleetops.cli import main
-main()
-"""
 
 
 # The real node_exporter on a sysfs tree, as its own tests run it.
@@ -47,14 +26,7 @@ exporter = node_exporter_tests.exporter
 
 
 def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", FLEETOPS, "device", "signals", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(env, "device", "signals", *args, stdin=stdin)
 
 
 def ok(env: dict[str, str], *args: str, stdin: str = "") -> str:
