@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.db import session_scope
@@ -23,8 +24,16 @@ from fleetops.devices.policy import Applied, Decisions, Limits, Policy, apply, e
 from fleetops.models import utcnow
 
 log = logging.getLogger(__name__)
+_PG_LOCK = 0x64657669636573  # "devices": one pass at a time, whichever server runs it
 INTERVAL = 30.0
 RECONCILE_INTERVAL = 2.0
+
+
+def _serialise(session: Session) -> None:
+    """Passes of several servers on one PostgreSQL database take turns, so two of them cannot
+    both admit the last isolation a cap allows (SQLite has a single writer already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
 
 
 class HealthPolicyTask:
@@ -53,6 +62,7 @@ class HealthPolicyTask:
     def run_once(self) -> tuple[Decisions, Applied]:
         """One policy pass, committed: what the policy decided and what it did."""
         with session_scope(self.sessions) as session:
+            _serialise(session)
             now = self.clock()
             decisions = evaluate(session, self.policy, now=now, limits=self.limits)
             applied = apply(session, decisions, now=now, lifecycle=self.lifecycle)
@@ -73,6 +83,7 @@ class HealthPolicyTask:
         if self.lifecycle is None:
             return None
         with session_scope(self.sessions) as session:
+            _serialise(session)
             now = self.clock()
             done = reconcile(session, self.lifecycle, now=now)
             repairs.check_sla(session, now=now)
