@@ -1,0 +1,1 @@
+"""Delivery inspection: hardware probes, per-model baselines and verdicts."""

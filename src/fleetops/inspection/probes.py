@@ -1,0 +1,352 @@
+"""Hardware probes: the shell command to run on a host and the parser of what it printed.
+
+Each probe's command brackets the benchmark tool with readings of /proc/loadavg and /proc/stat,
+so a result carries how busy the machine was while it was measured: a slow figure from a busy
+machine says nothing about its hardware.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+MARK_IDLE_START = "@@fleetops-probe idle-start@@"
+MARK_IDLE_END = "@@fleetops-probe idle-end@@"
+MARK_TOOL = "@@fleetops-probe tool@@"
+MARK_AFTER = "@@fleetops-probe after@@"
+MARKS = (MARK_IDLE_START, MARK_IDLE_END, MARK_TOOL, MARK_AFTER)
+
+
+class ProbeError(Exception):
+    """A probe's output could not be read; the message says what was missing or malformed."""
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    """How busy the machine was around a probe run.
+
+    `busy_before` is the busy share of all CPUs in the idle window just before the tool started
+    (the tool's own CPU use would hide other work); `steal_during` is the share of CPU time the
+    hypervisor took while the tool ran.
+    """
+
+    cpus: int
+    load1_before: float
+    load1_after: float
+    busy_before: float
+    busy_during: float
+    steal_during: float
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe run on one machine: a curve of named points and the load it ran under."""
+
+    probe: str
+    tool_version: str | None
+    points: dict[str, float]
+    units: dict[str, str]
+    load: LoadSample
+
+
+class Probe(Protocol):
+    """A measurement: the command to run on a host, its time bound, and its output parser."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def timeout_s(self) -> float: ...
+
+    def command(self) -> str: ...
+
+    def parse(self, output: str) -> ProbeResult: ...
+
+
+def wrap(tool_command: str, *, settle_s: float) -> str:
+    """Bracket a tool command with load readings; the shell exits with the tool's status."""
+    snap = "cat /proc/loadavg /proc/stat"
+    return (
+        f"echo '{MARK_IDLE_START}'; {snap}; sleep {settle_s:g}; "
+        f"echo '{MARK_IDLE_END}'; {snap}; "
+        f"echo '{MARK_TOOL}'; {{ {tool_command}; }}; rc=$?; "
+        f"echo '{MARK_AFTER}'; {snap}; exit $rc"
+    )
+
+
+def split_sections(output: str) -> dict[str, str]:
+    """Cut wrapped output into its four sections, keyed by marker."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.strip() in MARKS:
+            current = sections.setdefault(line.strip(), [])
+        elif current is not None:
+            current.append(line)
+    missing = [m for m in MARKS if m not in sections]
+    if missing:
+        raise ProbeError(
+            f"probe output lacks the section(s) {', '.join(missing)}: "
+            "the command did not run to completion"
+        )
+    return {mark: "\n".join(lines) for mark, lines in sections.items()}
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    load1: float
+    cpus: int
+    total: int
+    idle: int
+    steal: int
+
+
+def _snapshot(text: str, where: str) -> _Snapshot:
+    lines = text.strip().splitlines()
+    try:
+        load1 = float(lines[0].split()[0])
+        cpu = next(line.split() for line in lines if line.startswith("cpu "))
+        ticks = [int(v) for v in cpu[1:9]]
+    except (IndexError, ValueError, StopIteration) as exc:
+        raise ProbeError(f"unreadable /proc/loadavg or /proc/stat {where} the tool: {exc}") from exc
+    if len(ticks) < 8:
+        raise ProbeError(f"/proc/stat {where} the tool has {len(ticks)} CPU fields, expected 8")
+    cpus = sum(1 for line in lines if re.match(r"cpu\d+ ", line))
+    # user nice system idle iowait irq softirq steal; idle time includes iowait
+    return _Snapshot(load1, max(cpus, 1), sum(ticks), ticks[3] + ticks[4], ticks[7])
+
+
+def _share(before: _Snapshot, after: _Snapshot, part: int) -> float:
+    total = after.total - before.total
+    return part / total if total > 0 else 0.0
+
+
+def parse_load(sections: dict[str, str]) -> LoadSample:
+    """Read the load around the tool from the wrapped output's /proc readings."""
+    start = _snapshot(sections[MARK_IDLE_START], "before")
+    ready = _snapshot(sections[MARK_IDLE_END], "before")
+    after = _snapshot(sections[MARK_AFTER], "after")
+    idle_window = ready.total - start.total - (ready.idle - start.idle)
+    run_busy = after.total - ready.total - (after.idle - ready.idle)
+    return LoadSample(
+        cpus=ready.cpus,
+        load1_before=ready.load1,
+        load1_after=after.load1,
+        busy_before=_share(start, ready, idle_window),
+        busy_during=_share(ready, after, run_busy),
+        steal_during=_share(ready, after, after.steal - ready.steal),
+    )
+
+
+@dataclass(frozen=True)
+class DiskPoint:
+    """One point of the disk curve: an fio access pattern and the figure read from it."""
+
+    label: str
+    rw: Literal["read", "write", "randread", "randwrite"]
+    bs: str
+    iodepth: int
+    unit: Literal["IOPS", "MiB/s"]
+
+
+DEFAULT_DISK_CURVE: tuple[DiskPoint, ...] = (
+    DiskPoint("randread 4KiB qd1", "randread", "4k", 1, "IOPS"),
+    DiskPoint("randread 4KiB qd32", "randread", "4k", 32, "IOPS"),
+    DiskPoint("read 1MiB qd8", "read", "1m", 8, "MiB/s"),
+    DiskPoint("write 1MiB qd8", "write", "1m", 8, "MiB/s"),
+    DiskPoint("randwrite 4KiB qd32", "randwrite", "4k", 32, "IOPS"),
+)
+
+
+@dataclass(frozen=True)
+class DiskProbe:
+    """fio over a file (or block device) with one stonewalled job per curve point."""
+
+    filename: str
+    size_mib: int = 256
+    runtime_s: float = 5.0
+    direct: bool = True
+    ioengine: str = "libaio"
+    settle_s: float = 1.0
+    remove_after: bool = False
+    curve: tuple[DiskPoint, ...] = DEFAULT_DISK_CURVE
+    name: str = "disk"
+
+    @classmethod
+    def in_directory(cls, directory: str, **options: Any) -> DiskProbe:
+        """Probe through a scratch file in `directory`, removed after the run."""
+        return cls(
+            filename=f"{directory.rstrip('/')}/fleetops-inspection.fio",
+            remove_after=True,
+            **options,
+        )
+
+    @property
+    def timeout_s(self) -> float:
+        # laying out the file at a slow 20 MiB/s, then each point plus fio's own start-up
+        return self.settle_s + self.size_mib / 20 + len(self.curve) * (self.runtime_s + 5) + 10
+
+    def command(self) -> str:
+        """Return the shell command for the whole curve."""
+        args = [
+            "fio", "--output-format=json", f"--filename={self.filename}",
+            f"--size={self.size_mib}M", f"--direct={int(self.direct)}",
+            f"--ioengine={self.ioengine}", "--time_based=1",
+            f"--runtime={round(self.runtime_s * 1000)}ms",
+        ]  # fmt: skip
+        for i, point in enumerate(self.curve):
+            args += [f"--name=p{i}", f"--rw={point.rw}", f"--bs={point.bs}"]
+            args += [f"--iodepth={point.iodepth}", "--stonewall"]
+        tool = shlex.join(args)
+        if self.remove_after:
+            tool += f"; rc=$?; rm -f {shlex.quote(self.filename)}; (exit $rc)"
+        return wrap(tool, settle_s=self.settle_s)
+
+    def parse(self, output: str) -> ProbeResult:
+        """Read fio's JSON report into the curve."""
+        sections = split_sections(output)
+        report = _fio_json(sections[MARK_TOOL])
+        jobs = {job.get("jobname"): job for job in report.get("jobs", [])}
+        points: dict[str, float] = {}
+        for i, point in enumerate(self.curve):
+            points[point.label] = _fio_point(jobs.get(f"p{i}"), point)
+        return ProbeResult(
+            probe=self.name,
+            tool_version=report.get("fio version"),
+            points=points,
+            units={p.label: p.unit for p in self.curve},
+            load=parse_load(sections),
+        )
+
+
+def _fio_json(text: str) -> dict[str, Any]:
+    start = text.find("{")
+    if start < 0:
+        raise ProbeError("fio printed no JSON report: " + (text.strip()[:200] or "no output"))
+    try:
+        report, _ = json.JSONDecoder().raw_decode(text[start:])
+    except json.JSONDecodeError as exc:
+        raise ProbeError(f"fio's JSON report is malformed: {exc}") from exc
+    if not isinstance(report, dict):
+        raise ProbeError("fio's JSON report is not an object")
+    return report
+
+
+def _fio_point(job: dict[str, Any] | None, point: DiskPoint) -> float:
+    if job is None:
+        raise ProbeError(f"fio report has no job for '{point.label}'")
+    if job.get("error"):
+        raise ProbeError(f"fio job for '{point.label}' failed with error {job['error']}")
+    side = "read" if point.rw in ("read", "randread") else "write"
+    try:
+        stats = job[side]
+        value = float(stats["iops"]) if point.unit == "IOPS" else float(stats["bw"]) / 1024
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProbeError(f"fio job for '{point.label}' lacks {side} figures: {exc}") from exc
+    if value <= 0:
+        raise ProbeError(f"fio job for '{point.label}' measured nothing (0 {point.unit})")
+    return value
+
+
+_SYSBENCH_VERSION = re.compile(r"^sysbench (\S+)", re.MULTILINE)
+_THREADS = re.compile(r"Number of threads:\s*(\d+)")
+_EVENTS = re.compile(r"events per second:[ \t]*(\S*)")
+_MEM_OPER = re.compile(r"operation:\s*(\w+)")
+_MEM_RATE = re.compile(r"MiB transferred \((\S*) MiB/sec\)")
+
+
+def _sysbench_runs(text: str) -> list[str]:
+    runs = [chunk for chunk in re.split(r"(?m)^(?=sysbench \d)", text) if chunk.strip()]
+    if not runs:
+        raise ProbeError("sysbench printed nothing")
+    return runs
+
+
+def _number(pattern: re.Pattern[str], text: str, what: str) -> float:
+    raw = _search(pattern, text, what)
+    try:
+        return float(raw)
+    except ValueError:
+        raise ProbeError(f"sysbench printed {raw!r} for {what}, not a number") from None
+
+
+def _search(pattern: re.Pattern[str], text: str, what: str) -> str:
+    found = pattern.search(text)
+    if found is None:
+        raise ProbeError(f"sysbench output lacks {what}: " + (text.strip()[:200] or "empty"))
+    return found.group(1)
+
+
+@dataclass(frozen=True)
+class CpuProbe:
+    """sysbench cpu on one thread, then on every CPU the host has."""
+
+    time_s: int = 10
+    settle_s: float = 1.0
+    name: str = "cpu"
+
+    @property
+    def timeout_s(self) -> float:
+        return self.settle_s + 2 * (self.time_s + 5) + 10
+
+    def command(self) -> str:
+        """Return the shell command for both runs."""
+        run = f"sysbench cpu --time={self.time_s} --threads"
+        return wrap(f"{run}=1 run && {run}=$(nproc) run", settle_s=self.settle_s)
+
+    def parse(self, output: str) -> ProbeResult:
+        """Read events per second from each sysbench run."""
+        sections = split_sections(output)
+        text = sections[MARK_TOOL]
+        points: dict[str, float] = {}
+        for run in _sysbench_runs(text):
+            threads = int(_search(_THREADS, run, "the thread count"))
+            label = "events/s 1 thread" if threads == 1 else f"events/s {threads} threads"
+            points[label] = _number(_EVENTS, run, "'events per second'")
+        return ProbeResult(
+            probe=self.name,
+            tool_version=_search(_SYSBENCH_VERSION, text, "its version line"),
+            points=points,
+            units=dict.fromkeys(points, "events/s"),
+            load=parse_load(sections),
+        )
+
+
+@dataclass(frozen=True)
+class MemoryProbe:
+    """sysbench memory: sequential read then write bandwidth with 1 MiB blocks on one thread."""
+
+    time_s: int = 10
+    settle_s: float = 1.0
+    name: str = "memory"
+
+    @property
+    def timeout_s(self) -> float:
+        return self.settle_s + 2 * (self.time_s + 5) + 10
+
+    def command(self) -> str:
+        """Return the shell command for both runs."""
+        run = (
+            "sysbench memory --memory-block-size=1M --memory-total-size=1024T "
+            f"--threads=1 --time={self.time_s} --memory-oper"
+        )
+        return wrap(f"{run}=read run && {run}=write run", settle_s=self.settle_s)
+
+    def parse(self, output: str) -> ProbeResult:
+        """Read MiB/s from each sysbench run."""
+        sections = split_sections(output)
+        text = sections[MARK_TOOL]
+        points: dict[str, float] = {}
+        for run in _sysbench_runs(text):
+            oper = _search(_MEM_OPER, run, "the memory operation")
+            points[f"{oper} 1MiB blocks"] = _number(_MEM_RATE, run, "the transfer rate")
+        return ProbeResult(
+            probe=self.name,
+            tool_version=_search(_SYSBENCH_VERSION, text, "its version line"),
+            points=points,
+            units=dict.fromkeys(points, "MiB/s"),
+            load=parse_load(sections),
+        )
