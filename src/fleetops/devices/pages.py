@@ -162,10 +162,6 @@ def _racks(session: Session, hostnames: Sequence[str]) -> dict[str, str | None]:
     return found
 
 
-def _hostname(session: Session, ticket: RepairTicket) -> str:
-    return session.scalar(select(Host.hostname).where(Host.id == ticket.host_id)) or ""
-
-
 def _key(*parts: object) -> str:
     """A short fingerprint of what a live part shows: the script swaps a part when it differs."""
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
@@ -563,7 +559,7 @@ def _ticket_page(
         who,
         status_code=status_code,
         ticket=ticket,
-        host=_hostname(session, ticket),
+        host=repairs.hostname_of(session, ticket),
         sla=sla(ticket, now),
         next_statuses=[s for s in TicketStatus if s in allowed],
         operator=who.can(Role.OPERATOR),

@@ -294,7 +294,7 @@ def update(
         before={"status": before.value},
         after={"status": ticket.status, **fields, "note": change.note[:500]},
     )
-    _emit(session, "ticket.updated", ticket, _hostname(session, ticket), at)
+    _emit(session, "ticket.updated", ticket, hostname_of(session, ticket), at)
     return ticket, before
 
 
@@ -323,7 +323,7 @@ def close(
         before={"status": before},
         after={"status": status.value, "reason": reason},
     )
-    _emit(session, f"ticket.{status.value}", ticket, _hostname(session, ticket), at)
+    _emit(session, f"ticket.{status.value}", ticket, hostname_of(session, ticket), at)
     return ticket
 
 
@@ -365,7 +365,8 @@ def climb(
     )
 
 
-def _hostname(session: Session, ticket: RepairTicket) -> str:
+def hostname_of(session: Session, ticket: RepairTicket) -> str:
+    """The hostname of the ticket's device."""
     return session.scalar(select(Host.hostname).where(Host.id == ticket.host_id)) or ""
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from sqlalchemy import select
 
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
 from fleetops.devices import repairs
@@ -16,7 +15,7 @@ from fleetops.devices.repairs import TicketStatus, TicketUpdate
 from fleetops.devices.schemas import TicketPage, TicketRead, TicketUpdateBody
 from fleetops.errors import ERROR_RESPONSES
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
-from fleetops.models import Host, RepairTicket, utcnow
+from fleetops.models import RepairTicket, utcnow
 
 router = APIRouter(prefix="/repairs", tags=["repairs"], responses=ERROR_RESPONSES)
 TicketId = Annotated[int, Path(ge=1, le=MAX_OFFSET)]
@@ -55,7 +54,7 @@ def list_tickets(
 @router.get("/{ticket_id}", response_model=TicketRead)
 def get_ticket(ticket_id: TicketId, session: SessionDep, _: Viewer) -> TicketRead:
     ticket = repairs.get(session, ticket_id)
-    return ticket_read(ticket, _hostname(session, ticket))
+    return ticket_read(ticket, repairs.hostname_of(session, ticket))
 
 
 @router.post("/{ticket_id}/status", response_model=TicketRead)
@@ -84,8 +83,4 @@ def update_ticket(
         ),
         config=config,
     )
-    return ticket_read(ticket, _hostname(session, ticket))
-
-
-def _hostname(session: SessionDep, ticket: RepairTicket) -> str:
-    return session.scalar(select(Host.hostname).where(Host.id == ticket.host_id)) or ""
+    return ticket_read(ticket, repairs.hostname_of(session, ticket))
