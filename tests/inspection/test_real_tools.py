@@ -149,12 +149,14 @@ def test_a_throttled_disk_fails_naming_its_curve_points(
     # 200 IOPS and 20 MiB/s against an unthrottled loop device: far below, even when the box
     # is busy enough to slow the baseline runs down
     assert all(ratio < 0.5 for ratio in verdict.ratios.values()), verdict.ratios
-    # the reasons name exactly the points below their band, worst first; a point of a very
-    # noisy baseline can have a band reaching down to zero, so not necessarily all five
+    # the reasons name exactly the points below their band, worst first; on a busy box the
+    # baseline runs are noisy and a band can reach down to zero (such a point cannot fail),
+    # so how many points are named depends on the load, not on the probe
     named = [reason.split(":")[0] for reason in verdict.reasons]
     below = [n for n, band in baseline.bands.items() if slow.points[n] < band.low]
     assert named == sorted(below, key=lambda n: verdict.ratios[n])
-    assert len(named) >= 3, baseline.bands
+    assert named, baseline.bands
+    assert set(named) <= set(CURVE)
     assert "% of the model's median (band " in verdict.reasons[0]
 
 
