@@ -14,6 +14,7 @@ from fleetops.models.changes import (
 )
 from fleetops.models.devices import DeviceState, DeviceTransition, RepairTicket, WebhookDelivery
 from fleetops.models.findings import Finding
+from fleetops.models.inspection import BaselineRow, ProbeRun
 from fleetops.models.inventory import (
     Cluster,
     Datacenter,
@@ -46,6 +47,7 @@ __all__ = [
     "Approval",
     "AuditRecord",
     "Base",
+    "BaselineRow",
     "ChangeRequest",
     "Cluster",
     "Datacenter",
@@ -71,6 +73,7 @@ __all__ = [
     "LogLine",
     "LogTemplate",
     "LoginFailure",
+    "ProbeRun",
     "Rack",
     "Region",
     "RepairTicket",
