@@ -24,6 +24,7 @@ from fleetops.devices.cli import device_app
 from fleetops.devices.repairs_cli import repair_app
 from fleetops.errors import EXIT_USAGE
 from fleetops.findings.cli import finding_app
+from fleetops.inspection.cli import baseline_app, inspect_app
 from fleetops.inventory.cli import host_app, rack_app
 from fleetops.kit.cli import ApiClient, CliState, CommandFailed, OutputOption, emit, stderr, stdout
 from fleetops.logs.cli import logs_app
@@ -56,6 +57,8 @@ app.add_typer(freeze_app, name="freeze")
 app.add_typer(logs_app, name="logs")
 app.add_typer(finding_app, name="finding")
 app.add_typer(device_app, name="device")
+app.add_typer(inspect_app, name="inspect")
+app.add_typer(baseline_app, name="baseline")
 app.command("agent")(agent_command)
 app.command("whoami")(whoami)
 app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)

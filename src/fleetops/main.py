@@ -46,6 +46,9 @@ from fleetops.devices.webhooks import Deliverer
 from fleetops.errors import AppError
 from fleetops.findings.pages import router as findings_pages_router
 from fleetops.findings.routes import router as findings_router
+from fleetops.inspection.pages import router as inspection_pages_router
+from fleetops.inspection.routes import router as inspection_router
+from fleetops.inspection.service import InspectionService
 from fleetops.inventory.routes import router as inventory_router
 from fleetops.logs.diagnosis_routes import router as diagnosis_router
 from fleetops.logs.pages import router as logs_pages_router
@@ -152,12 +155,14 @@ def create_app(
     app.include_router(repairs_router, prefix="/api/v1")
     app.include_router(logs_router, prefix="/api/v1")
     app.include_router(diagnosis_router, prefix="/api/v1")
+    app.include_router(inspection_router, prefix="/api/v1")
     app.include_router(loki_router)
     app.include_router(pages_router)
     app.include_router(changes_pages_router)
     app.include_router(findings_pages_router)
     app.include_router(devices_pages_router)
     app.include_router(logs_pages_router)
+    app.include_router(inspection_pages_router)
     return app
 
 
@@ -199,6 +204,7 @@ def _start_engine(
         ),
         tick=settings.engine_tick_seconds,
         read_sessions=app.state.read_sessions,
+        served={"inspect_hardware": InspectionService(app.state.write_sessions).action},
     )
     runner = _EngineRunner(engine, chosen)
     app.state.change_engine = engine

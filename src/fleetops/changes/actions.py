@@ -16,7 +16,7 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +25,9 @@ import httpx
 from fleetops.adapters.local.executor import LocalExecutor
 from fleetops.changes.executor import MAX_OUTPUT, Executor, Result, Target
 
-ACTIONS = ("wait", "file_put", "http_check", "reboot", "ansible_playbook")
+ACTIONS = ("wait", "file_put", "http_check", "reboot", "ansible_playbook", "inspect_hardware")
+# Actions served by a part of the server the engine is given at start (they need the database).
+SERVED = {"inspect_hardware": "the inspection service"}
 BOOT_ID_COMMAND = "cat /proc/sys/kernel/random/boot_id"
 # In the background and a second later, so the command returns before the connection drops.
 REBOOT_COMMAND = "nohup sh -c 'sleep 1; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &"
@@ -33,6 +35,8 @@ GUARD_S = 1.0
 ANSIBLE_UNREACHABLE = 4  # ansible-playbook's exit code when a host could not be reached
 
 Params = Mapping[str, Any]
+# A served action: (executor, target, params, timeout) -> Result, like the built-in ones.
+ActionHandler = Callable[[Executor, Target, Params, float], Awaitable[Result]]
 
 
 async def run_action(
@@ -43,18 +47,43 @@ async def run_action(
     *,
     timeout: float,
     http: httpx.AsyncClient | None = None,
+    served: Mapping[str, ActionHandler] | None = None,
 ) -> Result:
-    """Run a built-in action on one host; `http` lets many http_checks share one client."""
+    """Run a built-in action on one host; `http` lets many http_checks share one client.
+
+    `served` holds the handlers of the actions in SERVED that this process provides.
+    """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; known actions: {', '.join(ACTIONS)}")
     start = time.monotonic()
     try:
         # Each action keeps to `timeout` and says why it ran out; this only stops an overrun.
         async with asyncio.timeout(timeout + GUARD_S):
-            result = await _dispatch(action, executor, target, params, timeout, http)
+            if action in SERVED:
+                result = await _served(action, served or {}, executor, target, params, timeout)
+            else:
+                result = await _dispatch(action, executor, target, params, timeout, http)
     except TimeoutError:
         result = Result(exit_code=None, error=_timeout(timeout))
     return replace(result, duration_s=time.monotonic() - start)
+
+
+async def _served(
+    action: str,
+    served: Mapping[str, ActionHandler],
+    executor: Executor,
+    target: Target,
+    params: Params,
+    timeout: float,
+) -> Result:
+    handler = served.get(action)
+    if handler is None:
+        return Result(
+            exit_code=None,
+            error=f"{action} needs {SERVED[action]}, which runs in `fleetops serve`: "
+            "run it as a step of a change",
+        )
+    return await handler(executor, target, params, timeout)
 
 
 async def _dispatch(

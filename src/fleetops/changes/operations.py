@@ -56,11 +56,17 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "http_check": (frozenset({"url"}), frozenset({"expect_status", "contains"})),
     "reboot": (frozenset(), frozenset({"poll_interval", "command"})),
     "ansible_playbook": (frozenset({"playbook"}), frozenset({"extra_vars", "tags"})),
+    "inspect_hardware": (
+        frozenset(),
+        frozenset({"probes", "directory", "quick", "change_id", "record_only"}),
+    ),
 }
 
 ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
 Risk = Literal["read_only", "low", "medium", "high"]
-ActionName = Literal["wait", "file_put", "http_check", "reboot", "ansible_playbook"]
+ActionName = Literal[
+    "wait", "file_put", "http_check", "reboot", "ansible_playbook", "inspect_hardware"
+]
 
 
 def _not_reserved(name: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fleetops.changes.actions import run_action
+from fleetops.changes.actions import ActionHandler, run_action
 from fleetops.changes.engine.journal import Journal
 from fleetops.changes.executor import Executor, Result, Target
 from fleetops.changes.operations import (
@@ -40,10 +40,12 @@ class HostRunner:
         journal: Journal,
         library: OperationLibrary,
         executor_for: Callable[[Target], Executor],
+        served: Mapping[str, ActionHandler] | None = None,
     ) -> None:
         self.journal = journal
         self.library = library
         self.executor_for = executor_for
+        self.served = dict(served or {})
 
     async def _host(self, host_run_id: int, **fields: Any) -> None:
         # Database work runs in a thread: a lock wait must never stall the event loop.
@@ -178,7 +180,9 @@ class HostRunner:
                 target, render(call, context), timeout=op.timeout, stdin=stdin
             )
         params = {k: render_value(v, context) for k, v in call.params.items()}
-        return await run_action(call.action, executor, target, params, timeout=op.timeout)
+        return await run_action(
+            call.action, executor, target, params, timeout=op.timeout, served=self.served
+        )
 
 
 def _host_facts(target: Target) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from fleetops.audit.service import AuditContext
+from fleetops.changes.actions import ActionHandler
 from fleetops.changes.engine.guardrails import Budget, release, try_lease
 from fleetops.changes.engine.hostrun import HostJob, HostRunner
 from fleetops.changes.engine.journal import Journal, interrupted_steps
@@ -66,12 +67,15 @@ class Engine:
         budget: Budget,
         tick: float = 0.5,
         read_sessions: sessionmaker[Session] | None = None,
+        served: Mapping[str, ActionHandler] | None = None,
     ) -> None:
         self.sessions = sessions
         self.read_sessions = read_sessions or sessions
         self.budget = budget
         self.tick = tick
-        self.runner = HostRunner(Journal(sessions, self.read_sessions), library, executor_for)
+        self.runner = HostRunner(
+            Journal(sessions, self.read_sessions), library, executor_for, served
+        )
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self._specs: dict[int, WorkflowSpec] = {}
         self.leading = False  # True once this engine drives changes (PostgreSQL: the leader)
