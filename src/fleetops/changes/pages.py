@@ -151,10 +151,14 @@ def _stage_names(session: Session, change: ChangeRequest) -> list[tuple[str, lis
     if workflow is None:  # `fleetops exec`: one ad-hoc command, no workflow
         return [("ad-hoc", ["exec"])]
     try:
-        stages = service.workflow_spec(workflow).stages
+        spec = service.workflow_spec(workflow)
     except SpecError:  # it parsed when registered; should it ever stop, show stage numbers
         return []
-    return [(s.name, [step.operation for step in s.steps]) for s in stages]
+    # a host's steps include the checks of the verify stages that roll with its stage
+    return [
+        (stage.name, [step.operation for step in spec.host_steps(i)])
+        for i, stage in enumerate(spec.stages)
+    ]
 
 
 def _stages(session: Session, change: ChangeRequest) -> list[StageView]:

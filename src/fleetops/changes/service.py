@@ -186,7 +186,8 @@ def submit(
     session.add(change)
     session.flush()
     for index, (stage_spec, stage_hosts) in enumerate(zip(spec.stages, stages, strict=True)):
-        _plan_stage(session, change, index, stage_hosts, stage_spec.strategy)
+        if spec.planned(index):
+            _plan_stage(session, change, index, stage_hosts, stage_spec.strategy)
     audit.record(
         session,
         ctx,

@@ -149,15 +149,34 @@ class StepSpec(Spec):
 
 
 class StageSpec(Spec):
-    """Steps run host by host over (part of) the change's targets."""
+    """Steps run host by host over (part of) the change's targets.
+
+    A `verify` stage holds checks (read-only operations). With `after: each_batch` (its default)
+    it rolls with the stage before it: each host of each batch runs the checks right after that
+    stage's steps, so a batch is done only when its checks pass, a failed check fails the host
+    and counts toward that stage's `max_failures`, and the next batch does not start on a
+    deployment that does not work. With `after: stage` it is a stage of its own, with its own
+    strategy, once the stage before has finished on every host.
+    """
 
     name: str = Field(pattern=STAGE_NAME)
+    type: Annotated[
+        Literal["run", "verify"], BeforeValidator(one_of("type", ("run", "verify")))
+    ] = "run"
+    after: Annotated[
+        Literal["each_batch", "stage"], BeforeValidator(one_of("after", ("each_batch", "stage")))
+    ] = "each_batch"
     targets: str | None = None  # a selector, AND-ed with the change's targets
     steps: list[StepSpec] = Field(min_length=1)
     strategy: Strategy = Field(default_factory=Strategy)
     when: Annotated[
         Literal["on_success", "always"], BeforeValidator(one_of("when", ("on_success", "always")))
     ] = "on_success"
+
+    @property
+    def rolls_with_previous(self) -> bool:
+        """True for a verify stage whose checks run inside each batch of the stage before."""
+        return self.type == "verify" and self.after == "each_batch"
 
     @field_validator("targets")
     @classmethod
@@ -180,6 +199,26 @@ class WorkflowSpec(Spec):
     stages: list[StageSpec] = Field(min_length=1)
     # Where the spec came from, so later checks can name lines too; not part of the spec.
     _origin: Origin = PrivateAttr(default_factory=Origin)
+
+    def planned(self, index: int) -> bool:
+        """Whether stage `index` has host runs of its own (a verify stage rolling with the
+        stage before has none: its checks are that stage's last steps)."""
+        return not self.stages[index].rolls_with_previous
+
+    def host_steps(self, index: int) -> list[StepSpec]:
+        """What each host of stage `index` runs: its steps, then the checks of the verify
+        stages that roll with it."""
+        steps = list(self.stages[index].steps)
+        for stage in self.stages[index + 1 :]:
+            if not stage.rolls_with_previous:
+                break
+            steps.extend(stage.steps)
+        return steps
+
+    def host_stage(self, index: int) -> StageSpec:
+        """Stage `index` as its hosts run it: with its verify stages' checks appended."""
+        stage = self.stages[index]
+        return stage.model_copy(update={"steps": self.host_steps(index)})
 
 
 # --- parsing and checking -----------------------------------------------------------------------
@@ -212,14 +251,31 @@ def check_workflow(spec: WorkflowSpec, library: OperationLibrary) -> list[Issue]
     issues = _structure_issues(spec)
     for s, stage in enumerate(spec.stages):
         for t, step in enumerate(stage.steps):
-            issues.extend(_step_issues(step, f"stages[{s}].steps[{t}]", library))
+            found = _step_issues(step, f"stages[{s}].steps[{t}]", library)
+            issues.extend(found)
+            if stage.type == "verify" and not found:
+                issues.extend(_check_issues(step, f"stages[{s}].steps[{t}]", library))
     return spec._origin.locate(issues)
+
+
+def _check_issues(step: StepSpec, path: str, library: OperationLibrary) -> list[Issue]:
+    """A verify stage may only look: every step must be a read-only operation."""
+    operation = library.get(step.operation, step.version)
+    if operation is None or operation.risk == "read_only":
+        return []
+    message = (
+        f"a verify stage runs checks only, and {step.operation!r} has risk {operation.risk}: "
+        "use a read-only operation (service_active, process_running, version_equals, "
+        "file_checksum, port_open, http_check, command_output), or make this a run stage"
+    )
+    return [Issue(f"{path}.operation", message)]
 
 
 def _structure_issues(spec: WorkflowSpec) -> list[Issue]:
     issues: list[Issue] = []
     first: dict[str, int] = {}
     for s, stage in enumerate(spec.stages):
+        issues.extend(_verify_stage_issues(stage, s))
         if stage.name in first:
             message = f"duplicate stage name {stage.name!r} (also stages[{first[stage.name]}])"
             issues.append(Issue(f"stages[{s}].name", message))
@@ -227,6 +283,32 @@ def _structure_issues(spec: WorkflowSpec) -> list[Issue]:
         for t, step in enumerate(stage.steps):
             for path, text in _templates(step.params, f"stages[{s}].steps[{t}].params"):
                 issues.extend(_template_issues(text, path, spec.params))
+    return issues
+
+
+def _verify_stage_issues(stage: StageSpec, s: int) -> list[Issue]:
+    """Where a verify stage's options contradict each other or its place."""
+    if stage.type == "run":
+        if "after" in stage.model_fields_set:
+            message = "'after' applies to verify stages only (type: verify)"
+            return [Issue(f"stages[{s}].after", message)]
+        return []
+    if not stage.rolls_with_previous:
+        return []
+    if s == 0:
+        message = (
+            "a verify stage that runs after each batch needs a stage before it; "
+            "use 'after: stage' to check the targets on their own"
+        )
+        return [Issue(f"stages[{s}].type", message)]
+    issues = []
+    for field in ("strategy", "targets", "when"):
+        if field in stage.model_fields_set:
+            message = (
+                f"a verify stage that runs after each batch rolls with the stage before it, "
+                f"so it has no {field} of its own: set it on that stage, or use 'after: stage'"
+            )
+            issues.append(Issue(f"stages[{s}].{field}", message))
     return issues
 
 

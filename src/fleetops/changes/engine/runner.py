@@ -272,7 +272,8 @@ class Engine:
             return Wait(max(self.tick, 1.0))
         batches = max(r.batch_index for r in runs) + 1
         change.status_reason = f"stage {stage.name}: batch {batch + 1}/{batches}"
-        jobs = [self._job(s, change, stage, r) for r in batch_runs]
+        host_stage = spec.host_stage(change.stage_index)  # with its verify stages' checks
+        jobs = [self._job(s, change, host_stage, r) for r in batch_runs]
         return RunBatch(jobs, stage.strategy.concurrency or len(jobs))
 
     def _gate(
@@ -350,7 +351,7 @@ class Engine:
         host = s.scalar(
             select(Host)
             .where(Host.id == run.host_id)
-            .options(joinedload(Host.cluster), joinedload(Host.rack))
+            .options(joinedload(Host.cluster), joinedload(Host.rack), joinedload(Host.model))
         )
         assert host is not None
         s.refresh(host, attribute_names=["labels"])
@@ -360,6 +361,8 @@ class Engine:
             labels.setdefault("cluster", host.cluster.name)
         if host.rack is not None:
             labels.setdefault("rack", host.rack.name)
+        if host.model is not None:
+            labels.setdefault("model", host.model.name)
         target = Target(
             hostname=host.hostname,
             address=host.address,
@@ -427,7 +430,7 @@ class Engine:
             return None
         jobs = []
         for r in todo:
-            stage = spec.stages[r.stage_index]
+            stage = spec.host_stage(r.stage_index)
             last = r.step_index if r.state == "failed" else r.step_index - 1
             jobs.append((self._job(s, change, stage, r), last))
         change.status_reason = f"rolling back {len(jobs)} host(s)"
