@@ -6,7 +6,9 @@ received (so tests can assert on them). A tiny command vocabulary gets realistic
 `&&`, `||`, a trailing `>&2` or `>/dev/null`. A command that mentions `reboot` takes the host
 down for `reboot_s` and brings it back with a new boot id. A command that reads the kernel log
 (`dmesg`, as a hardware check does) fails on the hosts in `hardware_faults` with a kernel hardware
-error and succeeds elsewhere. Anything else succeeds silently.
+error and succeeds elsewhere. An inspection probe (fio, sysbench) prints what the real tool would
+on the host's hardware model (`sim.probes`), a broken host's disk collapsed. Anything else
+succeeds silently.
 
 Randomness (latency jitter, injected failures, boot ids) is drawn per host and per command number
 from the seed, so a run is deterministic however the engine interleaves hosts.
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fleetops.changes.executor import MAX_OUTPUT, Result, Target
+from fleetops.sim import probes
 
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 OPERATORS = {";", "&&", "||"}
@@ -109,6 +112,8 @@ class SimulatedExecutor:
             return Result(exit_code=None, error=down, duration_s=self.clock() - start)
         if rng.random() < self.failure_rate:
             outcome = _Outcome(code=1, err=bytearray(b"simulated failure\n"))
+        elif probes.is_probe(command):
+            outcome = self._probe(target, command, host)
         elif "dmesg" in command:
             outcome = self._kernel_check(target.hostname)
         else:
@@ -153,6 +158,18 @@ class SimulatedExecutor:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+    def _probe(self, target: Target, command: str, host: SimHost) -> _Outcome:
+        code, out, err, seconds = probes.answer(
+            command,
+            hostname=target.hostname,
+            model=target.labels.get("model", ""),
+            faulty=target.hostname in self.hardware_faults,
+            seed=self.seed,
+            run=host.received,
+        )
+        return _Outcome(code=code, out=bytearray(out.encode()), err=bytearray(err.encode()),
+                        sleep_s=seconds)  # fmt: skip
 
     def _kernel_check(self, hostname: str) -> _Outcome:
         if hostname not in self.hardware_faults:
