@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     isolation_preapproved: bool = True  # False: every isolation change waits for an operator
     isolation_workflow: str = "isolate-host"
     verification_workflow: str = "reintegrate-host"  # run by a repaired device before serving
+    # The inspection probes a repaired or new device must pass (against its model's baseline)
+    # before it serves; empty: only the kernel-log and disk-write checks.
+    verification_probes: str = Field(
+        default="cpu,memory,disk", pattern=r"^\s*([a-z]+\s*(,\s*[a-z]+\s*)*)?$"
+    )
+    inspection_quick: bool = False  # short probe runs (seconds, not minutes): demos and tests
     probation_days: float = Field(default=7, ge=0)
     repair_sla_hours: dict[str, float] = Field(
         default_factory=lambda: {"reboot": 8.0, "reimage": 24.0, "replace": 120.0}

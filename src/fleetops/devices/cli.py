@@ -111,6 +111,22 @@ def device_transition(
     )
 
 
+@device_app.command("admit")
+def device_admit(
+    ctx: typer.Context,
+    hostname: str,
+    reason: Annotated[str, typer.Option("--reason", "-m", help="why it is ready; audited")],
+) -> None:
+    """Verify new hardware (provisioning) so it can enter service once it passes (operators)."""
+    done = api(ctx).post(f"/api/v1/devices/{hostname}/admit", {"reason": reason})
+    stdout.print(
+        f"{hostname}: verifying; it serves once change {done['change_id']} passes "
+        f"(fleetops change show {done['change_id']})",
+        highlight=False,
+        markup=False,
+    )
+
+
 @device_app.command("history")
 def device_history(
     ctx: typer.Context,

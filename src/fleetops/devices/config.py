@@ -46,4 +46,8 @@ def lifecycle_config(settings: Settings, library: OperationLibrary) -> Lifecycle
         verification_workflow=settings.verification_workflow,
         preapproved=settings.isolation_preapproved,
         repair=repair_config(settings),
+        verification_params={
+            "probes": settings.verification_probes,
+            "quick": settings.inspection_quick,
+        },
     )

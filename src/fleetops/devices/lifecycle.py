@@ -11,13 +11,20 @@ a restart, and `reconcile` is idempotent.
     in_repair --ticket repaired--> verifying --change ok--> in_service (probation)
     verifying --change failed--> in_repair, next rung (or proposed for retirement)
     draining --change failed--> suspect (still serving: the drain was rolled back)
+    provisioning --admit--> verifying --change ok--> in_service
+    verifying (new hardware) --change failed--> in_repair + ticket at `replace` (dead on arrival)
+
+The verification workflow inspects the hardware (probes judged against the model's baseline) as
+well as the kernel log, so neither a repaired nor a new machine serves before it measures like
+its healthy peers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -60,6 +67,9 @@ class LifecycleConfig:
     # changes approved by configuration; False: each waits for operators like any change.
     preapproved: bool = True
     repair: RepairConfig = field(default_factory=RepairConfig)
+    # Parameters for the verification workflow, e.g. which inspection probes it runs; those the
+    # workflow does not declare are left out, so a site's own workflow need not take them.
+    verification_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _ctx(actor: str = LIFECYCLE_ACTOR) -> AuditContext:
@@ -159,24 +169,69 @@ def reintegrate(
         evidence=ticket.evidence,
         now=at,
     )
+    return _verify(
+        session,
+        host,
+        ctx=ctx,
+        config=config,
+        title=f"Verify and return {host.hostname} (repair ticket {ticket.id})",
+        reason=f"repair ticket {ticket.id}: {ticket.action}",
+        standard=f"verification of repaired host {host.hostname} (ticket {ticket.id})",
+    )
+
+
+def admit(
+    session: Session,
+    host: Host,
+    *,
+    ctx: AuditContext,
+    config: LifecycleConfig,
+    reason: str,
+    now: datetime | None = None,
+) -> ChangeRequest:
+    """New hardware: move it from `provisioning` to `verifying` and submit its verification.
+
+    It enters service only when the change passes (its probes measure like its model's healthy
+    machines); TransitionRefused if it is not provisioning.
+    """
+    transition(session, host, L.VERIFYING, ctx=ctx, reason=f"admission: {reason}", now=now)
+    return _verify(
+        session,
+        host,
+        ctx=ctx,
+        config=config,
+        title=f"Verify new hardware {host.hostname} before it serves",
+        reason=reason,
+        standard=f"acceptance inspection of new host {host.hostname}",
+    )
+
+
+def _verify(
+    session: Session,
+    host: Host,
+    *,
+    ctx: AuditContext,
+    config: LifecycleConfig,
+    title: str,
+    reason: str,
+    standard: str,
+) -> ChangeRequest:
+    """Submit the verification change for a device now `verifying`, and remember it."""
     workflow = _workflow(session, config.verification_workflow, config.library)
+    declared = changes.workflow_spec(workflow).params
     change = changes.submit(
         session,
         ctx,
         changes.Submission(
             workflow=workflow.name,
-            title=f"Verify and return {host.hostname} (repair ticket {ticket.id})",
+            title=title,
             selector=host.hostname,
-            params={},
-            reason=f"repair ticket {ticket.id}: {ticket.action}",
+            params={k: v for k, v in config.verification_params.items() if k in declared},
+            reason=reason,
         ),
         library=config.library,
         policy=config.approvals,
-        preapproved=(
-            f"verification of repaired host {host.hostname} (ticket {ticket.id})"
-            if config.preapproved
-            else ""
-        ),
+        preapproved=standard if config.preapproved else "",
     )
     _row(session, host).change_id = change.id
     return change
@@ -394,3 +449,26 @@ def _verification_ended(
             now=now,
         )
         repairs.climb(session, ctx, host, ticket, config=config.repair, now=now)
+    elif _admitted(session, host):
+        # new hardware that does not measure like its model goes back to the vendor
+        repairs.open_ticket(
+            session,
+            ctx,
+            host,
+            symptoms=f"new hardware failed its acceptance verification (change {change.id})",
+            evidence=[],
+            config=config.repair,
+            action="replace",
+            now=now,
+        )
+
+
+def _admitted(session: Session, host: Host) -> bool:
+    """Whether the device's current verification began as the admission of new hardware."""
+    came_from = session.scalar(
+        select(DeviceTransition.from_state)
+        .where(DeviceTransition.host_id == host.id, DeviceTransition.to_state == L.VERIFYING.value)
+        .order_by(DeviceTransition.id.desc())
+        .limit(1)
+    )
+    return came_from == L.PROVISIONING.value

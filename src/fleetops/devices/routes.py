@@ -9,8 +9,12 @@ from fastapi import APIRouter, Path, Query, Request
 
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
 from fleetops.devices import service
+from fleetops.devices.config import lifecycle_config
 from fleetops.devices.exceptions import DeviceNotFound
+from fleetops.devices.lifecycle import admit
 from fleetops.devices.schemas import (
+    AdmitBody,
+    AdmitRead,
     DeviceDetail,
     DevicePage,
     DeviceRead,
@@ -99,3 +103,19 @@ def transition_device(
         override=body.override,
     )
     return TransitionRead.model_validate(step)
+
+
+@router.post("/{hostname}/admit", response_model=AdmitRead, status_code=201)
+def admit_device(
+    hostname: Hostname, body: AdmitBody, request: Request, session: SessionDep, who: Operator
+) -> AdmitRead:
+    """Start the verification of new hardware (operators): it serves only once that passes.
+
+    409 if the device is not `provisioning`.
+    """
+    host = service.host(session, hostname)
+    config = lifecycle_config(request.app.state.settings, request.app.state.library)
+    change = admit(
+        session, host, ctx=audit_context(request, who), config=config, reason=body.reason
+    )
+    return AdmitRead(hostname=hostname, state=Lifecycle.VERIFYING.value, change_id=change.id)

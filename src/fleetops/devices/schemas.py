@@ -57,6 +57,18 @@ class DeviceDetail(DeviceRead):
     recent: list[TransitionRead] = Field(description="the latest transitions, newest first")
 
 
+class AdmitBody(BaseModel):
+    reason: str = Field(
+        min_length=1, max_length=2000, description="why this machine is ready, e.g. its rack job"
+    )
+
+
+class AdmitRead(BaseModel):
+    hostname: str
+    state: str
+    change_id: int = Field(description="the verification change it must pass to serve")
+
+
 class TransitionBody(BaseModel):
     to: Lifecycle
     reason: str = Field(

@@ -119,12 +119,23 @@ def move(
     override: bool = False,
 ) -> DeviceTransition:
     """Move a host by name through the one transition function; DeviceNotFound if no such host."""
-    host = session.scalar(select(Host).where(Host.hostname == hostname))
-    if host is None:
-        raise DeviceNotFound(f"host {hostname!r} not found")
     return transition(
-        session, host, to, ctx=ctx, reason=reason, evidence=evidence, override=override
+        session,
+        host(session, hostname),
+        to,
+        ctx=ctx,
+        reason=reason,
+        evidence=evidence,
+        override=override,
     )
+
+
+def host(session: Session, hostname: str) -> Host:
+    """The host of that name; DeviceNotFound if there is none."""
+    found = session.scalar(select(Host).where(Host.hostname == hostname))
+    if found is None:
+        raise DeviceNotFound(f"host {hostname!r} not found")
+    return found
 
 
 def history(
