@@ -7,8 +7,8 @@ received (so tests can assert on them). A tiny command vocabulary gets realistic
 down for `reboot_s` and brings it back with a new boot id. A command that reads the kernel log
 (`dmesg`, as a hardware check does) fails on the hosts in `hardware_faults` with a kernel hardware
 error and succeeds elsewhere. An inspection probe (fio, sysbench) prints what the real tool would
-on the host's hardware model (`sim.probes`), a broken host's disk collapsed. Anything else
-succeeds silently.
+on the host's hardware model (`sim.probes`); the disk of a host in `hardware_faults` or
+`degraded` (slow, but logging no error) collapses. Anything else succeeds silently.
 
 Randomness (latency jitter, injected failures, boot ids) is drawn per host and per command number
 from the seed, so a run is deterministic however the engine interleaves hosts.
@@ -68,6 +68,7 @@ class SimulatedExecutor:
         failure_rate: float = 0.0,
         unreachable: Iterable[str] = (),
         hardware_faults: Iterable[str] = (),
+        degraded: Iterable[str] = (),
         reboot_s: float = 1.0,
         history: int = 1000,
         clock: Callable[[], float] = time.monotonic,
@@ -77,6 +78,8 @@ class SimulatedExecutor:
         self.failure_rate = failure_rate  # fraction of commands that exit 1
         self.unreachable: set[str] = set(unreachable)  # hostnames that are down; mutable
         self.hardware_faults: set[str] = set(hardware_faults)  # broken hardware; mutable
+        # Slow hardware that logs no error (a worn-out SSD): only a probe shows it; mutable.
+        self.degraded: set[str] = set(degraded)
         self.reboot_s = reboot_s
         self.history = history  # commands kept per host
         self.clock = clock
@@ -164,7 +167,7 @@ class SimulatedExecutor:
             command,
             hostname=target.hostname,
             model=target.labels.get("model", ""),
-            faulty=target.hostname in self.hardware_faults,
+            faulty=target.hostname in self.hardware_faults | self.degraded,
             seed=self.seed,
             run=host.received,
         )
