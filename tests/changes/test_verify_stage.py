@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from fleetops.changes.operations import load_library
@@ -21,6 +22,7 @@ name: host_healthy
 version: 1
 description: Fail on the hosts listed in a file, as a broken deployment would.
 risk: read_only
+kind: check
 idempotent: true
 timeout: 10
 params:
@@ -158,15 +160,15 @@ def test_a_verify_stage_is_checked_for_what_it_may_hold(ops_dir: Path) -> None:
     assert [spec.planned(i) for i in range(2)] == [True, False]
     assert [s.operation for s in spec.host_steps(0)] == ["append_line", "host_healthy"]
 
-    # only read-only operations may check
+    # only checks may be in a verify stage
     acting = ok.replace("operation: host_healthy", "operation: append_line")
     acting = acting.replace('params: {bad: "{{ params.bad }}"}', 'params: {dir: "/tmp"}')
     [problem] = _issues(acting, ops_dir)
     assert problem.startswith("stages[1].steps[0].operation: a verify stage runs checks only")
-    assert "'append_line' has risk low" in problem
+    assert "'append_line' is not one (kind: action): use a check (" in problem
 
     # rolling with the stage before, it has no strategy of its own, and needs that stage
-    strategic = ok + "    strategy: {batch: 1}\n"
+    strategic = ok + "    strategy: {batch: 2}\n"
     [problem] = _issues(strategic, ops_dir)
     assert problem.startswith("stages[1].strategy: a verify stage that runs after each batch")
     first = """
@@ -185,6 +187,9 @@ stages:
     alone = first.replace("type: verify", "type: verify\n    after: stage")
     assert _issues(alone, ops_dir) == []
     assert parse_workflow(alone).planned(0)
+
+    # a spec's JSON form spells out every default, and reads back the same
+    assert parse_workflow(yaml.safe_dump(spec.model_dump(mode="json"))) == spec
 
     typo = first.replace("type: verify", "type: verfy")
     [problem] = _issues(typo, ops_dir)

@@ -46,6 +46,7 @@ OPERATION_NAME = r"^[a-z][a-z0-9_]{1,63}$"
 LABEL_KEY = r"^[A-Za-z0-9._/-]{1,63}$"
 PARAM_TYPES = ("string", "integer", "number", "boolean", "list", "object")
 RISKS = ("read_only", "low", "medium", "high")
+KINDS = ("action", "check")
 PHASES = ("run", "check", "verify", "rollback")
 # What every template sees besides the operation's params; a param may not shadow them.
 CONTEXT_NAMES = frozenset({"host", "change", "timeout", "params"})
@@ -58,7 +59,7 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "ansible_playbook": (frozenset({"playbook"}), frozenset({"extra_vars", "tags"})),
     "inspect_hardware": (
         frozenset(),
-        frozenset({"probes", "directory", "quick", "change_id", "record_only"}),
+        frozenset({"probes", "directory", "quick", "change_id", "record_only", "device"}),
     ),
 }
 
@@ -318,6 +319,9 @@ class OperationSpec(Spec):
     version: int = Field(ge=1)
     description: str = Field(min_length=1)
     risk: Annotated[Risk, BeforeValidator(one_of("risk", RISKS))]
+    # `check`: it only looks at the host (a verify stage holds nothing else). Risk is separate:
+    # a check that runs a command it is given needs the review of any command.
+    kind: Annotated[Literal["action", "check"], BeforeValidator(one_of("kind", KINDS))] = "action"
     idempotent: bool = False  # safe to run again after a crash mid-run
     timeout: float = Field(default=300.0, gt=0)  # seconds per phase
     retries: RetrySpec = Field(default_factory=RetrySpec)

@@ -77,6 +77,7 @@ def _operation_read(op: OperationSpec) -> OperationRead:
         version=op.version,
         description=op.description,
         risk=op.risk,
+        kind=op.kind,
         idempotent=op.idempotent,
         timeout=op.timeout,
         params={k: p.model_dump(exclude_none=True) for k, p in op.params.items()},

@@ -15,6 +15,7 @@ class OperationRead(BaseModel):
     version: int
     description: str
     risk: str
+    kind: str  # action | check (only checks may be in a verify stage)
     idempotent: bool
     timeout: float
     params: dict[str, Any]

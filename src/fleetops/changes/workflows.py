@@ -259,14 +259,14 @@ def check_workflow(spec: WorkflowSpec, library: OperationLibrary) -> list[Issue]
 
 
 def _check_issues(step: StepSpec, path: str, library: OperationLibrary) -> list[Issue]:
-    """A verify stage may only look: every step must be a read-only operation."""
+    """A verify stage may only look: every step must be a check (`kind: check`)."""
     operation = library.get(step.operation, step.version)
-    if operation is None or operation.risk == "read_only":
+    if operation is None or operation.kind == "check":
         return []
+    checks = ", ".join(op.name for op in library.latest() if op.kind == "check")
     message = (
-        f"a verify stage runs checks only, and {step.operation!r} has risk {operation.risk}: "
-        "use a read-only operation (service_active, process_running, version_equals, "
-        "file_checksum, port_open, http_check, command_output), or make this a run stage"
+        f"a verify stage runs checks only, and {step.operation!r} is not one (kind: "
+        f"{operation.kind}): use a check ({checks}), or make this a run stage"
     )
     return [Issue(f"{path}.operation", message)]
 
@@ -288,8 +288,9 @@ def _structure_issues(spec: WorkflowSpec) -> list[Issue]:
 
 def _verify_stage_issues(stage: StageSpec, s: int) -> list[Issue]:
     """Where a verify stage's options contradict each other or its place."""
+    # by value, not by what was written: a spec's JSON form spells out every default
     if stage.type == "run":
-        if "after" in stage.model_fields_set:
+        if stage.after != "each_batch":
             message = "'after' applies to verify stages only (type: verify)"
             return [Issue(f"stages[{s}].after", message)]
         return []
@@ -302,8 +303,9 @@ def _verify_stage_issues(stage: StageSpec, s: int) -> list[Issue]:
         )
         return [Issue(f"stages[{s}].type", message)]
     issues = []
-    for field in ("strategy", "targets", "when"):
-        if field in stage.model_fields_set:
+    defaults = {"strategy": Strategy(), "targets": None, "when": "on_success"}
+    for field, default in defaults.items():
+        if getattr(stage, field) != default:
             message = (
                 f"a verify stage that runs after each batch rolls with the stage before it, "
                 f"so it has no {field} of its own: set it on that stage, or use 'after: stage'"
