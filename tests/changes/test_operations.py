@@ -37,6 +37,13 @@ BUILTINS = {
     "undrain_host": "low",
     "ansible_playbook": "medium",
     "verify_host": "low",
+    "inspect_hardware": "low",
+    "service_active": "read_only",
+    "process_running": "read_only",
+    "version_equals": "medium",
+    "file_checksum": "read_only",
+    "port_open": "read_only",
+    "command_output": "medium",
 }
 SCHEDULERS = ("kubernetes", "yarn", "slurm", "none")
 DROP = object()  # leave the param out
@@ -124,6 +131,7 @@ def test_verify_host_fails_on_kernel_hardware_errors_and_unwritable_disks(tmp_pa
         ("http_check", "http_check"),
         ("wait", "wait"),
         ("ansible_playbook", "ansible_playbook"),
+        ("inspect_hardware", "inspect_hardware"),
     ],
 )
 def test_action_builtins(name: str, action: str) -> None:
@@ -304,7 +312,7 @@ INVALID = [
     (VALID + "retries: {count: -1}\n", "retries.count: must be at least 0, got -1 (line 8)"),
     (VALID.replace('run: "systemctl restart {{ service }}"', "run: {action: explode}"),
      "run.action: unknown action 'explode' (expected one of wait, file_put, http_check, reboot, "
-     "ansible_playbook) (line 7)"),
+     "ansible_playbook, inspect_hardware) (line 7)"),
     (VALID.replace('run: "systemctl restart {{ service }}"', "run: {action: wait}"),
      "run.params: wait requires params: seconds (line 7)"),
     (VALID.replace('run: "systemctl restart {{ service }}"',

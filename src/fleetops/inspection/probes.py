@@ -10,8 +10,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
+
+from fleetops.devices.signals import smart
+from fleetops.devices.signals.exceptions import SignalError
 
 MARK_IDLE_START = "@@fleetops-probe idle-start@@"
 MARK_IDLE_END = "@@fleetops-probe idle-end@@"
@@ -350,3 +355,213 @@ class MemoryProbe:
             units=dict.fromkeys(points, "MiB/s"),
             load=parse_load(sections),
         )
+
+
+# --- SMART --------------------------------------------------------------------------------------
+
+SMART_HEALTH = "health passed"  # 1: the drive's own overall self-assessment passed, 0: failed
+# ATA attribute id -> point; counts of sectors or events, read from the raw value.
+SMART_ATA_POINTS = {
+    5: "reallocated sectors",
+    187: "reported uncorrectable",
+    188: "command timeouts",
+    197: "pending sectors",
+    198: "offline uncorrectable",
+    199: "UDMA CRC errors",
+}
+# NVMe SMART / Health Information log field -> (point, unit).
+SMART_NVME_POINTS = {
+    "media_errors": ("media errors", "count"),
+    "critical_warning": ("critical warning", "bits"),
+    "percentage_used": ("percentage used", "%"),
+    "available_spare": ("available spare", "%"),
+}
+_LEADING_INT = re.compile(r"\s*(\d+)")
+
+
+@dataclass(frozen=True)
+class SmartProbe:
+    """smartctl's health verdict and error counters of one drive, as points to judge by threshold.
+
+    smartctl's exit status is a bitmask: bits 0-1 say the command failed, the higher bits report
+    what it found on the disk. The command keeps only bits 0-1, so a failing disk is a reading
+    (its JSON carries the whole status) and not a failed probe.
+    """
+
+    device: str
+    settle_s: float = 0.0  # a counter read does not compete with other work: nothing to settle
+    name: str = "smart"
+
+    @property
+    def timeout_s(self) -> float:
+        return self.settle_s + 60  # a drive spinning up or a slow controller answers in seconds
+
+    def command(self) -> str:
+        """Return the shell command reading health and attributes as JSON."""
+        tool = f"smartctl -j -H -A {shlex.quote(self.device)}; (exit $(($? & 3)))"
+        return wrap(tool, settle_s=self.settle_s)
+
+    def parse(self, output: str) -> ProbeResult:
+        """Read the health verdict and counters; an unreadable drive is a ProbeError."""
+        sections = split_sections(output)
+        doc = _smart_document(sections[MARK_TOOL], self.device)
+        version = doc["smartctl"].get("version")
+        points, units = _smart_points(doc)
+        return ProbeResult(
+            probe=self.name,
+            tool_version=(
+                "smartctl " + ".".join(map(str, version)) if isinstance(version, list) else None
+            ),
+            points=points,
+            units=units,
+            load=parse_load(sections),
+        )
+
+
+def _smart_document(text: str, device: str) -> Mapping[str, Any]:
+    """The smartctl JSON document, checked by the SMART signal parser (smartctl's own messages)."""
+    if not text.strip():
+        raise ProbeError(f"smartctl printed nothing for {device} (is smartmontools installed?)")
+    try:
+        smart.parse_smart(text, host=device, now=datetime.now(UTC))
+    except SignalError as exc:
+        raise ProbeError(exc.detail) from None
+    doc = json.loads(text)  # parse_smart accepted it, so it is JSON
+    if not isinstance(doc, dict):
+        raise ProbeError(f"smartctl printed {type(doc).__name__} for {device}, expected one object")
+    return doc
+
+
+def _smart_points(doc: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    points: dict[str, float] = {}
+    units: dict[str, str] = {}
+    status = doc.get("smart_status")
+    if isinstance(status, Mapping) and isinstance(status.get("passed"), bool):
+        points[SMART_HEALTH], units[SMART_HEALTH] = float(status["passed"]), "1=yes"
+    attributes = doc.get("ata_smart_attributes")
+    table = attributes.get("table", []) if isinstance(attributes, Mapping) else []
+    for attr in table:
+        label = SMART_ATA_POINTS.get(attr.get("id"))
+        if label is not None:
+            points[label], units[label] = _raw_count(attr.get("raw")), "count"
+    log = doc.get("nvme_smart_health_information_log")
+    for field, (label, unit) in SMART_NVME_POINTS.items():
+        value = log.get(field) if isinstance(log, Mapping) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            points[label], units[label] = float(value), unit
+    return points, units
+
+
+def _raw_count(raw: Any) -> float:
+    """An ATA attribute's count: vendors pack more into the raw value (188 "1 1 1")."""
+    if not isinstance(raw, Mapping):
+        return 0.0
+    found = _LEADING_INT.match(str(raw.get("string", "")))
+    if found:
+        return float(found.group(1))
+    value = raw.get("value", 0)
+    return float(value) if isinstance(value, int) else 0.0
+
+
+# --- network ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkProbe:
+    """iperf3 from the host to a server: send, then (with `reverse`) receive with -R.
+
+    Each direction is read from the host's own side: the bits it sent while sending, the bits it
+    received while receiving.
+    """
+
+    server: str
+    port: int = 5201
+    seconds: float = 2
+    parallel: int = 1
+    reverse: bool = True
+    settle_s: float = 1.0
+    name: str = "network"
+
+    def __post_init__(self) -> None:
+        # iperf3 reads -t as a whole number and takes 0 as "run forever"
+        if self.seconds < 1 or not float(self.seconds).is_integer():
+            raise ValueError(f"seconds must be a whole number of at least 1, got {self.seconds:g}")
+        if self.parallel < 1:
+            raise ValueError(f"parallel must be at least 1, got {self.parallel}")
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"port must be 1 to 65535, got {self.port}")
+
+    @property
+    def timeout_s(self) -> float:
+        runs = 2 if self.reverse else 1
+        return self.settle_s + runs * (self.seconds + 5) + 10
+
+    def command(self) -> str:
+        """Return the shell command for one run per direction."""
+        args = [
+            "iperf3", "-J", "-c", self.server, "-p", str(self.port),
+            "-t", f"{self.seconds:g}", "-P", str(self.parallel), "--connect-timeout", "3000",
+        ]  # fmt: skip
+        tool = shlex.join(args)
+        if self.reverse:
+            tool += " && " + shlex.join([*args, "-R"])
+        return wrap(tool, settle_s=self.settle_s)
+
+    def parse(self, output: str) -> ProbeResult:
+        """Read each direction's bit rate; iperf3's own error becomes the ProbeError."""
+        sections = split_sections(output)
+        reports = _iperf_reports(sections[MARK_TOOL])
+        wanted = [("send Gbit/s", "sum_sent", "forward")]
+        if self.reverse:
+            wanted.append(("receive Gbit/s", "sum_received", "reverse (-R)"))
+        for report, (_, _, direction) in zip(reports, wanted, strict=False):
+            if report.get("error"):  # a failed forward run stops the reverse one (&&)
+                where = f"{self.server}:{self.port}"
+                raise ProbeError(f"iperf3 {direction} to {where} failed: {report['error']}")
+        if len(reports) < len(wanted):
+            raise ProbeError(f"iperf3 printed {len(reports)} report(s), one per direction expected")
+        points = {
+            label: _iperf_rate(report, key, direction, self.server, self.port)
+            for (label, key, direction), report in zip(wanted, reports, strict=False)
+        }
+        start = reports[0].get("start")
+        version = start.get("version") if isinstance(start, Mapping) else None
+        return ProbeResult(
+            probe=self.name,
+            tool_version=version if isinstance(version, str) else None,
+            points=points,
+            units=dict.fromkeys(points, "Gbit/s"),
+            load=parse_load(sections),
+        )
+
+
+def _iperf_reports(text: str) -> list[dict[str, Any]]:
+    """The JSON documents iperf3 -J printed, one per run, in order."""
+    decoder = json.JSONDecoder()
+    reports: list[dict[str, Any]] = []
+    index = text.find("{")
+    if index < 0:
+        raise ProbeError("iperf3 printed no JSON report: " + (text.strip()[:200] or "no output"))
+    while index >= 0:
+        try:
+            report, end = decoder.raw_decode(text, index)
+        except json.JSONDecodeError as exc:
+            raise ProbeError(f"iperf3's JSON report is malformed: {exc}") from exc
+        if not isinstance(report, dict):
+            raise ProbeError("iperf3's JSON report is not an object")
+        reports.append(report)
+        index = text.find("{", end)
+    return reports
+
+
+def _iperf_rate(
+    report: Mapping[str, Any], key: str, direction: str, server: str, port: int
+) -> float:
+    end = report.get("end")
+    summary = end.get(key) if isinstance(end, Mapping) else None
+    bits = summary.get("bits_per_second") if isinstance(summary, Mapping) else None
+    if not isinstance(bits, int | float) or isinstance(bits, bool):
+        raise ProbeError(f"iperf3 {direction} report lacks end.{key}.bits_per_second")
+    if bits <= 0:
+        raise ProbeError(f"iperf3 {direction} to {server}:{port} measured nothing (0 bit/s)")
+    return float(bits) / 1e9

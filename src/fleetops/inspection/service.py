@@ -1,23 +1,676 @@
-"""Running probes on hosts, storing their results, and judging them against baselines."""
+"""Running probes on hosts, storing their results, and judging them against baselines.
+
+The change engine runs the `inspect_hardware` action through `InspectionService.action`: each
+probe runs over the host's executor, its result is stored as a `ProbeRun` with the verdict
+against the active baseline of the host's hardware model, and the action's exit code tells the
+change whether the host passed. Baselines are built from the latest quiet, healthy result of each
+in-service host of a model; each rebuild is a new version and the old one stays readable.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import dataclasses
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleetops.audit import service as audit
+from fleetops.audit.service import AuditContext
+from fleetops.changes import service as changes
+from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.executor import Executor, Result, Target
+from fleetops.changes.operations import BUILTIN_DIR, OperationLibrary
+from fleetops.db import session_scope
+from fleetops.errors import Conflict, NotFound
+from fleetops.inspection.baselines import MIN_SAMPLES, Band, Baseline, Verdict, judge
+from fleetops.inspection.health import smart_verdict
+from fleetops.inspection.probes import (
+    CpuProbe,
+    DiskProbe,
+    LoadSample,
+    MemoryProbe,
+    Probe,
+    ProbeError,
+    ProbeResult,
+    SmartProbe,
+)
+from fleetops.models import BaselineRow, ChangeRequest, HardwareModel, Host, ProbeRun, utcnow
+
+PROBES = ("cpu", "memory", "disk", "smart")
+DEFAULT_PROBES = ("cpu", "memory", "disk")  # smart needs a device to read
+BASELINED = DEFAULT_PROBES  # smart is judged by thresholds (see inspection.health)
+TOOLS = {"cpu": "sysbench", "memory": "sysbench", "disk": "fio"}
+DEFAULT_DIRECTORY = "/var/tmp"
+WORKFLOW = "inspect-hardware"
+AUTO_ACTOR = "inspection"
+BASELINE_WINDOW = timedelta(days=30)
+OUTLIER_MARGIN = 0.15  # a point this far below its model's median is worth a look
+_PG_LOCK_BASE = 0x1E5B0000  # advisory lock keys of baseline builds, one per (model, probe)
+
+
+class InspectionNotFound(NotFound):
+    pass
+
+
+class ModelNotFound(NotFound):
+    pass
+
+
+class NotEnoughResults(Conflict):
+    """Too few healthy hosts of a model have a usable result to build its baseline."""
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Overrides of judge()'s busy limits; None keeps judge's own default."""
+
+    busy_load: float | None = None
+    busy_cpu: float | None = None
+    busy_steal: float | None = None
+
+    def kwargs(self) -> dict[str, float]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+# --- probes --------------------------------------------------------------------------------------
+
+
+def probe_names(value: Any) -> list[str]:
+    """The probes asked for (a list or a comma-separated string); None: the default ones, and
+    an empty string or list: none (a verification configured without hardware probes)."""
+    if value is None:
+        return list(DEFAULT_PROBES)
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"probes must be a list or a comma-separated string, got {value!r}")
+    names = list(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
+    if unknown := [n for n in names if n not in PROBES]:
+        raise ValueError(
+            f"unknown probe(s) {', '.join(map(repr, unknown))}; known probes: {', '.join(PROBES)}"
+        )
+    return names
+
+
+def build_probe(
+    name: str, *, quick: bool = False, directory: str = DEFAULT_DIRECTORY, device: str = ""
+) -> Probe:
+    """The probe called `name`; `quick` cuts every run to about a second, for tests and labs."""
+    if name == "smart":
+        if not device:
+            raise ValueError("the smart probe reads one drive: give its device, e.g. /dev/sda")
+        return SmartProbe(device)
+    if name == "disk":
+        short = {"size_mib": 64, "runtime_s": 0.3, "settle_s": 0.3} if quick else {}
+        return DiskProbe.in_directory(directory, **short)
+    if name == "cpu":
+        return CpuProbe(time_s=1, settle_s=0.3) if quick else CpuProbe()
+    if name == "memory":
+        return MemoryProbe(time_s=1, settle_s=0.3) if quick else MemoryProbe()
+    raise ValueError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One probe run on one host: the parsed result, or why there is none."""
+
+    probe: str
+    result: ProbeResult | None
+    error: str = ""
+    unreachable: bool = False  # the command could not run at all
+    duration_s: float = 0.0
+
+
+async def measure(executor: Executor, target: Target, probe: Probe, timeout: float) -> Measured:
+    """Run one probe's command on the host and parse its output; never raises."""
+    start = time.monotonic()
+    ran = await executor.run(target, probe.command(), timeout=timeout)
+    took = ran.duration_s or time.monotonic() - start
+    if ran.exit_code is None:
+        reason = f"could not run the {probe.name} probe: {ran.error or 'no reason given'}"
+        return Measured(probe.name, None, reason, unreachable=True, duration_s=took)
+    if ran.exit_code != 0:
+        return Measured(probe.name, None, _exit_reason(probe.name, ran), duration_s=took)
+    try:
+        return Measured(probe.name, probe.parse(ran.stdout), duration_s=took)
+    except ProbeError as exc:
+        cut = " (the output was cut: it exceeded the executor's limit)" if ran.truncated else ""
+        return Measured(
+            probe.name, None, f"unreadable {probe.name} output: {exc}{cut}", False, took
+        )
+
+
+def _exit_reason(probe: str, ran: Result) -> str:
+    tool = TOOLS.get(probe, probe)
+    if ran.exit_code == 127:
+        return f"{tool} is not installed on the host: install it (apt-get install -y {tool})"
+    lines = (ran.stderr or ran.stdout).strip().splitlines()
+    tail = lines[-1][:300] if lines else "no output"
+    return f"the {probe} probe ({tool}) exited {ran.exit_code}: {tail}"
+
+
+# --- the action ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """What a result records about its host at measurement time."""
+
+    hostname: str
+    host_id: int | None = None
+    model: str = ""
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A stored result's verdict, as the action reports it."""
+
+    run_id: int
+    probe: str
+    status: str
+    reasons: list[str]
+    baseline: str  # "model/probe v3", or "" when judged on none
+    unreachable: bool = False
+
+    def line(self, *, status_first: bool = False) -> str:
+        """`disk: fail (baseline R740/disk v2): reasons`; status first for stderr."""
+        judged = f" (baseline {self.baseline})" if self.baseline else ""
+        head = f"{self.status}: {self.probe}" if status_first else f"{self.probe}: {self.status}"
+        return f"{head}{judged}: {'; '.join(self.reasons)}"
 
 
 class InspectionService:
     """The `inspect_hardware` action the change engine runs, with the database it needs."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, limits: LoadLimits | None = None
+    ) -> None:
         self.sessions = sessions
+        self.limits = limits or LoadLimits()
 
     async def action(
         self, executor: Executor, target: Target, params: Mapping[str, Any], timeout: float
     ) -> Result:
         """Probe the host, store and judge each result; exit 0 only when every verdict passes."""
-        return Result(exit_code=None, error="inspection is not built yet")
+        quick, record_only = bool(params.get("quick")), bool(params.get("record_only"))
+        directory = str(params.get("directory") or DEFAULT_DIRECTORY)
+        device = str(params.get("device") or "")
+        try:
+            names = probe_names(params.get("probes"))
+            probes = [
+                build_probe(name, quick=quick, directory=directory, device=device) for name in names
+            ]
+        except ValueError as exc:
+            return Result(exit_code=None, error=str(exc))
+        if not probes:
+            return Result(exit_code=0, stdout="no inspection probe requested: nothing to judge\n")
+        change_id = int(params["change_id"]) if params.get("change_id") else None
+        deadline = time.monotonic() + timeout
+        host = await asyncio.to_thread(self._host, target.hostname)
+        outcomes: list[Outcome] = []
+        for name, probe in zip(names, probes, strict=True):
+            left = deadline - time.monotonic()
+            if left < 1:
+                measured = Measured(
+                    name, None, f"no time left for the {name} probe: raise the operation's timeout"
+                )
+            else:
+                measured = await measure(executor, target, probe, min(probe.timeout_s, left))
+            outcomes.append(await asyncio.to_thread(self._record, host, measured, change_id))
+        return action_result(outcomes, record_only=record_only)
+
+    def _host(self, hostname: str) -> HostInfo:
+        with self.sessions() as session:
+            row = session.execute(
+                select(Host.id, Host.state, HardwareModel.name)
+                .outerjoin(HardwareModel, HardwareModel.id == Host.model_id)
+                .where(Host.hostname == hostname)
+            ).first()
+        if row is None:
+            return HostInfo(hostname)
+        return HostInfo(hostname, row[0], row[2] or "", row[1])
+
+    def _record(self, host: HostInfo, measured: Measured, change_id: int | None) -> Outcome:
+        with session_scope(self.sessions) as session:
+            run, baseline = record(session, host, measured, change_id=change_id, limits=self.limits)
+            return Outcome(
+                run.id,
+                run.probe,
+                run.status,
+                list(run.reasons),
+                _label(baseline) if baseline else "",
+                measured.unreachable,
+            )
+
+
+def action_result(outcomes: Sequence[Outcome], *, record_only: bool = False) -> Result:
+    """The action's result: 0 when all passed (or only recorded), 1 with the reasons otherwise."""
+    summary = "".join(o.line() + "\n" for o in outcomes)
+    verdicts = "verdicts: " + ", ".join(f"{o.probe} {o.status}" for o in outcomes)
+    if unreachable := [o for o in outcomes if o.unreachable]:
+        return Result(exit_code=None, stdout=summary, error="; ".join(unreachable[0].reasons))
+    errors = [o for o in outcomes if o.status == "error"]
+    if record_only and not errors:
+        return Result(exit_code=0, stdout=summary + verdicts + " (recorded only)\n")
+    order = {"error": 0, "fail": 1, "inconclusive": 2}
+    bad = sorted((o for o in outcomes if o.status != "pass"), key=lambda o: order[o.status])
+    if not bad:
+        return Result(exit_code=0, stdout=summary + verdicts + "\n")
+    stderr = "".join(o.line(status_first=True) + "\n" for o in bad) + verdicts + "\n"
+    return Result(exit_code=1, stdout=summary, stderr=stderr)
+
+
+def _label(row: BaselineRow) -> str:
+    return f"{row.model}/{row.probe} v{row.version}"
+
+
+# --- storing and judging -------------------------------------------------------------------------
+
+
+def record(
+    session: Session,
+    host: HostInfo,
+    measured: Measured,
+    *,
+    change_id: int | None = None,
+    limits: LoadLimits | None = None,
+) -> tuple[ProbeRun, BaselineRow | None]:
+    """Store one measurement with its verdict; build the model's first baseline when due."""
+    run = ProbeRun(
+        host_id=host.host_id,
+        hostname=host.hostname,
+        model=host.model,
+        probe=measured.probe,
+        host_state=host.state,
+        change_id=change_id,
+        duration_s=round(measured.duration_s, 3),
+    )
+    baseline: BaselineRow | None = None
+    result = measured.result
+    if result is None:
+        run.status, run.reasons = "error", [measured.error]
+    else:
+        run.tool_version = (result.tool_version or "")[:64]
+        run.points, run.units = dict(result.points), dict(result.units)
+        run.load = dataclasses.asdict(result.load)
+        baseline, verdict = _verdict(session, host, result, limits or LoadLimits())
+        run.status, run.reasons, run.ratios = verdict.status, verdict.reasons, verdict.ratios
+        run.baseline_id = baseline.id if baseline else None
+    session.add(run)
+    session.flush()
+    return run, baseline
+
+
+def _verdict(
+    session: Session, host: HostInfo, result: ProbeResult, limits: LoadLimits
+) -> tuple[BaselineRow | None, Verdict]:
+    if result.probe not in BASELINED:
+        return None, smart_verdict(result)  # any drive: lost sectors are lost on every model
+    if not host.model:
+        why = (
+            f"{host.hostname} has no hardware model: set its model in the inventory so it is "
+            "compared with its peers"
+        )
+        return None, Verdict("inconclusive", {}, [why])
+    baseline = active_baseline(session, host.model, result.probe)
+    if baseline is None:
+        baseline = build_baseline(
+            session,
+            host.model,
+            result.probe,
+            actor=AUTO_ACTOR,
+            reason="built automatically: a result was judged while the model had no baseline",
+        )
+    if baseline is None:
+        count = len(healthy_runs(session, host.model, result.probe))
+        why = (
+            f"model {host.model} has no {result.probe} baseline yet: {count} healthy result(s), "
+            f"{MIN_SAMPLES} needed (inspect in-service hosts with record_only, then build one)"
+        )
+        return None, Verdict("inconclusive", {}, [why])
+    return baseline, judge(result, to_baseline(baseline), **limits.kwargs())
+
+
+def to_result(run: ProbeRun) -> ProbeResult:
+    """A stored run back as the probe's result."""
+    return ProbeResult(
+        probe=run.probe,
+        tool_version=run.tool_version or None,
+        points=dict(run.points),
+        units=dict(run.units),
+        load=LoadSample(**run.load),
+    )
+
+
+def busy_reasons(result: ProbeResult, limits: LoadLimits | None = None) -> list[str]:
+    """Why judge() would call the result's machine busy; empty when it was quiet."""
+    # Judged on an empty baseline of enough samples, only the load can make it inconclusive.
+    empty = Baseline(probe=result.probe, samples=MIN_SAMPLES, bands={})
+    verdict = judge(result, empty, **(limits or LoadLimits()).kwargs())
+    return verdict.reasons if verdict.status == "inconclusive" else []
+
+
+# --- baselines -----------------------------------------------------------------------------------
+
+
+def to_baseline(row: BaselineRow) -> Baseline:
+    """A stored baseline version as the judge reads it."""
+    return Baseline(
+        probe=row.probe,
+        samples=row.samples,
+        bands={name: Band(**band) for name, band in row.bands.items()},
+    )
+
+
+def bands_json(baseline: Baseline) -> dict[str, dict[str, Any]]:
+    """A baseline's bands as stored: {point: {median, mad, low, high, unit}}."""
+    return {name: dataclasses.asdict(band) for name, band in baseline.bands.items()}
+
+
+def healthy_runs(
+    session: Session,
+    model: str,
+    probe: str,
+    *,
+    limits: LoadLimits | None = None,
+    now: datetime | None = None,
+) -> list[ProbeRun]:
+    """The result each in-service host of the model contributes to its baseline, oldest first.
+
+    Per host, the latest result measured in service on a quiet machine within BASELINE_WINDOW;
+    a host whose latest such result failed contributes nothing.
+    """
+    since = (now or utcnow()) - BASELINE_WINDOW
+    rows = session.scalars(
+        select(ProbeRun)
+        .where(
+            ProbeRun.model == model,
+            ProbeRun.probe == probe,
+            ProbeRun.status != "error",
+            ProbeRun.host_state == "in_service",
+            ProbeRun.at >= since,
+        )
+        .order_by(ProbeRun.id.desc())
+    )
+    latest: dict[str, ProbeRun] = {}
+    for run in rows:
+        if run.hostname not in latest and _quiet(run, limits):
+            latest[run.hostname] = run
+    return sorted((r for r in latest.values() if r.status != "fail"), key=lambda r: r.id)
+
+
+def _quiet(run: ProbeRun, limits: LoadLimits | None) -> bool:
+    """Whether a stored result was measured on a quiet machine (unknown load: no)."""
+    try:
+        result = to_result(run)
+    except TypeError:  # a load reading without the LoadSample fields
+        return False
+    return bool(result.points) and not busy_reasons(result, limits)
+
+
+def build_baseline(
+    session: Session,
+    model: str,
+    probe: str,
+    *,
+    actor: str | AuditContext,
+    reason: str,
+    limits: LoadLimits | None = None,
+) -> BaselineRow | None:
+    """Build a new baseline version from the model's healthy results, or None with too few.
+
+    The new version becomes the active one; the previous stays, inactive, for the results it
+    judged."""
+    ctx = actor if isinstance(actor, AuditContext) else AuditContext(actor, source="inspection")
+    if session.get_bind().dialect.name == "postgresql":  # one build of a (model, probe) at once
+        key = _PG_LOCK_BASE + zlib.crc32(f"{model}\0{probe}".encode()) % 0xFFFF
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    runs = healthy_runs(session, model, probe, limits=limits)
+    if len(runs) < MIN_SAMPLES:
+        return None
+    built = Baseline.build([to_result(r) for r in runs])
+    previous = session.scalar(
+        select(func.max(BaselineRow.version)).where(
+            BaselineRow.model == model, BaselineRow.probe == probe
+        )
+    )
+    session.execute(
+        update(BaselineRow)
+        .where(BaselineRow.model == model, BaselineRow.probe == probe, BaselineRow.active)
+        .values(active=False)
+    )
+    row = BaselineRow(
+        model=model,
+        probe=probe,
+        version=(previous or 0) + 1,
+        active=True,
+        samples=built.samples,
+        bands=bands_json(built),
+        source_runs=[r.id for r in runs],
+        built_by=ctx.actor,
+        reason=reason,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        action="baseline.build",
+        entity_type="baseline",
+        entity_id=row.id,
+        after={
+            "baseline": _label(row),
+            "samples": row.samples,
+            "hosts": [r.hostname for r in runs],
+            "limits": (limits or LoadLimits()).kwargs(),
+            "reason": reason,
+        },
+    )
+    return row
+
+
+def active_baseline(session: Session, model: str, probe: str) -> BaselineRow | None:
+    return session.scalar(
+        select(BaselineRow)
+        .where(BaselineRow.model == model, BaselineRow.probe == probe, BaselineRow.active)
+        .order_by(BaselineRow.version.desc())
+        .limit(1)
+    )
+
+
+def get_baseline(session: Session, baseline_id: int) -> BaselineRow | None:
+    return session.get(BaselineRow, baseline_id)
+
+
+def list_baselines(
+    session: Session, *, model: str | None = None, probe: str | None = None, history: bool = False
+) -> list[BaselineRow]:
+    """Baselines by model and probe, newest version first; only the active ones without
+    `history`."""
+    stmt = select(BaselineRow)
+    if model is not None:
+        stmt = stmt.where(BaselineRow.model == model)
+    if probe is not None:
+        stmt = stmt.where(BaselineRow.probe == probe)
+    if not history:
+        stmt = stmt.where(BaselineRow.active)
+    order = (BaselineRow.model, BaselineRow.probe, BaselineRow.version.desc())
+    return list(session.scalars(stmt.order_by(*order)))
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+def get_result(session: Session, run_id: int) -> ProbeRun:
+    run = session.get(ProbeRun, run_id)
+    if run is None:
+        raise InspectionNotFound(f"no inspection result {run_id}")
+    return run
+
+
+def _latest_ids() -> Select[Any]:
+    """The newest result id of each (host, probe)."""
+    return select(func.max(ProbeRun.id)).group_by(ProbeRun.hostname, ProbeRun.probe)
+
+
+def query_results(
+    session: Session,
+    *,
+    hostname: str | None = None,
+    model: str | None = None,
+    probe: str | None = None,
+    status: str | None = None,
+    change_id: int | None = None,
+    latest: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[ProbeRun], int]:
+    """Results newest first, and how many match; `latest` keeps each host's last per probe."""
+    stmt = select(ProbeRun)
+    for column, value in (
+        (ProbeRun.hostname, hostname),
+        (ProbeRun.model, model),
+        (ProbeRun.probe, probe),
+        (ProbeRun.status, status),
+        (ProbeRun.change_id, change_id),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if latest:
+        stmt = stmt.where(ProbeRun.id.in_(_latest_ids()))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(ProbeRun.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def latest_results(
+    session: Session, *, model: str | None = None, probe: str | None = None
+) -> list[ProbeRun]:
+    """Each host's latest result of each probe, by hostname."""
+    rows, _ = query_results(session, model=model, probe=probe, latest=True, limit=1_000_000)
+    return sorted(rows, key=lambda r: (r.hostname, r.probe))
+
+
+def outliers(
+    session: Session,
+    *,
+    model: str | None = None,
+    probe: str | None = None,
+    margin: float = OUTLIER_MARGIN,
+) -> list[ProbeRun]:
+    """Latest results that failed, or whose lowest point is `margin` below its model's median;
+    worst first."""
+    found = [
+        r
+        for r in latest_results(session, model=model, probe=probe)
+        if r.status == "fail" or (r.ratios and min(r.ratios.values()) < 1 - margin)
+    ]
+    return sorted(found, key=lambda r: (r.status != "fail", min(r.ratios.values(), default=0)))
+
+
+def result_json(run: ProbeRun, baseline: BaselineRow | None = None) -> dict[str, Any]:
+    """A result as the API, the CLI and the pages show it; with its baseline when given."""
+    lowest = min(run.ratios, key=lambda name: run.ratios[name]) if run.ratios else None
+    body: dict[str, Any] = {
+        "id": run.id,
+        "host": run.hostname,
+        "host_id": run.host_id,
+        "model": run.model,
+        "probe": run.probe,
+        "status": run.status,
+        "reasons": list(run.reasons),
+        "points": dict(run.points),
+        "units": dict(run.units),
+        "ratios": dict(run.ratios),
+        "lowest_point": lowest,
+        "lowest_ratio": run.ratios[lowest] if lowest else None,
+        "load": dict(run.load),
+        "tool_version": run.tool_version,
+        "baseline_id": run.baseline_id,
+        "host_state": run.host_state,
+        "change_id": run.change_id,
+        "duration_s": run.duration_s,
+        "at": run.at.isoformat(),
+    }
+    if baseline is not None:
+        body["baseline"] = baseline_json(baseline)
+    return body
+
+
+def baseline_json(row: BaselineRow) -> dict[str, Any]:
+    """A baseline version as the API, the CLI and the pages show it."""
+    return {
+        "id": row.id,
+        "model": row.model,
+        "probe": row.probe,
+        "version": row.version,
+        "active": row.active,
+        "samples": row.samples,
+        "bands": dict(row.bands),
+        "source_runs": list(row.source_runs),
+        "built_by": row.built_by,
+        "reason": row.reason,
+        "built_at": row.built_at.isoformat(),
+    }
+
+
+# --- starting an inspection ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InspectionRequest:
+    selector: str
+    probes: Sequence[str] = DEFAULT_PROBES
+    device: str = ""
+    quick: bool = False
+    directory: str = DEFAULT_DIRECTORY
+    record_only: bool = False
+    reason: str = ""
+
+
+def submit(
+    session: Session,
+    ctx: AuditContext,
+    req: InspectionRequest,
+    *,
+    library: OperationLibrary,
+    policy: ApprovalPolicy,
+) -> ChangeRequest:
+    """Submit the inspect-hardware change: a standard change, approved by configuration."""
+    workflow = _workflow(session, library)
+    names = probe_names(list(req.probes))
+    return changes.submit(
+        session,
+        ctx,
+        changes.Submission(
+            workflow=workflow,
+            title=f"Inspect hardware ({', '.join(names)}): {req.selector}"[:200],
+            selector=req.selector,
+            params={
+                "probes": ",".join(names),
+                "directory": req.directory,
+                "quick": req.quick,
+                "record_only": req.record_only,
+                "device": req.device,
+            },
+            reason=req.reason,
+        ),
+        library=library,
+        policy=policy,
+        preapproved="hardware inspection",
+    )
+
+
+def _workflow(session: Session, library: OperationLibrary) -> str:
+    """The inspection workflow's name; the built-in one registers itself on first use."""
+    if changes.get_workflow(session, name=WORKFLOW) is None:
+        source = (BUILTIN_DIR / "workflows" / f"{WORKFLOW}.yaml").read_text()
+        changes.register_workflow(session, AuditContext("system"), source=source, library=library)
+    return WORKFLOW

@@ -1,0 +1,144 @@
+"""API shapes of inspection: probe results with their verdicts, baselines, and starting a run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fleetops.inspection.service import DEFAULT_DIRECTORY, DEFAULT_PROBES, PROBES, probe_names
+from fleetops.inventory import selectors
+from fleetops.kit.pagination import Page
+
+ProbeName = Literal["cpu", "memory", "disk"]
+Status = Literal["pass", "fail", "inconclusive", "error"]
+
+
+class BandRead(BaseModel):
+    median: float
+    mad: float
+    low: float
+    high: float
+    unit: str
+
+
+class BaselineRead(BaseModel):
+    """One version of the healthy band of every curve point of a probe on a hardware model."""
+
+    id: int
+    model: str
+    probe: str
+    version: int
+    active: bool = Field(description="the version new results are judged on")
+    samples: int = Field(description="healthy hosts it was built from")
+    bands: dict[str, BandRead]
+    source_runs: list[int] = Field(description="ids of the results it was built from")
+    built_by: str
+    reason: str
+    built_at: datetime
+
+
+class InspectionRead(BaseModel):
+    """One probe run on one host: its curve, the load it ran under, and the verdict."""
+
+    id: int
+    host: str
+    host_id: int | None
+    model: str
+    probe: str
+    status: Status
+    reasons: list[str]
+    points: dict[str, float]
+    units: dict[str, str]
+    ratios: dict[str, float] = Field(description="each point divided by the model's median")
+    lowest_point: str | None
+    lowest_ratio: float | None
+    load: dict[str, Any]
+    tool_version: str
+    baseline_id: int | None
+    host_state: str = Field(description="the host's lifecycle state when measured")
+    change_id: int | None
+    duration_s: float
+    at: datetime
+
+
+class InspectionDetail(InspectionRead):
+    baseline: BaselineRead | None = None
+
+
+InspectionPage = Page[InspectionRead]
+
+
+class InspectionStart(BaseModel):
+    """Inspect the hosts a selector matches: a standard change of workflow inspect-hardware."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    selector: str = Field(min_length=1, max_length=4096)
+    probes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PROBES), min_length=1, max_length=len(PROBES)
+    )
+    device: str = Field(
+        default="",
+        pattern=r"^(/dev/[A-Za-z0-9._/-]+)?$",
+        max_length=256,
+        description="the drive the smart probe reads, e.g. /dev/nvme0",
+    )
+    quick: bool = Field(default=False, description="about a second per figure (labs, tests)")
+    directory: str = Field(
+        default=DEFAULT_DIRECTORY,
+        pattern=r"^/[A-Za-z0-9._/-]*$",
+        max_length=1024,
+        description="where the disk probe writes its scratch file",
+    )
+    record_only: bool = Field(
+        default=False, description="store and judge, but succeed whatever the verdict"
+    )
+    reason: str = Field(default="", max_length=10_000)
+
+    @field_validator("selector")
+    @classmethod
+    def _selector_parses(cls, value: str) -> str:
+        try:
+            selectors.parse(value)
+        except selectors.SelectorError as exc:
+            raise ValueError(exc.detail) from None
+        return value
+
+    @field_validator("probes")
+    @classmethod
+    def _probes_known(cls, value: list[str]) -> list[str]:
+        return probe_names(value)
+
+    @model_validator(mode="after")
+    def _smart_has_a_device(self) -> InspectionStart:
+        if "smart" in self.probes and not self.device:
+            raise ValueError("the smart probe reads one drive: give its device, e.g. /dev/sda")
+        return self
+
+
+class InspectionStarted(BaseModel):
+    change_id: int
+    state: str
+    host_count: int
+    title: str
+
+
+class BaselineBuild(BaseModel):
+    """Build a new baseline version from the model's latest healthy results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=64)
+    probe: ProbeName
+    reason: str = Field(default="", max_length=2000)
+    busy_load: float | None = Field(
+        default=None, gt=0, description="accept results up to this 1-minute load per CPU"
+    )
+    busy_cpu: float | None = Field(
+        default=None, gt=0, le=1, description="accept results up to this busy CPU share before"
+    )
+    busy_steal: float | None = Field(
+        default=None, gt=0, le=1, description="accept results up to this steal share during"
+    )
