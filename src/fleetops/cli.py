@@ -194,6 +194,7 @@ def demo(
         executor="simulated",
         logs_retention_hours=2,
         health_policy_interval=10,
+        inspection_quick=True,
     )
     with stderr.status(f"building the demo fleet ({hosts} hosts, {racks} racks)..."):
         credentials, token = build_demo(settings, hosts=hosts, racks=racks)
@@ -213,10 +214,14 @@ def demo(
     )
     stderr.print(
         "  devices: failing hardware is isolated through a drain change, repaired by a simulated "
-        "repair shop and verified back into service (live at /devices and /repairs)"
+        "repair shop, inspected and verified back into service (live at /devices and /repairs)"
+    )
+    stderr.print(
+        "  inspection: baselines from eight machines of each model, then rack r001 is probed a "
+        "minute in; its worn-out disk fails (live at /inspection)"
     )
     if not no_serve:
-        executors = demo_executors()
+        executors = demo_executors(hosts=hosts, racks=racks)
         feed = demo_feed(hosts=hosts, racks=racks, port=port, token=token)
         shop = repair_shop(settings, executors["simulated"], feed.workload, port=port)
         _run_server(settings, executors, background=[feed.run, shop.run])

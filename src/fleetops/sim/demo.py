@@ -16,6 +16,7 @@ from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.operations import BUILTIN_DIR, OperationLibrary, load_library
 from fleetops.config import Settings
 from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
+from fleetops.inspection import service as inspection
 from fleetops.inventory.apply import apply_document
 from fleetops.logs import service as logs_service
 from fleetops.sim.executor import SimulatedExecutor
@@ -28,9 +29,19 @@ from fleetops.sim.workload import Workload
 DEMO_PASSWORDS = {role: f"{role.value}-demo-pass" for role in Role}
 
 
-def demo_executors() -> dict[str, SimulatedExecutor]:
-    """The simulated fleet answers every command: a little latency, rare failures."""
-    return {"simulated": SimulatedExecutor(seed=7, latency=0.4, failure_rate=0.002)}
+def demo_executors(*, hosts: int, racks: int) -> dict[str, SimulatedExecutor]:
+    """The simulated fleet answers every command: a little latency, rare failures, and one
+    machine whose disk is slow without logging an error (for inspection to find)."""
+    executor = SimulatedExecutor(
+        seed=7, latency=0.4, failure_rate=0.002, degraded=[slow_disk_host(hosts, racks)]
+    )
+    return {"simulated": executor}
+
+
+def slow_disk_host(hosts: int, racks: int) -> str:
+    """The demo machine with a worn-out disk: the third host of the first rack."""
+    fleet = generate(hosts=hosts, racks=racks)
+    return sorted(h.hostname for h in fleet.hosts if h.rack == "r001")[2]
 
 
 def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str, str], str]:
@@ -47,6 +58,7 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str,
             )
         apply_document(session, ctx, generate(hosts=hosts, racks=racks))
         _changes(session, library, racks=racks)
+        _inspections(session, library, hosts=hosts, racks=racks)
         _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
     engine.dispose()
     return {role.value: pw for role, pw in DEMO_PASSWORDS.items()}, token
@@ -140,3 +152,41 @@ def _changes(session: Session, library: OperationLibrary, *, racks: int) -> None
         library=library,
         policy=policy,
     )
+
+
+def _inspections(session: Session, library: OperationLibrary, *, hosts: int, racks: int) -> None:
+    """Inspection at work: eight machines of each model are measured first (record only), which
+    builds the models' baselines; a minute later the first rack is inspected against them, and
+    its machine with the worn-out disk fails (on /inspection)."""
+    fleet = generate(hosts=hosts, racks=racks)
+    slow = slow_disk_host(hosts, racks)
+    by_model: dict[str, list[str]] = {}
+    for host in sorted(fleet.hosts, key=lambda h: h.hostname):
+        if host.model and host.hostname != slow:
+            by_model.setdefault(host.model, []).append(host.hostname)
+    sample = [name for names in by_model.values() for name in names[:8]]
+    operator = AuditContext(actor="operator")
+    inspection.submit(
+        session,
+        operator,
+        inspection.InspectionRequest(
+            selector="host=" + "|".join(sample),
+            quick=True,
+            record_only=True,
+            reason="Baselines: eight healthy machines of each hardware model.",
+        ),
+        library=library,
+        policy=ApprovalPolicy(),
+    )
+    rack = inspection.submit(
+        session,
+        operator,
+        inspection.InspectionRequest(
+            selector="rack=r001",
+            quick=True,
+            reason="Inspect rack r001 after its disk firmware update.",
+        ),
+        library=library,
+        policy=ApprovalPolicy(),
+    )
+    rack.window_start = datetime.now(UTC) + timedelta(seconds=60)  # once the baselines exist
