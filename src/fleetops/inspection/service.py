@@ -651,7 +651,7 @@ def submit(
         ctx,
         changes.Submission(
             workflow=workflow,
-            title=f"Inspect hardware ({', '.join(names)}): {req.selector}"[:200],
+            title=f"Inspect hardware ({', '.join(names)}): {_shorten(req.selector, 60)}",
             selector=req.selector,
             params={
                 "probes": ",".join(names),
@@ -666,6 +666,10 @@ def submit(
         policy=policy,
         preapproved="hardware inspection",
     )
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _workflow(session: Session, library: OperationLibrary) -> str:
