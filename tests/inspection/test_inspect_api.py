@@ -100,6 +100,7 @@ def test_starting_an_inspection(api: TestClient, db_url: str) -> None:
         "quick": True,
         "record_only": False,
         "device": "",
+        "iperf_server": "",
     }
     assert sorted(h["hostname"] for h in change["hosts"]) == ["h001", "h002"]
     history = api.get(
@@ -135,6 +136,11 @@ def test_starting_an_inspection(api: TestClient, db_url: str) -> None:
             "body: Value error, the smart probe reads one drive: give its device, e.g. /dev/sda",
         ),
         ({"probes": ["smart"], "device": "sda"}, 422, "body.device: String should match pattern"),
+        (
+            {"probes": ["network"]},
+            422,
+            "body: Value error, the network probe measures against an iperf3 server",
+        ),
         (
             {"selector": "h9*"},
             400,

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from fleetops.inspection.probes import (
     SmartProbe,
 )
 from tests.fixtures.sshd import free_port
+from tests.inspection.conftest import wait_listening
 from tests.inspection.factories import IDLE, wrapped
 
 DRIVES = Path(__file__).parents[1] / "devices" / "data"
@@ -163,37 +162,6 @@ def test_a_failing_disks_exit_status_is_a_reading_not_a_failed_command(tmp_path:
 # --- network ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def iperf3_server() -> Iterator[int]:
-    """A real iperf3 server on loopback, serving tests until the fixture ends."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_listening(port, proc)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    """Wait by the socket table: a bare connection would count as a test to the server."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "iperf3 -s exited"
-        listed = subprocess.run(
-            ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True
-        ).stdout
-        if listed.strip():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"iperf3 -s is not listening on {port} after 5 s")
-
-
 @needs_iperf3
 def test_network_probe_measures_both_directions(iperf3_server: int) -> None:
     probe = NetworkProbe("127.0.0.1", port=iperf3_server, seconds=1, settle_s=0.1)
@@ -245,5 +213,5 @@ def test_network_probe_refuses_what_iperf3_would_misread() -> None:
     with pytest.raises(ValueError, match="parallel must be at least 1"):
         NetworkProbe("iperf.example", parallel=0)
     command = NetworkProbe("h1; reboot", parallel=4).command()
-    assert "iperf3 -J -c 'h1; reboot' -p 5201 -t 2 -P 4 --connect-timeout 3000 && " in command
+    assert "$(iperf3 -J -c 'h1; reboot' -p 5201 -t 2 -P 4 --connect-timeout 3000)" in command
     assert command.count("-R") == 1

@@ -59,7 +59,9 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "ansible_playbook": (frozenset({"playbook"}), frozenset({"extra_vars", "tags"})),
     "inspect_hardware": (
         frozenset(),
-        frozenset({"probes", "directory", "quick", "change_id", "record_only", "device"}),
+        frozenset(
+            {"probes", "directory", "quick", "change_id", "record_only", "device", "iperf_server"}
+        ),
     ),
 }
 

@@ -39,6 +39,7 @@ class ProbeChoice(StrEnum):
     MEMORY = "memory"
     DISK = "disk"
     SMART = "smart"
+    NETWORK = "network"
 
 
 class StatusChoice(StrEnum):
@@ -93,6 +94,9 @@ def inspect_run(
     device: Annotated[
         str, typer.Option(help="the drive the smart probe reads, e.g. /dev/sda")
     ] = "",
+    iperf_server: Annotated[
+        str, typer.Option(help="the iperf3 server the network probe measures against")
+    ] = "",
     directory: Annotated[
         str, typer.Option(help="where the disk probe writes its scratch file")
     ] = "/var/tmp",
@@ -114,6 +118,7 @@ def inspect_run(
         "selector": target,
         "probes": [p.value for p in probe] if probe else ["cpu", "memory", "disk"],
         "device": device,
+        "iperf_server": iperf_server,
         "quick": quick,
         "directory": directory,
         "record_only": record_only,

@@ -466,6 +466,20 @@ def _raw_count(raw: Any) -> float:
 # --- network ------------------------------------------------------------------------------------
 
 
+BUSY_WAIT_S = 10.0  # how long a network probe waits for a busy iperf3 server, per direction
+
+
+def _while_busy(command: str, tries: int = 20, pause_s: float = BUSY_WAIT_S / 20) -> str:
+    """Run an iperf3 client again while its server is busy with another test (it serves one
+    at a time, and takes a moment after each), then print its output with its exit status."""
+    busy = '*"server is busy"*'
+    return (
+        f"{{ n=0; while out=$({command}); rc=$?; [ $n -lt {tries} ] && "
+        f"case $out in {busy}) true;; *) false;; esac; do n=$((n+1)); sleep {pause_s:g}; done; "
+        "printf '%s\\n' \"$out\"; (exit $rc); }"
+    )
+
+
 @dataclass(frozen=True)
 class NetworkProbe:
     """iperf3 from the host to a server: send, then (with `reverse`) receive with -R.
@@ -494,7 +508,7 @@ class NetworkProbe:
     @property
     def timeout_s(self) -> float:
         runs = 2 if self.reverse else 1
-        return self.settle_s + runs * (self.seconds + 5) + 10
+        return self.settle_s + runs * (self.seconds + 5 + BUSY_WAIT_S) + 10
 
     def command(self) -> str:
         """Return the shell command for one run per direction."""
@@ -502,9 +516,9 @@ class NetworkProbe:
             "iperf3", "-J", "-c", self.server, "-p", str(self.port),
             "-t", f"{self.seconds:g}", "-P", str(self.parallel), "--connect-timeout", "3000",
         ]  # fmt: skip
-        tool = shlex.join(args)
+        tool = _while_busy(shlex.join(args))
         if self.reverse:
-            tool += " && " + shlex.join([*args, "-R"])
+            tool += " && " + _while_busy(shlex.join([*args, "-R"]))
         return wrap(tool, settle_s=self.settle_s)
 
     def parse(self, output: str) -> ProbeResult:

@@ -80,6 +80,7 @@ def start_inspection(
             selector=body.selector,
             probes=body.probes,
             device=body.device,
+            iperf_server=body.iperf_server,
             quick=body.quick,
             directory=body.directory,
             record_only=body.record_only,

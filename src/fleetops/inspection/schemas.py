@@ -11,7 +11,7 @@ from fleetops.inspection.service import DEFAULT_DIRECTORY, DEFAULT_PROBES, PROBE
 from fleetops.inventory import selectors
 from fleetops.kit.pagination import Page
 
-ProbeName = Literal["cpu", "memory", "disk"]
+ProbeName = Literal["cpu", "memory", "disk", "network"]  # smart has no baseline
 Status = Literal["pass", "fail", "inconclusive", "error"]
 
 
@@ -85,6 +85,12 @@ class InspectionStart(BaseModel):
         max_length=256,
         description="the drive the smart probe reads, e.g. /dev/nvme0",
     )
+    iperf_server: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9._-]+(:[0-9]{1,5})?)?$",
+        max_length=260,
+        description="the iperf3 server (host or host:port) the network probe measures against",
+    )
     quick: bool = Field(default=False, description="about a second per figure (labs, tests)")
     directory: str = Field(
         default=DEFAULT_DIRECTORY,
@@ -112,9 +118,14 @@ class InspectionStart(BaseModel):
         return probe_names(value)
 
     @model_validator(mode="after")
-    def _smart_has_a_device(self) -> InspectionStart:
+    def _probes_have_their_targets(self) -> InspectionStart:
         if "smart" in self.probes and not self.device:
             raise ValueError("the smart probe reads one drive: give its device, e.g. /dev/sda")
+        if "network" in self.probes and not self.iperf_server:
+            raise ValueError(
+                "the network probe measures against an iperf3 server: give iperf_server, "
+                "e.g. perf-01 or perf-01:5201"
+            )
         return self
 
 

@@ -36,6 +36,7 @@ from fleetops.inspection.probes import (
     DiskProbe,
     LoadSample,
     MemoryProbe,
+    NetworkProbe,
     Probe,
     ProbeError,
     ProbeResult,
@@ -43,9 +44,9 @@ from fleetops.inspection.probes import (
 )
 from fleetops.models import BaselineRow, ChangeRequest, HardwareModel, Host, ProbeRun, utcnow
 
-PROBES = ("cpu", "memory", "disk", "smart")
-DEFAULT_PROBES = ("cpu", "memory", "disk")  # smart needs a device to read
-BASELINED = DEFAULT_PROBES  # smart is judged by thresholds (see inspection.health)
+PROBES = ("cpu", "memory", "disk", "smart", "network")
+DEFAULT_PROBES = ("cpu", "memory", "disk")  # smart needs a device, network an iperf3 server
+BASELINED = ("cpu", "memory", "disk", "network")  # smart: by thresholds (see inspection.health)
 TOOLS = {"cpu": "sysbench", "memory": "sysbench", "disk": "fio"}
 DEFAULT_DIRECTORY = "/var/tmp"
 WORKFLOW = "inspect-hardware"
@@ -99,9 +100,23 @@ def probe_names(value: Any) -> list[str]:
 
 
 def build_probe(
-    name: str, *, quick: bool = False, directory: str = DEFAULT_DIRECTORY, device: str = ""
+    name: str,
+    *,
+    quick: bool = False,
+    directory: str = DEFAULT_DIRECTORY,
+    device: str = "",
+    iperf_server: str = "",
 ) -> Probe:
     """The probe called `name`; `quick` cuts every run to about a second, for tests and labs."""
+    if name == "network":
+        if not iperf_server:
+            raise ValueError(
+                "the network probe measures against an iperf3 server: give iperf_server, "
+                "e.g. perf-01 or perf-01:5201"
+            )
+        server, _, port = iperf_server.partition(":")
+        seconds, settle = (1, 0.3) if quick else (5, 1.0)
+        return NetworkProbe(server, port=int(port or 5201), seconds=seconds, settle_s=settle)
     if name == "smart":
         if not device:
             raise ValueError("the smart probe reads one drive: give its device, e.g. /dev/sda")
@@ -202,10 +217,14 @@ class InspectionService:
         quick, record_only = bool(params.get("quick")), bool(params.get("record_only"))
         directory = str(params.get("directory") or DEFAULT_DIRECTORY)
         device = str(params.get("device") or "")
+        server = str(params.get("iperf_server") or "")
         try:
             names = probe_names(params.get("probes"))
             probes = [
-                build_probe(name, quick=quick, directory=directory, device=device) for name in names
+                build_probe(
+                    name, quick=quick, directory=directory, device=device, iperf_server=server
+                )
+                for name in names
             ]
         except ValueError as exc:
             return Result(exit_code=None, error=str(exc))
@@ -629,6 +648,7 @@ class InspectionRequest:
     selector: str
     probes: Sequence[str] = DEFAULT_PROBES
     device: str = ""
+    iperf_server: str = ""
     quick: bool = False
     directory: str = DEFAULT_DIRECTORY
     record_only: bool = False
@@ -659,6 +679,7 @@ def submit(
                 "quick": req.quick,
                 "record_only": req.record_only,
                 "device": req.device,
+                "iperf_server": req.iperf_server,
             },
             reason=req.reason,
         ),
