@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,4 +220,32 @@ async def test_unknown_action_and_missing_parameter_are_workflow_errors() -> Non
         await run_action("format_disk", sim, Target("h1"), {}, timeout=5)
     with pytest.raises(ValueError, match="needs the parameter 'url'"):
         await run_action("http_check", sim, Target("h1"), {}, timeout=5)
-    assert ACTIONS == ("wait", "file_put", "http_check", "reboot", "ansible_playbook")
+    assert ACTIONS == (
+        "wait", "file_put", "http_check", "reboot", "ansible_playbook", "inspect_hardware"
+    )  # fmt: skip
+
+
+async def test_a_served_action_runs_only_where_the_server_provides_it() -> None:
+    sim = SimulatedExecutor()
+    alone = await run_action("inspect_hardware", sim, Target("h1"), {}, timeout=5)
+    assert alone.exit_code is None
+    assert alone.error == (
+        "inspect_hardware needs the inspection service, which runs in `fleetops serve`: "
+        "run it as a step of a change"
+    )
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    async def handler(executor: Any, target: Target, params: Any, timeout: float) -> Result:
+        seen.append((target.hostname, dict(params)))
+        return Result(exit_code=0, stdout="inspected\n")
+
+    served = await run_action(
+        "inspect_hardware",
+        sim,
+        Target("h1"),
+        {"probes": "cpu"},
+        timeout=5,
+        served={"inspect_hardware": handler},
+    )
+    assert (served.exit_code, served.stdout) == (0, "inspected\n")
+    assert seen == [("h1", {"probes": "cpu"})]
