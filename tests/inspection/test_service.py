@@ -102,7 +102,7 @@ def test_an_unknown_probe_name_runs_nothing(engine: Engine, session: Session) ->
     session.commit()
     result = act(engine, "h001", probes="cpu,gpu")
     assert result.exit_code is None
-    assert result.error == "unknown probe(s) 'gpu'; known probes: cpu, memory, disk, smart"
+    assert result.error == "unknown probe(s) 'gpu'; known probes: cpu, memory, disk, smart, network"
     assert session.scalars(select(ProbeRun)).all() == []
 
 
