@@ -10,14 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from fleetops.audit.service import AuditContext
-from fleetops.db import make_engine, make_session_factory, session_scope
-from fleetops.inventory.apply import apply_document
-from fleetops.main import create_app
 from fleetops.sim.executor import SimulatedExecutor
-from fleetops.sim.fleet import generate
 from tests.changes.fleet import wait_for
-from tests.fixtures.app import Tokens, make_settings, seed_users
+from tests.fixtures.app import Tokens, seed_users, simulated_fleet_client
 
 
 @pytest.fixture
@@ -29,20 +24,8 @@ def executor() -> SimulatedExecutor:
 def app(
     db_url: str, tmp_path: Path, executor: SimulatedExecutor
 ) -> Iterator[tuple[TestClient, Tokens]]:
-    engine = make_engine(db_url)
-    with session_scope(make_session_factory(engine)) as session:
-        apply_document(session, AuditContext(actor="test"), generate(hosts=8, racks=2))
-    engine.dispose()
     users = seed_users(db_url)
-    settings = make_settings(
-        db_url,
-        tmp_path / "data",
-        executor="simulated",
-        engine_tick_seconds=0.05,
-        health_policy_enabled=True,
-        health_policy_interval=0.2,
-    )
-    with TestClient(create_app(settings, executors={"simulated": executor})) as client:
+    with simulated_fleet_client(db_url, tmp_path / "data", executor, hosts=8, racks=2) as client:
         yield client, users
 
 

@@ -7,35 +7,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi.testclient import TestClient
-
-from fleetops.audit.service import AuditContext
-from fleetops.db import make_engine, make_session_factory, session_scope
-from fleetops.inventory.apply import apply_document
-from fleetops.main import create_app
 from fleetops.sim.executor import SimulatedExecutor
-from fleetops.sim.fleet import generate
 from tests.devices.factory import hardware_findings
-from tests.fixtures.app import make_settings, seed_users
+from tests.fixtures.app import seed_users, simulated_fleet_client
 
 
 def test_an_isolation_waits_for_approval_when_not_preapproved(db_url: str, tmp_path: Path) -> None:
-    engine = make_engine(db_url)
-    with session_scope(make_session_factory(engine)) as session:
-        apply_document(session, AuditContext(actor="test"), generate(hosts=40, racks=4))
-    engine.dispose()
     users = seed_users(db_url)
-    settings = make_settings(
+    with simulated_fleet_client(
         db_url,
         tmp_path / "data",
-        executor="simulated",
-        engine_tick_seconds=0.05,
-        health_policy_enabled=True,
-        health_policy_interval=0.2,
+        SimulatedExecutor(latency=0.01),
+        hosts=40,
+        racks=4,
         isolation_preapproved=False,
-    )
-    executors = {"simulated": SimulatedExecutor(latency=0.01)}
-    with TestClient(create_app(settings, executors=executors)) as client:
+    ) as client:
         viewer = users.headers("viewer")
 
         def device() -> dict[str, Any]:

@@ -24,17 +24,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import or_, select
 
-from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.devices.repairs import RUNGS
 from fleetops.devices.webhooks import verify
-from fleetops.inventory.apply import apply_document
-from fleetops.main import create_app
 from fleetops.models import AuditRecord
 from fleetops.sim.executor import SimulatedExecutor
-from fleetops.sim.fleet import generate
 from tests.devices.factory import hardware_findings
-from tests.fixtures.app import Tokens, make_settings, seed_users
+from tests.fixtures.app import Tokens, seed_users, simulated_fleet_client
 from tests.logs.ingest_helpers import ingest_token
 
 SECRET = "shared-webhook-secret"
@@ -101,22 +97,17 @@ def executor() -> SimulatedExecutor:
 def loop_app(
     db_url: str, tmp_path: Path, receiver: Receiver, executor: SimulatedExecutor
 ) -> Iterator[tuple[TestClient, Tokens]]:
-    engine = make_engine(db_url)
-    with session_scope(make_session_factory(engine)) as session:
-        apply_document(session, AuditContext(actor="test"), generate(hosts=40, racks=4))
-    engine.dispose()
     users = seed_users(db_url)
-    settings = make_settings(
+    with simulated_fleet_client(
         db_url,
         tmp_path / "data",
-        executor="simulated",
-        engine_tick_seconds=0.05,
-        health_policy_enabled=True,
+        executor,
+        hosts=40,
+        racks=4,
         health_policy_interval=0.3,
         repair_webhook_url=receiver.url,
         repair_webhook_secret=SECRET,
-    )
-    with TestClient(create_app(settings, executors={"simulated": executor})) as client:
+    ) as client:
         yield client, users
 
 

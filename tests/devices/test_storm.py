@@ -21,16 +21,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from fleetops.audit.service import AuditContext
-from fleetops.db import make_engine, make_session_factory, session_scope
+from fleetops.db import make_engine, make_session_factory
 from fleetops.devices.safety import OUT_OF_SERVICE
-from fleetops.inventory.apply import apply_document
-from fleetops.main import create_app
 from fleetops.models import DeviceState, DeviceTransition, Finding, Host
 from fleetops.sim.executor import SimulatedExecutor
-from fleetops.sim.fleet import generate
 from tests.devices.factory import hardware_findings
-from tests.fixtures.app import make_settings
+from tests.fixtures.app import simulated_fleet_client
 
 pytestmark = pytest.mark.slow
 RACK_CAP, CLUSTER_CAP = 0.20, 0.05
@@ -68,23 +64,17 @@ class Watcher:
 
 @pytest.fixture
 def storm_app(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    engine = make_engine(db_url)
-    with session_scope(make_session_factory(engine)) as session:
-        apply_document(session, AuditContext(actor="test"), generate(hosts=1000, racks=40))
-    engine.dispose()
-    settings = make_settings(
+    executor = SimulatedExecutor(latency=0.3, seed=5)  # a drain takes a few tenths of a second
+    with simulated_fleet_client(
         db_url,
         tmp_path / "data",
-        executor="simulated",
-        engine_tick_seconds=0.05,
-        health_policy_enabled=True,
-        health_policy_interval=0.2,
+        executor,
+        hosts=1000,
+        racks=40,
         isolation_per_hour=1000,  # the rack and cluster caps are what this test is about
         isolation_rack_fraction=RACK_CAP,
         isolation_cluster_fraction=CLUSTER_CAP,
-    )
-    executor = SimulatedExecutor(latency=0.3, seed=5)  # a drain takes a few tenths of a second
-    with TestClient(create_app(settings, executors={"simulated": executor})) as client:
+    ) as client:
         yield client
 
 

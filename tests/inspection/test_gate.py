@@ -21,13 +21,10 @@ from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.devices import repairs
 from fleetops.devices.repairs import RepairConfig
 from fleetops.devices.states import Lifecycle, transition
-from fleetops.inventory.apply import apply_document
-from fleetops.main import create_app
 from fleetops.models import HardwareModel, Host
 from fleetops.sim.executor import SimulatedExecutor
-from fleetops.sim.fleet import generate
 from tests.changes.fleet import wait_for
-from tests.fixtures.app import Tokens, make_settings, seed_users
+from tests.fixtures.app import Tokens, seed_users, simulated_fleet_client
 
 MODEL = "dn-gen3"
 
@@ -41,23 +38,17 @@ def executor() -> SimulatedExecutor:
 def gate_app(
     db_url: str, tmp_path: Path, executor: SimulatedExecutor
 ) -> Iterator[tuple[TestClient, Tokens]]:
-    engine = make_engine(db_url)
-    with session_scope(make_session_factory(engine)) as session:
-        apply_document(session, AuditContext(actor="test"), generate(hosts=24, racks=3))
-    engine.dispose()
-    settings = make_settings(
+    with simulated_fleet_client(
         db_url,
         tmp_path / "data",
-        executor="simulated",
-        engine_tick_seconds=0.05,
-        health_policy_enabled=True,
-        health_policy_interval=0.2,
+        executor,
+        hosts=24,
+        racks=3,
         verification_probes="cpu,memory,disk",
         inspection_quick=True,
         budget_rack=1.0,
         budget_cluster=1.0,
-    )
-    with TestClient(create_app(settings, executors={"simulated": executor})) as client:
+    ) as client:
         yield client, seed_users(db_url)
 
 
