@@ -5,13 +5,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint typecheck fmt bench serve clean
+.PHONY: demo test check lint typecheck fmt bench serve lock clean
 
-$(STAMP): pyproject.toml
+# Every package, transitive ones included, comes from uv.lock (exact versions and hashes); uv
+# itself is bootstrapped from scripts/uv-requirements.txt (hashed too). `uv sync --locked` refuses a
+# lock that no longer matches pyproject.toml, and removes whatever the lock does not name.
+$(BIN)/uv: scripts/uv-requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		--require-hashes --no-deps -r scripts/uv-requirements.txt
+	touch $(BIN)/uv
+
+$(STAMP): pyproject.toml uv.lock $(BIN)/uv
+	$(BIN)/uv sync --locked --quiet --extra dev
 	touch $(STAMP)
+
+lock: $(BIN)/uv  ## re-resolve on purpose: every transitive package to the newest pyproject.toml allows
+	$(BIN)/uv lock --upgrade
+	$(BIN)/uv export --frozen --no-emit-project --extra dev --no-header \
+		| awk '/^uv==/{p=1;print;next} p&&/^ /{print;next} {p=0}' > scripts/uv-requirements.txt
+	rm -f $(STAMP)
 
 demo: $(STAMP)  ## install and start the demo (SQLite, simulated fleet, web UI on :8080)
 	$(BIN)/fleetops demo
@@ -38,7 +51,8 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench migrations
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/uv sync --locked --quiet --extra dev --extra bench
+	rm -f $(STAMP)
 	@for b in bench/bench_*.py bench/parse.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

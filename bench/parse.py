@@ -21,7 +21,8 @@ word and every masked shape has been seen, which helps fleetops (it caches both)
 The `cold` column is the ratio on the first pass over the 2k sample alone, where nothing repeats
 but what the sample itself repeats.
 
-Needs `pip install drain3==0.9.11` (the `bench` extra). Run:
+Needs drain3==0.9.11, the locked `bench` extra (`uv sync --locked --extra dev --extra bench`).
+Run:
 `.venv/bin/python bench/parse.py [--systems HDFS,Linux] [--lines 200000]`.
 """
 
@@ -236,8 +237,8 @@ def main() -> int:
         import drain3  # noqa: F401
     except ImportError:
         print(
-            f"Drain3 is the baseline and is not installed: .venv/bin/pip install '{DRAIN3}'"
-            " (or pip install -e '.[bench]')",
+            f"Drain3 ({DRAIN3}) is the baseline and is not installed: make bench, or"
+            " .venv/bin/uv sync --locked --extra dev --extra bench",
             file=sys.stderr,
         )
         return 2

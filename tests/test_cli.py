@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,25 @@ def hostnames(env: dict[str, str], *args: str) -> list[str]:
     result = run(env, "host", "list", "-o", "json", *args)
     assert result.returncode == 0, result.stderr
     return [h["hostname"] for h in json.loads(result.stdout)["items"]]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("host", "list"), ("host", "list", "-o", "json"), ("audit", "verify"), ("--help",)],
+    ids=" ".join,
+)
+def test_a_successful_command_prints_nothing_on_stderr(
+    db_url: str, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """The installed entry point, first run on a new data directory, as a user types it."""
+    fleetops = Path(sys.executable).with_name("fleetops")
+    env = cli_env(db_url, tmp_path / "data")
+    result = subprocess.run(
+        [str(fleetops), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout
+    assert result.stderr == ""
 
 
 def test_import_ansible_ini_then_list_and_show(env: dict[str, str]) -> None:

@@ -79,8 +79,11 @@ def _local_client(settings: Settings) -> ApiClient:
     from fleetops.auth.dependencies import Principal
     from fleetops.main import create_app
 
-    warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
-    from fastapi.testclient import TestClient
+    # Starlette deprecates its httpx-based test client in favour of httpx2; this one in-process
+    # client works as it is, so the notice is silenced for this import only.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
+        from fastapi.testclient import TestClient
 
     principal = Principal(0, f"local:{getpass.getuser()}", Role.ADMIN, "local")
     client = TestClient(
@@ -133,13 +136,9 @@ def _run_server(
 ) -> None:
     # Imported here, not at the top: the web stack is only needed without --server, and
     # `fleetops --help` / remote commands should start instantly.
-    import warnings
-
     import uvicorn
 
     from fleetops.main import create_app
-
-    warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
 
     try:
         settings.check_bind()
