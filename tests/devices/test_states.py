@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
@@ -187,10 +188,13 @@ def test_list_by_state_and_selector_with_counts(host: Session) -> None:
     assert service.counts(host, selector="h001")["suspect"] == 0
 
 
-def test_deleting_a_host_deletes_its_device_rows(host: Session) -> None:
+def test_a_host_with_a_lifecycle_is_not_deleted_even_by_sql(host: Session) -> None:
+    """Below the service's refusal the database itself keeps the history (RESTRICT)."""
     service.move(host, ALICE, hostname="h002", to=L.SUSPECT, reason="r")
     host.commit()
     host.delete(host.scalars(select(Host).where(Host.hostname == "h002")).one())
-    host.commit()
-    assert host.scalar(select(DeviceState)) is None
-    assert host.scalar(select(DeviceTransition)) is None
+    with pytest.raises(IntegrityError):
+        host.flush()
+    host.rollback()
+    assert host.scalar(select(DeviceTransition.to_state)) == "suspect"
+    assert host.scalar(select(DeviceState.state)) == "suspect"

@@ -70,11 +70,18 @@ def _device(row: Any) -> Device:
     )
 
 
-def _where(stmt: Rows, *, state: Lifecycle | None, selector: str | None) -> Rows:
+def _where(
+    stmt: Rows, *, state: Lifecycle | None, selector: str | None, retired: bool = False
+) -> Rows:
+    """Filter by state and selector; retired devices only when asked for (`retired`, the
+    `retired` state, or a selector naming them)."""
+    retired = retired or state is Lifecycle.RETIRED
     if state is not None:
         stmt = stmt.where(_STATE == state.value)
     if selector is not None:
-        stmt = stmt.where(selectors.to_clause(selectors.parse(selector)))
+        stmt = stmt.where(selectors.to_clause(selectors.parse(selector), include_retired=retired))
+    elif not retired:
+        stmt = stmt.where(_STATE != Lifecycle.RETIRED.value)
     return stmt
 
 
@@ -102,7 +109,10 @@ def query(
 def counts(session: Session, *, selector: str | None = None) -> dict[str, int]:
     """How many of the selected hosts are in each state (every state listed, zeros included)."""
     stmt = _where(
-        select(_STATE, func.count()).select_from(Host), state=None, selector=selector
+        select(_STATE, func.count()).select_from(Host),
+        state=None,
+        selector=selector,
+        retired=True,
     ).outerjoin(DeviceState, DeviceState.host_id == Host.id)
     found: dict[str, int] = dict(session.execute(stmt.group_by(_STATE)).all())
     return {s.value: int(found.get(s.value, 0)) for s in Lifecycle}

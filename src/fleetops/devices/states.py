@@ -43,10 +43,12 @@ ALLOWED: dict[Lifecycle, frozenset[Lifecycle]] = {
     L.IN_SERVICE: frozenset({L.SUSPECT}),
     L.SUSPECT: frozenset({L.DRAINING, L.IN_SERVICE}),  # in_service: the suspicion cleared
     L.DRAINING: frozenset({L.ISOLATED, L.SUSPECT}),  # suspect: the drain failed or was aborted
-    L.ISOLATED: frozenset({L.IN_REPAIR}),
-    L.IN_REPAIR: frozenset({L.VERIFYING, L.RETIRED}),  # retired: not worth repairing
+    # Retired (final) from wherever the machine no longer carries work: decommissioned once drained,
+    # not worth repairing, or dead on arrival. A serving host is drained first (or overridden).
+    L.ISOLATED: frozenset({L.IN_REPAIR, L.RETIRED}),
+    L.IN_REPAIR: frozenset({L.VERIFYING, L.RETIRED}),
     L.VERIFYING: frozenset({L.IN_SERVICE, L.IN_REPAIR}),  # in_repair: verification failed
-    L.PROVISIONING: frozenset({L.VERIFYING}),
+    L.PROVISIONING: frozenset({L.VERIFYING, L.RETIRED}),
     L.RETIRED: frozenset(),
 }
 

@@ -401,6 +401,12 @@ def _locked(session: Session, finding_id: int) -> Finding:
 # --- queries ----------------------------------------------------------------------------------
 
 
+def count_about(session: Session, *, entity_type: str, entity: str) -> int:
+    """How many findings, in any status, were ever reported about one entity."""
+    where = (Finding.entity_type == entity_type, Finding.entity == entity)
+    return session.scalar(select(func.count()).select_from(Finding).where(*where)) or 0
+
+
 def get(session: Session, finding_id: int) -> Finding | None:
     """The finding with this id, or None."""
     return session.get(Finding, finding_id)

@@ -46,7 +46,7 @@ def host_list(
     offset: Annotated[int, typer.Option(min=0)] = 0,
     output: OutputOption = "table",
 ) -> None:
-    """List hosts, optionally those a selector picks."""
+    """List hosts, optionally those a selector picks; retired ones only with `-s state=retired`."""
     page = api(ctx).get("/api/v1/hosts", selector=selector, sort=sort, limit=limit, offset=offset)
     emit(page, output, HOST_COLUMNS)
 
@@ -55,6 +55,13 @@ def host_list(
 def host_show(ctx: typer.Context, hostname: str, output: OutputOption = "table") -> None:
     """Show one host."""
     emit(api(ctx).get(f"/api/v1/hosts/{hostname}"), output, title=hostname)
+
+
+@host_app.command("delete")
+def host_delete(ctx: typer.Context, hostname: str) -> None:
+    """Delete a host that has no history; one with history is refused: retire it instead."""
+    api(ctx).delete(f"/api/v1/hosts/{hostname}")
+    stdout.print(f"deleted host {hostname}", highlight=False, markup=False)
 
 
 @host_app.command("import")

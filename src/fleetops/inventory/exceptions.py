@@ -25,6 +25,10 @@ class RackNotEmpty(Conflict):
     pass
 
 
+class HostHasHistory(Conflict):
+    """Rows elsewhere record what happened to the host; `references` counts them by kind."""
+
+
 class InvalidSort(BadRequest):
     pass
 

@@ -92,7 +92,10 @@ def update_host(
 
 @router.delete("/hosts/{hostname}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_host(hostname: str, request: Request, session: SessionDep, who: Operator) -> Response:
-    """Remove a host from the inventory."""
+    """Remove a host that has no history.
+
+    409 `HostHasHistory` when change runs, lifecycle transitions, repair tickets, probe runs or
+    findings refer to it (`references` counts them): such a host is retired, never deleted."""
     service.delete_host(session, audit_context(request, who), _host(session, hostname))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -131,7 +134,8 @@ def update_rack(
 
 @router.delete("/racks/{name}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_rack(name: str, request: Request, session: SessionDep, who: Operator) -> Response:
-    """Remove an empty rack."""
+    """Remove an empty rack; 409 `RackNotEmpty` (with `members`) while hosts or switches are in it,
+    retired hosts included."""
     if not service.delete_rack(session, audit_context(request, who), name):
         raise RackNotFound(f"rack {name!r} not found")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,7 @@
 A selector such as `(rack=r01 or rack=r02) and label:role=datanode except dn-00[1-3]` parses into an
 immutable AST (`parse`), prints back canonically (`describe`, for audit records) and compiles to one
 SQL boolean over `Host` (`to_clause`), so it means the same in the CLI, the API and every change.
+Retired hosts are never picked unless a selector names them (`state=retired`).
 
 Grammar, loosest first (`,` is an AND that binds tighter than `and`/`except`, looser than `not`):
 
@@ -48,6 +49,7 @@ MAX_LENGTH = 4096
 MAX_NAMES = 100_000
 KEYS = ("host", "address", "cluster", "rack", "datacenter", "region", "model", "state", "group")
 ALIASES = {"hostname": "host", "dc": "datacenter", "sku": "model"}
+RETIRED = "retired"  # the lifecycle's final state: hosts kept only for their history
 _OPERATORS = frozenset({"and", "or", "except", "not"})
 _LABEL_KEY = re.compile(r"[A-Za-z0-9._/-]+")
 _NUMBER_RANGE = re.compile(r"(\d+)-(\d+)")
@@ -458,8 +460,31 @@ def _term(term: Term) -> ColumnElement[bool]:
     raise SelectorError(f"unknown key '{term.key}'", column=1)
 
 
-def to_clause(node: Node) -> ColumnElement[bool]:
-    """Compile a selector to one boolean over `Host` that never evaluates to NULL."""
+def names_retired(node: Node) -> bool:
+    """Whether the selector asks for retired hosts by name: a `state=retired` term anywhere."""
+    match node:
+        case Term(key="state", values=values):
+            return any(RETIRED in expand_ranges(value) for value in values)
+        case Not(inner):
+            return names_retired(inner)
+        case And(left, right) | Or(left, right) | Except(left, right):
+            return names_retired(left) or names_retired(right)
+        case _:
+            return False
+
+
+def to_clause(node: Node, *, include_retired: bool = False) -> ColumnElement[bool]:
+    """Compile a selector to one boolean over `Host` that never evaluates to NULL.
+
+    Retired hosts are kept for their history, not for work: they are left out unless the selector
+    names them (`state=retired`) or the caller asks for them."""
+    clause = _clause(node)
+    if include_retired or names_retired(node):
+        return clause
+    return and_(clause, Host.state != RETIRED)
+
+
+def _clause(node: Node) -> ColumnElement[bool]:
     match node:
         case All():
             return true()
@@ -468,13 +493,13 @@ def to_clause(node: Node) -> ColumnElement[bool]:
         case Term(op=op):
             return _term(node) if op == "=" else not_(_term(node))
         case Not(inner):
-            return not_(to_clause(inner))
+            return not_(_clause(inner))
         case And(left, right):
-            return and_(to_clause(left), to_clause(right))
+            return and_(_clause(left), _clause(right))
         case Or(left, right):
-            return or_(to_clause(left), to_clause(right))
+            return or_(_clause(left), _clause(right))
         case Except(left, right):
-            return and_(to_clause(left), not_(to_clause(right)))
+            return and_(_clause(left), not_(_clause(right)))
         case _:
             assert_never(node)
 

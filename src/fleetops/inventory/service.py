@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.findings import service as findings_service
 from fleetops.inventory import selectors
 from fleetops.inventory.exceptions import (
+    HostHasHistory,
     HostnameTaken,
     InvalidSort,
     RackNameTaken,
@@ -31,6 +33,7 @@ from fleetops.inventory.schemas import (
     RackUpdate,
 )
 from fleetops.models import (
+    Base,
     Cluster,
     Datacenter,
     HardwareModel,
@@ -89,7 +92,8 @@ def _audit_view(host: Host) -> dict[str, Any]:
 
 
 def query_hosts(*, selector: str | None = None, sort: str = "hostname") -> Select[Host]:
-    """Hosts matching a selector (all when None), sorted by a known column (`-col` descending)."""
+    """Hosts matching a selector (all but the retired when None), sorted by a known column
+    (`-col` descending)."""
     key = sort.removeprefix("-")
     if key not in HOST_SORTS:
         raise InvalidSort(
@@ -98,6 +102,8 @@ def query_hosts(*, selector: str | None = None, sort: str = "hostname") -> Selec
     stmt = select(Host).options(*host_options())
     if selector is not None:
         stmt = stmt.where(selectors.to_clause(selectors.parse(selector)))
+    else:
+        stmt = stmt.where(Host.state != selectors.RETIRED)
     column = HOST_SORTS[key]
     if isinstance(column, tuple):
         fk, names = column[0], column[1].subquery()
@@ -202,7 +208,47 @@ def update_host(session: Session, ctx: AuditContext, host: Host, changes: HostUp
     return fresh
 
 
+# What a row naming a host records, by table: read by an operator in a refusal.
+HISTORY_KINDS = {
+    "host_runs": "change runs",
+    "device_states": "lifecycle state",
+    "device_transitions": "lifecycle transitions",
+    "repair_tickets": "repair tickets",
+    "probe_runs": "inspection probe runs",
+}
+
+
+def history_of(session: Session, host: Host) -> dict[str, int]:
+    """What records the host's past, by kind: every row of another table whose foreign key names
+    it without going with it (RESTRICT: a new table of that kind counts without a change here),
+    and the findings about it. Empty: nothing would be lost by deleting it."""
+    hosts = Host.__table__
+    found: dict[str, int] = {}
+    for table in Base.metadata.sorted_tables:
+        for fk in table.foreign_keys:
+            if fk.column.table is not hosts or fk.ondelete == "CASCADE":
+                continue
+            n = session.scalar(select(func.count()).where(fk.parent == host.id)) or 0
+            if n:
+                found[HISTORY_KINDS.get(table.name, table.name)] = n
+    n = findings_service.count_about(session, entity_type="host", entity=host.hostname)
+    if n:
+        found["findings"] = n
+    return found
+
+
 def delete_host(session: Session, ctx: AuditContext, host: Host) -> None:
+    """Delete a host that has no history; one with history is refused and pointed to retirement."""
+    if history := history_of(session, host):
+        listed = ", ".join(f"{n} {kind}" for kind, n in history.items())
+        raise HostHasHistory(
+            f"host {host.hostname!r} has history ({listed}), which deleting it would lose; "
+            f"retire it instead: fleetops device transition {host.hostname} retired -m REASON "
+            f"(POST /api/v1/devices/{host.hostname}/transition, to: retired; a host in service "
+            "is drained first, or the move is an --override). Retired hosts leave lists and "
+            "selectors and keep their history",
+            extra={"references": history},
+        )
     before = _audit_view(host)
     session.delete(host)
     session.flush()
@@ -326,8 +372,16 @@ def delete_rack(session: Session, ctx: AuditContext, name: str) -> bool:
     if rack is None:
         return False
     hosts = session.scalar(select(func.count()).where(Host.rack_id == rack.id)) or 0
-    if hosts:
-        raise RackNotEmpty(f"rack {name!r} still holds {hosts} host(s); move or delete them first")
+    switches = session.scalar(select(func.count()).where(Switch.rack_id == rack.id)) or 0
+    if hosts or switches:
+        held = " and ".join(
+            f"{n} {what}" for n, what in ((hosts, "host(s)"), (switches, "switch(es)")) if n
+        )
+        raise RackNotEmpty(
+            f"rack {name!r} still holds {held} (retired hosts included: they keep their "
+            "history); move them to another rack first",
+            extra={"members": {"hosts": hosts, "switches": switches}},
+        )
     session.delete(rack)
     session.flush()
     audit.record(session, ctx, action="rack.delete", entity_type="rack", entity_id=name)

@@ -2,7 +2,8 @@
 the outbox of ticket webhooks.
 
 A host without a `device_states` row is in service (hosts imported before devices existed); the
-row is created on its first transition. History rows are append-only. A webhook delivery row is
+row is created on its first transition. History rows are append-only, and no foreign key deletes
+them with their host: a host with a lifecycle is retired, never deleted. A webhook delivery row is
 written in the transaction that changed the ticket, so it is sent only once that has committed
 (the transactional outbox), and retried until the receiver takes it.
 """
@@ -24,7 +25,7 @@ class DeviceState(Base):
     __tablename__ = "device_states"
 
     host_id: Mapped[int] = mapped_column(
-        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("hosts.id", ondelete="RESTRICT"), primary_key=True
     )
     state: Mapped[str] = mapped_column(String(32), index=True)
     since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -47,7 +48,7 @@ class DeviceTransition(Base):
     __table_args__ = (Index("ix_device_transitions_host_at", "host_id", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
     from_state: Mapped[str] = mapped_column(String(32))
     to_state: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(128))  # a username, or `policy:<name>`
@@ -64,7 +65,7 @@ class RepairTicket(Base):
     __table_args__ = (Index("ix_repair_tickets_host_opened", "host_id", "opened_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
     status: Mapped[str] = mapped_column(String(32), index=True)
     action: Mapped[str] = mapped_column(String(32))  # the rung: reboot | reimage | replace
     symptoms: Mapped[str] = mapped_column(Text, default="")

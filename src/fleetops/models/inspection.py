@@ -27,8 +27,9 @@ class ProbeRun(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="SET NULL"))
-    hostname: Mapped[str] = mapped_column(String(253))  # kept when the host is deleted
+    # RESTRICT: a measured host is history, retired rather than deleted.
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
+    hostname: Mapped[str] = mapped_column(String(253))
     model: Mapped[str] = mapped_column(String(64), default="")  # hardware model name at the time
     probe: Mapped[str] = mapped_column(String(32))  # cpu, memory, disk, smart, network
     tool_version: Mapped[str] = mapped_column(String(64), default="")
