@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,7 @@ from fleetops.changes.engine.runner import Engine
 from fleetops.changes.executor import Executor, Target
 from fleetops.changes.operations import load_library
 from fleetops.changes.pages import router as changes_pages_router
+from fleetops.changes.routes import CONTROLS
 from fleetops.changes.routes import router as changes_router
 from fleetops.config import Settings
 from fleetops.dashboard.pages import router as pages_router
@@ -50,6 +59,8 @@ from fleetops.inspection.pages import router as inspection_pages_router
 from fleetops.inspection.routes import router as inspection_router
 from fleetops.inspection.service import InspectionService
 from fleetops.inventory.routes import router as inventory_router
+from fleetops.kit.nul import RefuseNul, document_no_nul
+from fleetops.kit.openapi_links import Link, add_links
 from fleetops.logs.diagnosis_routes import router as diagnosis_router
 from fleetops.logs.pages import router as logs_pages_router
 from fleetops.logs.routes import loki_router
@@ -142,6 +153,7 @@ def create_app(
     app.state.local_principal = local_principal
     _install_middleware(app)
     _install_error_handlers(app)
+    _document_api(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(_health_router())
     app.include_router(auth_router, prefix="/api/v1")
@@ -256,7 +268,75 @@ def _health_router() -> Any:
     return router
 
 
+_HOST = "/api/v1/hosts/{hostname}"
+_DEVICE = "/api/v1/devices/{hostname}"
+_CHANGE = "/api/v1/changes/{change_id}"
+API_LINKS = [
+    Link(
+        "POST /api/v1/hosts",
+        (
+            f"GET {_HOST}",
+            f"PATCH {_HOST}",
+            f"DELETE {_HOST}",
+            f"GET {_DEVICE}",
+            f"GET {_DEVICE}/history",
+            f"POST {_DEVICE}/transition",
+            f"POST {_DEVICE}/signals",
+        ),
+        {"hostname": "$response.body#/hostname"},
+    ),
+    Link(
+        "POST /api/v1/racks",
+        tuple(f"{m} /api/v1/racks/{{name}}" for m in ("GET", "PATCH", "DELETE")),
+        {"name": "$response.body#/name"},
+    ),
+    Link(
+        "POST /api/v1/workflows",
+        ("GET /api/v1/workflows/{name}",),
+        {"name": "$response.body#/name"},
+    ),
+    Link(
+        "POST /api/v1/changes",
+        (
+            f"GET {_CHANGE}",
+            f"GET {_CHANGE}/steps",
+            *(f"POST {_CHANGE}/{a}" for a in ("approve", "reject", *CONTROLS)),
+        ),
+        {"change_id": "$response.body#/id"},
+    ),
+    Link(
+        "POST /api/v1/adhoc",
+        ("POST /api/v1/adhoc/{change_id}/results", f"GET {_CHANGE}", f"GET {_CHANGE}/steps"),
+        {"change_id": "$response.body#/change_id"},
+    ),
+    Link(
+        "POST /api/v1/inspections",
+        (f"GET {_CHANGE}", f"GET {_CHANGE}/steps", f"POST {_CHANGE}/cancel"),
+        {"change_id": "$response.body#/change_id"},
+    ),
+    Link(
+        "POST /api/v1/devices/{hostname}/admit",
+        (f"GET {_CHANGE}",),
+        {"change_id": "$response.body#/change_id"},
+    ),
+]
+
+
+def _document_api(app: FastAPI) -> None:
+    """The served document: the routes', plus the NUL rule and the links between operations."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_links(document_no_nul(build()), API_LINKS)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _install_middleware(app: FastAPI) -> None:
+    app.add_middleware(RefuseNul, prefix="/api/", raw=frozenset({"/api/v1/logs"}))
+
     @app.middleware("http")
     async def request_context(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -301,4 +381,29 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         names = {404: "NotFound", 405: "MethodNotAllowed"}
         body = {"error": names.get(exc.status_code, "HTTPError"), "detail": str(exc.detail)}
-        return _error_response(request, exc.status_code, body)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not just the first route's
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _error_response(request, exc.status_code, body, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the routes matching this path answer (RFC 9110 `Allow`)."""
+    path = request.url.path
+    matching = [
+        route
+        for route in _flat_routes(request.app.routes)
+        if getattr(route, "methods", None)
+        and getattr(route, "path_regex", None) is not None
+        and route.path_regex.match(path)
+    ]
+    # A literal path (`/workflows/validate`) is its own resource, not `/workflows/{name}`.
+    literal = [route for route in matching if route.path == path]
+    return sorted({method for route in literal or matching for method in route.methods})
+
+
+def _flat_routes(routes: Sequence[Any]) -> Iterator[Any]:
+    """The app's routes with included routers expanded (FastAPI keeps them lazily)."""
+    for route in routes:
+        expand = getattr(route, "effective_route_contexts", None)
+        yield from expand() if expand else [route]

@@ -140,7 +140,7 @@ def test_bad_submissions_name_the_problem(
     dev = users.headers("developer")
     base = {"workflow": "append", "selector": "h001", "title": "t", "params": {"dir": "/tmp"}}
     empty = client.post("/api/v1/changes", json=base | {"selector": "rack=nowhere"}, headers=dev)
-    assert empty.status_code == 400
+    assert empty.status_code == 409
     assert empty.json()["error"] == "EmptyTargetSet"
     unknown_key = client.post("/api/v1/changes", json=base | {"selector": "rak=r1"}, headers=dev)
     assert unknown_key.status_code == 400

@@ -88,7 +88,7 @@ def test_exec_on_inventory_hosts_by_selector(db_url: str, tmp_path: Path, sshd: 
     assert result.stdout.count(" ok ") >= 4
     assert "4 ok" in result.stderr
     empty = run(env, "exec", "-t", "rack=nowhere", "--", "true")
-    assert empty.returncode == 1
+    assert empty.returncode == 4
     assert "EmptyTargetSet" in empty.stderr
     both = run(env, "exec", "-t", "all", "-i", str(csv), "--", "true")
     assert both.returncode == 2

@@ -143,7 +143,7 @@ def test_starting_an_inspection(api: TestClient, db_url: str) -> None:
         ),
         (
             {"selector": "h9*"},
-            400,
+            409,
             "selector 'h9*' matches no host; a change needs targets",
         ),
     ],

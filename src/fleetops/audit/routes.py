@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,6 +10,7 @@ from fleetops.audit import service
 from fleetops.audit.schemas import AuditPage, AuditRead, AuditVerify
 from fleetops.auth.dependencies import SessionDep, Viewer
 from fleetops.errors import ERROR_RESPONSES
+from fleetops.kit.instants import Instant
 from fleetops.kit.pagination import Limit, Offset, paginate
 
 router = APIRouter(tags=["audit"], responses=ERROR_RESPONSES)
@@ -25,8 +25,8 @@ def list_audit(
     entity_type: str | None = None,
     entity_id: str | None = None,
     outcome: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> AuditPage:

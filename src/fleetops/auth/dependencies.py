@@ -66,7 +66,10 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# "function": the session commits when the handler returns, before the response is sent. (The
+# default, "request", would commit after the client has its answer: a 201 for a change that a
+# failed commit then loses, and a client that reads it back too early finds nothing.)
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def record_refusal(request: Request, principal: Principal | None, outcome: str) -> None:

@@ -123,7 +123,7 @@ def finish(
         for r in session.scalars(select(HostRun).where(HostRun.change_id == change.id))
     }
     if unknown := sorted({r.hostname for r in results} - set(runs)):
-        raise InvalidChange(f"results for hosts that were not targeted: {', '.join(unknown[:5])}")
+        raise Conflict(f"results for hosts that were not targeted: {', '.join(unknown[:5])}")
     now = utcnow()
     for result in results:
         run = runs[result.hostname]
@@ -167,9 +167,6 @@ def resolve_known(session: Session, hostnames: Sequence[str]) -> dict[str, int]:
     known: dict[str, int] = {}
     for start in range(0, len(hostnames), 500):  # bounded IN lists on every database
         chunk = hostnames[start : start + 500]
-        known.update(
-            session.execute(select(Host.hostname, Host.id).where(Host.hostname.in_(chunk)))
-            .tuples()
-            .all()
-        )
+        rows = session.execute(select(Host.hostname, Host.id).where(Host.hostname.in_(chunk)))
+        known.update((hostname, host_id) for hostname, host_id in rows)
     return known

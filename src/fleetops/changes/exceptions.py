@@ -1,4 +1,4 @@
-from fleetops.errors import AppError, BadRequest, Conflict, NotFound, PermissionDenied
+from fleetops.errors import AppError, Conflict, NotFound, PermissionDenied
 
 
 class ChangeNotFound(NotFound):
@@ -9,8 +9,8 @@ class WorkflowNotFound(NotFound):
     pass
 
 
-class EmptyTargetSet(BadRequest):
-    """A selector that matches no host: never means "all hosts"."""
+class EmptyTargetSet(Conflict):
+    """A selector that matches no host (now): never means "all hosts"."""
 
 
 class InvalidChange(AppError):

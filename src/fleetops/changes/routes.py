@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
@@ -195,7 +196,10 @@ def _change(session: Session, change_id: int) -> ChangeRequest:
 def submit_change(
     body: ChangeCreate, request: Request, session: SessionDep, who: Developer
 ) -> ChangeRead:
-    """Submit a change request; targets are resolved and batches planned now."""
+    """Submit a change request; targets are resolved and batches planned now.
+
+    422 when `params` do not fit the workflow's declared parameters or `window_end` is not after
+    `window_start`; 409 when the selector matches no host."""
     sub = service.Submission(
         workflow=body.workflow,
         version=body.version,
@@ -324,27 +328,49 @@ def reject_change(
 CONTROLS = ("pause", "resume", "cancel", "abort", "retry")
 
 
-@router.post("/changes/{change_id}/{action}", response_model=ChangeRead)
-def control_change(
-    change_id: ChangeId,
-    action: Annotated[str, Path(pattern=f"^({'|'.join(CONTROLS)})$")],
-    body: ControlBody,
-    request: Request,
-    session: SessionDep,
-    who: Developer,
-) -> ChangeRead:
-    """pause | resume | cancel | abort (with rollback when the workflow says so) | retry failed
-    hosts. Operators; a requester may cancel their own change."""
-    change = _change(session, change_id)
-    own_cancel = action == "cancel" and change.requester == who.username
-    if not (who.can(Role.OPERATOR) or own_cancel):
-        raise PermissionDenied(f"{action} needs the operator role")
-    try:
-        service.control(session, audit_context(request, who), change, action, reason=body.reason)
-    except TransitionRefused:
-        session.rollback()
-        raise
-    return change_read(session, change)
+def _control_route(action: str) -> Callable[..., ChangeRead]:
+    def control_change(
+        change_id: ChangeId,
+        body: ControlBody,
+        request: Request,
+        session: SessionDep,
+        who: Developer,
+    ) -> ChangeRead:
+        change = _change(session, change_id)
+        own_cancel = action == "cancel" and change.requester == who.username
+        if not (who.can(Role.OPERATOR) or own_cancel):
+            raise PermissionDenied(f"{action} needs the operator role")
+        try:
+            service.control(
+                session, audit_context(request, who), change, action, reason=body.reason
+            )
+        except TransitionRefused:
+            session.rollback()
+            raise
+        return change_read(session, change)
+
+    return control_change
+
+
+# One operation per control (not `/{action}`): an unknown action is then a 405 naming the
+# allowed methods, like any path, and each control is documented and linked on its own.
+_CONTROL_DOCS = {
+    "pause": "Pause a running change after its in-flight hosts (operators).",
+    "resume": "Resume a paused change (operators).",
+    "cancel": "Cancel a change before or during its run (operators; a requester their own).",
+    "abort": "Stop a change now, rolling back when its workflow says so (operators).",
+    "retry": "Run a change's failed hosts again (operators).",
+}
+for _action in CONTROLS:
+    router.add_api_route(
+        f"/changes/{{change_id}}/{_action}",
+        _control_route(_action),
+        methods=["POST"],
+        response_model=ChangeRead,
+        name=f"{_action}_change",
+        summary=f"{_action.capitalize()} a change",
+        description=_CONTROL_DOCS[_action],
+    )
 
 
 @router.get("/freezes", response_model=list[FreezeRead])

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
+from fleetops.changes.executor import MAX_OUTPUT
+from fleetops.inventory.selectors import SelectorText
+from fleetops.kit.instants import Instant
 from fleetops.kit.pagination import Page
 
 
@@ -39,8 +43,26 @@ class WorkflowDetail(WorkflowRead):
     source: str
 
 
+_WORKFLOW_EXAMPLE = """\
+name: restart-nginx
+version: 1
+description: Restart nginx a rack at a time.
+stages:
+  - name: restart
+    steps:
+      - operation: service_restart
+        params: {service: nginx}
+    strategy: {batch: 10%, max_failures: 1, spread_by: rack}
+"""
+
+
 class WorkflowSubmit(BaseModel):
-    source: str = Field(max_length=1_000_000, description="the workflow YAML")
+    source: str = Field(
+        max_length=1_000_000,
+        description="the workflow YAML (docs/changes.md); 422 names every problem in it",
+        examples=[_WORKFLOW_EXAMPLE],
+        json_schema_extra={"format": "workflow-yaml"},
+    )
 
 
 class ValidationReport(BaseModel):
@@ -51,12 +73,12 @@ class ValidationReport(BaseModel):
 class ChangeCreate(BaseModel):
     workflow: str = Field(min_length=1, max_length=64)
     version: int | None = Field(default=None, ge=1, le=1_000_000)
-    selector: str = Field(min_length=1, max_length=4096)
+    selector: SelectorText
     params: dict[str, Any] = Field(default_factory=dict)
     title: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=10_000)
-    window_start: datetime | None = None
-    window_end: datetime | None = None
+    window_start: Instant | None = None
+    window_end: Instant | None = None
 
 
 class ChangeRead(BaseModel):
@@ -145,9 +167,24 @@ class ChangeDetail(ChangeRead):
 
 
 class FreezeCreate(BaseModel):
+    """No batch starts from `starts_at` until `ends_at` (after it: 422 otherwise)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "peak-season",
+                    "starts_at": "2026-11-10T00:00:00Z",
+                    "ends_at": "2026-11-12T00:00:00Z",
+                    "reason": "the year's biggest sales event",
+                }
+            ]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=128)
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Instant
+    ends_at: Instant
     reason: str = Field(default="", max_length=2000)
 
 
@@ -159,14 +196,24 @@ class FreezeRead(FreezeCreate):
 
 
 class AdhocHost(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # so `uniqueItems` means one entry per host
+
     hostname: str = Field(min_length=1, max_length=253)
 
 
 class AdhocStart(BaseModel):
+    """Targets come from the inventory (`selector`) or from a file (`hosts`): exactly one."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["selector"]}, {"required": ["hosts"]}]}
+    )
+
     command: str = Field(min_length=1, max_length=10_000)
-    selector: str | None = Field(default=None, max_length=4096)
-    hosts: list[AdhocHost] | None = Field(
-        default=None, max_length=100_000, description="hosts from an inventory file"
+    selector: SelectorText | SkipJsonSchema[None] = None
+    hosts: Annotated[list[AdhocHost], Field(max_length=100_000)] | SkipJsonSchema[None] = Field(
+        default=None,
+        description="hosts from an inventory file",
+        json_schema_extra={"uniqueItems": True},
     )
     source: str = Field(default="", max_length=4096, description="where the hosts came from")
     risk: Literal["read_only", "low", "medium", "high"] = "read_only"
@@ -188,8 +235,9 @@ class AdhocStarted(BaseModel):
 class AdhocResultIn(BaseModel):
     hostname: str = Field(min_length=1, max_length=253)
     exit_code: int | None = Field(default=None, ge=-1024, le=1024)
-    stdout: str = Field(default="", max_length=1_000_000)
-    stderr: str = Field(default="", max_length=1_000_000)
+    # What an executor keeps of a stream (MAX_OUTPUT bytes decode to at most as many characters).
+    stdout: str = Field(default="", max_length=MAX_OUTPUT)
+    stderr: str = Field(default="", max_length=MAX_OUTPUT)
     error: str = Field(default="", max_length=10_000)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from pydantic.json_schema import SkipJsonSchema
 
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
 from fleetops.devices import service
@@ -24,16 +25,14 @@ from fleetops.devices.schemas import (
 )
 from fleetops.devices.states import Lifecycle
 from fleetops.errors import ERROR_RESPONSES
+from fleetops.inventory import selectors
 from fleetops.kit.pagination import Limit, Offset
 
 router = APIRouter(prefix="/devices", tags=["devices"], responses=ERROR_RESPONSES)
 Hostname = Annotated[str, Path(max_length=253)]
 RECENT = 10
 
-SelectorQuery = Annotated[
-    str | None,
-    Query(max_length=4096, description="host selector, e.g. `rack=r07` or `dn-0[01-40]`"),
-]
+SelectorQuery = Annotated[str | SkipJsonSchema[None], Query(**selectors.SELECTOR_FIELD)]
 
 
 @router.get("", response_model=DevicePage)

@@ -11,7 +11,7 @@ from fleetops.auth.dependencies import Operator, SessionDep
 from fleetops.devices import service
 from fleetops.devices.exceptions import DeviceNotFound
 from fleetops.devices.signals import report_signals
-from fleetops.devices.signals.ingest import parse_payload
+from fleetops.devices.signals.ingest import Source, parse_payload
 from fleetops.devices.signals.schemas import SignalsBody, SignalsResult
 from fleetops.errors import ERROR_RESPONSES
 from fleetops.findings.schemas import FindingRead
@@ -38,7 +38,7 @@ def ingest_signals(
         raise DeviceNotFound(f"host {hostname!r} not found")
     now = utcnow()
     signals = parse_payload(
-        body.source, body.payload, host=hostname, now=now, previous=body.previous
+        Source(body.source), body.payload, host=hostname, now=now, previous=body.previous
     )
     found = report_signals(session, signals, now=now)
     opened = [f.id for f in found if f.first_seen == now]  # first seen now: opened by this call

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request
-from pydantic import AwareDatetime
 
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
 from fleetops.errors import ERROR_RESPONSES
@@ -14,6 +13,7 @@ from fleetops.findings.exceptions import FindingNotFound
 from fleetops.findings.schemas import AckBody, FindingCounts, FindingPage, FindingRead, ResolveBody
 from fleetops.findings.service import Severity
 from fleetops.findings.states import FindingStatus
+from fleetops.kit.instants import AwareInstant
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
 
 router = APIRouter(prefix="/findings", tags=["findings"], responses=ERROR_RESPONSES)
@@ -29,7 +29,7 @@ def list_findings(
     entity: Annotated[str | None, Query(max_length=255, description="exact entity name")] = None,
     severity: Severity | None = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="only findings seen at or after this time")
+        AwareInstant | None, Query(description="only findings seen at or after this time")
     ] = None,
     limit: Limit = 50,
     offset: Offset = 0,

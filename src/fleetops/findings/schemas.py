@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from fleetops.kit.nul import TEXT_PATTERN
 from fleetops.kit.pagination import Page
 
 
@@ -45,7 +46,10 @@ class AckBody(BaseModel):
 
 class ResolveBody(BaseModel):
     reason: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=2000, pattern=TEXT_PATTERN
+        ),
     ] = Field(description="what was done, or why it is not a problem; required")
 
 

@@ -73,11 +73,28 @@ InspectionPage = Page[InspectionRead]
 class InspectionStart(BaseModel):
     """Inspect the hosts a selector matches: a standard change of workflow inspect-hardware."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The cross-field rules below, stated in the schema too (JSON Schema if/then), so a client
+    # generated from the document sends what is accepted.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"probes": {"contains": {"const": probe}}}},
+                    "then": {"required": [field], "properties": {field: {"minLength": 1}}},
+                }
+                for probe, field in (("smart", "device"), ("network", "iperf_server"))
+            ]
+        },
+    )
 
-    selector: str = Field(min_length=1, max_length=4096)
+    selector: selectors.SelectorText
+    # An enum in the schema; the validator below refuses others with the list of known ones.
     probes: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_PROBES), min_length=1, max_length=len(PROBES)
+        default_factory=lambda: list(DEFAULT_PROBES),
+        min_length=1,
+        max_length=len(PROBES),
+        json_schema_extra={"items": {"type": "string", "enum": list(PROBES)}},
     )
     device: str = Field(
         default="",

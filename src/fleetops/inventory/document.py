@@ -7,15 +7,35 @@ transaction after checking every reference, so a bad file changes nothing.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+import re
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Wider than DNS: inventories name hosts by alias too (Ansible's `web_01`).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}$"
+# Regions, datacenters, clusters, racks and switches: the same alphabet, 64 characters as stored.
+ENTITY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 # Vendors name models with spaces and punctuation ("PowerEdge R740xd", "SYS-420GP-TNR (4U)").
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/ +()-]{0,63}$"
 SSH_USER_PATTERN = r"^[a-z_][a-z0-9_.-]{0,63}$"
+# A DNS name: letters, digits and hyphens in labels of 1-63, the last one starting with a letter
+# (so `10.0.0.300` is a broken IP address, not a name).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DNS_NAME_PATTERN = rf"^(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.?$"
+# What `validate_address` accepts, as the schema says it: nothing, an IP address or a DNS name.
+ADDRESSES: list[dict[str, Any]] = [
+    {"type": "string", "maxLength": 0},
+    {"type": "string", "format": "ipv4"},
+    {"type": "string", "format": "ipv6"},
+    {"type": "string", "pattern": DNS_NAME_PATTERN, "maxLength": 253},
+]
+ADDRESS_SCHEMA: dict[str, Any] = {"anyOf": ADDRESSES}
+# Lengths as stored. (Imports name labels after their columns, so a key may be any text; only
+# keys of letters, digits and ._/- can be named in a selector.)
+LabelKey = Annotated[str, Field(min_length=1, max_length=128)]
+LabelValue = Annotated[str, Field(max_length=256)]
+GroupName = Annotated[str, Field(min_length=1, max_length=128)]
 HOST_STATES = (
     "in_service",
     "provisioning",
@@ -35,12 +55,12 @@ class _Item(BaseModel):
 
 
 class RegionDoc(_Item):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=ENTITY_NAME_PATTERN)
     description: str = ""
 
 
 class DatacenterDoc(_Item):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=ENTITY_NAME_PATTERN)
     region: str
 
 
@@ -51,13 +71,13 @@ class LatencyDoc(_Item):
 
 
 class ClusterDoc(_Item):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=ENTITY_NAME_PATTERN)
     scheduler: str = Field(default="none", pattern=r"^(none|yarn|kubernetes|slurm)$")
     description: str = ""
 
 
 class RackDoc(_Item):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=ENTITY_NAME_PATTERN)
     datacenter: str
     cluster: str | None = None
     failure_domains: dict[str, str] = Field(default_factory=dict)
@@ -74,7 +94,7 @@ class HardwareModelDoc(_Item):
 
 
 class SwitchDoc(_Item):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=ENTITY_NAME_PATTERN)
     role: str = Field(pattern=r"^(tor|spine)$")
     datacenter: str
     rack: str | None = None
@@ -87,15 +107,16 @@ class HostFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hostname: str = Field(pattern=NAME_PATTERN)
-    address: str = ""
+    address: str = Field(default="", json_schema_extra=ADDRESS_SCHEMA)
     ssh_port: int = Field(default=22, ge=1, le=65535)
     ssh_user: str = Field(default="root", pattern=SSH_USER_PATTERN)
     model: str | None = None
     rack: str | None = None
     cluster: str | None = None
-    state: str = "in_service"
-    labels: dict[str, str] = Field(default_factory=dict)
-    groups: list[str] = Field(default_factory=list)
+    # An enum in the schema; checked by the validator below for a message that lists the states.
+    state: str = Field(default="in_service", json_schema_extra={"enum": list(HOST_STATES)})
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    groups: list[GroupName] = Field(default_factory=list)
 
     @field_validator("address")
     @classmethod
@@ -149,8 +170,7 @@ def validate_address(value: str) -> str:
         raise ValueError(f"invalid IP address {value!r}")
     if ":" in value:
         raise ValueError(f"invalid IPv6 address {value!r}")
-    labels = value.rstrip(".").split(".")
-    if not all(label and len(label) <= 63 and label.replace("-", "").isalnum() for label in labels):
+    if len(value) > 253 or not re.fullmatch(DNS_NAME_PATTERN, value):
         raise ValueError(f"invalid address {value!r}: neither an IP address nor a DNS name")
     return value
 

@@ -9,8 +9,8 @@ class RackNotFound(NotFound):
     pass
 
 
-class UnknownReference(BadRequest):
-    """A host or rack names a rack, cluster, datacenter or model that does not exist."""
+class UnknownReference(Conflict):
+    """A host or rack names a rack, cluster, datacenter or model that does not exist (yet)."""
 
 
 class HostnameTaken(Conflict):

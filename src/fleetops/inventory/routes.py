@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import select
 
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
 from fleetops.errors import ERROR_RESPONSES
-from fleetops.inventory import apply, formats, service
+from fleetops.inventory import apply, formats, selectors, service
 from fleetops.inventory.document import ImportFailed
 from fleetops.inventory.exceptions import HostNotFound, InventoryImportFailed, RackNotFound
 from fleetops.inventory.schemas import (
@@ -32,14 +33,7 @@ from fleetops.models import Cluster, Datacenter, HardwareModel, Host, Link, Regi
 SORT_PATTERN = f"^-?({'|'.join(service.HOST_SORTS)})$"
 router = APIRouter(tags=["inventory"], responses=ERROR_RESPONSES)
 
-SelectorQuery = Annotated[
-    str | None,
-    Query(
-        max_length=4096,
-        description="e.g. `cluster=c1,rack=r07,label:role=datanode`, "
-        "`dn-0[01-40]`, `rack=r01 or rack=r02`",
-    ),
-]
+SelectorQuery = Annotated[str | SkipJsonSchema[None], Query(**selectors.SELECTOR_FIELD)]
 
 
 @router.get("/hosts", response_model=HostPage)

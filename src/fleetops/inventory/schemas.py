@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from fleetops.inventory.document import (
-    NAME_PATTERN,
+    ADDRESSES,
+    ENTITY_NAME_PATTERN,
     SSH_USER_PATTERN,
+    GroupName,
     HostFields,
+    LabelKey,
+    LabelValue,
     validate_address,
 )
 from fleetops.kit.pagination import Page
@@ -43,14 +47,16 @@ class HostUpdate(BaseModel):
     """Every field optional; only the fields sent are changed. State changes come later via
     the device lifecycle, so `state` is not editable here."""
 
-    address: str | None = None
+    address: str | None = Field(
+        default=None, json_schema_extra={"anyOf": [{"type": "null"}, *ADDRESSES]}
+    )
     ssh_port: int | None = Field(default=None, ge=1, le=65535)
     ssh_user: str | None = Field(default=None, pattern=SSH_USER_PATTERN)
     model: str | None = None
     rack: str | None = None
     cluster: str | None = None
-    labels: dict[str, str] | None = None
-    groups: list[str] | None = None
+    labels: dict[LabelKey, LabelValue] | None = None
+    groups: list[GroupName] | None = None
 
     @field_validator("address")
     @classmethod
@@ -70,8 +76,8 @@ class RackRead(BaseModel):
 
 
 class RackCreate(BaseModel):
-    name: str = Field(pattern=NAME_PATTERN)
-    datacenter: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=ENTITY_NAME_PATTERN)
+    datacenter: str = Field(pattern=ENTITY_NAME_PATTERN)
     cluster: str | None = None
     failure_domains: dict[str, str] = Field(default_factory=dict)
 
@@ -99,10 +105,8 @@ class LinkRead(BaseModel):
 
 class ImportRequest(BaseModel):
     content: str = Field(max_length=50_000_000, description="the file's text")
-    format: str | None = Field(
-        default=None,
-        description="yaml, csv, ansible-ini, "
-        "ansible-yaml, netbox-csv; detected from filename/content if unset",
+    format: Literal["yaml", "csv", "ansible-ini", "ansible-yaml", "netbox-csv"] | None = Field(
+        default=None, description="detected from filename/content if unset"
     )
     filename: str = ""
     dry_run: bool = False

@@ -24,8 +24,9 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, assert_never
+from typing import Annotated, Any, Literal, TypeAlias, assert_never
 
+from pydantic import Field
 from sqlalchemy import Boolean, Select, and_, bindparam, exists, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
@@ -34,6 +35,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from fleetops.errors import AppError
+from fleetops.kit.nul import TEXT_PATTERN
 from fleetops.models.inventory import (
     Cluster,
     Datacenter,
@@ -49,6 +51,24 @@ MAX_LENGTH = 4096
 MAX_NAMES = 100_000
 KEYS = ("host", "address", "cluster", "rack", "datacenter", "region", "model", "state", "group")
 ALIASES = {"hostname": "host", "dc": "datacenter", "sku": "model"}
+# How an API field holding a selector is documented. JSON Schema cannot state the grammar, so the
+# field names it as a format (a generator that knows it produces valid selectors) and states what
+# it can: not blank, at most MAX_LENGTH characters. A grammatical error is a 400 `SelectorError`.
+SELECTOR_DOC = (
+    "a host selector (docs/selectors.md), e.g. `cluster=c1,rack=r07` or `dn-0[01-40] except "
+    "label:role=namenode`; 400 SelectorError when it does not parse"
+)
+# (`pattern` repeated: pydantic drops it from an optional field's schema.)
+SELECTOR_SCHEMA: dict[str, Any] = {"format": "selector", "pattern": TEXT_PATTERN}
+# The constraints of a selector field, for `Field(**...)` and FastAPI's `Query(**...)` alike.
+SELECTOR_FIELD: dict[str, Any] = {
+    "min_length": 1,
+    "max_length": MAX_LENGTH,
+    "pattern": TEXT_PATTERN,
+    "description": SELECTOR_DOC,
+    "json_schema_extra": SELECTOR_SCHEMA,
+}
+SelectorText = Annotated[str, Field(**SELECTOR_FIELD)]
 RETIRED = "retired"  # the lifecycle's final state: hosts kept only for their history
 _OPERATORS = frozenset({"and", "or", "except", "not"})
 _LABEL_KEY = re.compile(r"[A-Za-z0-9._/-]+")

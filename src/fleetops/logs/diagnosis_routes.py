@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query
 
 from fleetops.auth.dependencies import SessionDep, Viewer
 from fleetops.errors import ERROR_RESPONSES
+from fleetops.kit.instants import Instant
 from fleetops.logs import diagnosis
 from fleetops.logs.diagnosis import (
     HostErrorSeries,
@@ -32,9 +33,14 @@ from fleetops.models import utcnow
 router = APIRouter(prefix="/diagnosis", tags=["diagnosis"], responses=ERROR_RESPONSES)
 
 Since = Annotated[
-    datetime | None, Query(alias="from", description="range start (ISO 8601; naive = UTC)")
+    Instant | None,
+    Query(
+        alias="from",
+        description="range start (ISO 8601; naive = UTC); before `to`, at most 24 h before it, "
+        "and not with `range` (400 InvalidRange otherwise)",
+    ),
 ]
-Until = Annotated[datetime | None, Query(alias="to", description="range end; default now")]
+Until = Annotated[Instant | None, Query(alias="to", description="range end; default now")]
 Last = Annotated[
     Literal["15m", "1h", "6h", "24h"] | None,
     Query(alias="range", description="the last 15m, 1h, 6h or 24h (instead of from/to)"),

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import binascii
 import time
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -36,6 +35,7 @@ from fleetops.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from fleetops.kit.instants import Instant
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
 from fleetops.logs import service
 from fleetops.logs.ingest.http import PayloadError, decompress, parse_json_records, parse_loki_push
@@ -119,8 +119,10 @@ def search(
     source: str | None = None,
     template: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     contains: Annotated[str | None, Query(max_length=500)] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[
+        Instant | None, Query(alias="from", description="before `to` (400 otherwise)")
+    ] = None,
+    until: Annotated[Instant | None, Query(alias="to")] = None,
     after_id: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     limit: Limit = 100,
 ) -> list[LineRead]:
@@ -136,7 +138,7 @@ def templates(
     session: SessionDep,
     _: Viewer,
     contains: Annotated[str | None, Query(max_length=500)] = None,
-    since: datetime | None = None,
+    since: Instant | None = None,
     order: Annotated[str, Query(pattern="^(count|last_seen|first_seen|id)$")] = "count",
     limit: Limit = 100,
     offset: Offset = 0,

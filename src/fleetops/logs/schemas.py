@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleetops.kit.nul import WORD_PATTERN
+
 
 class IngestAnswer(BaseModel):
     accepted: int = Field(description="lines stored by this request")
@@ -16,7 +18,7 @@ class IngestAnswer(BaseModel):
 
 class IngestTokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=128, pattern=r"^\S+$")
+    name: str = Field(min_length=1, max_length=128, pattern=WORD_PATTERN)
 
 
 class IngestTokenRead(BaseModel):

@@ -111,7 +111,7 @@ class Host(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     hostname: Mapped[str] = mapped_column(String(253), unique=True)
-    address: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(String(253), default="")  # an IP address or a DNS name
     ssh_port: Mapped[int] = mapped_column(Integer, default=22)
     ssh_user: Mapped[str] = mapped_column(String(64), default="root")
     model_id: Mapped[int | None] = mapped_column(
