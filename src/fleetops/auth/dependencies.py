@@ -96,9 +96,10 @@ def _from_token(session: Session, raw: str) -> tuple[Principal, int | None] | No
     token = auth_service.resolve_token(session, raw)
     if token is None:
         return None
-    principal = Principal(
-        token.user_id, token.user.username, Role(token.role), f"token:{token.prefix}"
-    )
+    # A token acts with the lower of its own scope and its owner's role now, read on every
+    # request: a demoted owner's old tokens lose the rights the owner lost.
+    role = min(Role(token.role), Role(token.user.role), key=lambda r: r.rank)
+    principal = Principal(token.user_id, token.user.username, role, f"token:{token.prefix}")
     stale = token.last_used_at is None or utcnow() - token.last_used_at > TOUCH_EVERY
     return principal, token.id if stale else None
 

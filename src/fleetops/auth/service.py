@@ -92,6 +92,7 @@ def update_user(
     demoted = (role is not None and role != Role.ADMIN) or bool(disabled)
     if user.role == Role.ADMIN and not user.disabled and demoted:
         _keep_an_admin(session, user)
+    lowered = role is not None and role.rank < Role(user.role).rank
     if role is not None:
         user.role = role.value
     if disabled is not None:
@@ -100,10 +101,15 @@ def update_user(
         user.password_hash = hash_password(password)
         user.failed_logins = 0
         user.locked_until = None
-    if password is not None or disabled:
+    revoked: list[int] = []
+    if password is not None or disabled or lowered:
+        # Whoever held the old password or role keeps nothing of it: sessions end, tokens die.
         session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+        revoked = _revoke_all_tokens(session, user)
     session.flush()
     after = _user_view(user) | ({"password": "reset"} if password else {})
+    if revoked:
+        after["tokens_revoked"] = revoked
     audit.record(
         session,
         ctx,
@@ -114,6 +120,19 @@ def update_user(
         after=after,
     )
     return user
+
+
+def _revoke_all_tokens(session: Session, user: User) -> list[int]:
+    """Revoke every live token of `user`; their ids."""
+    live = session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    )
+    now = utcnow()
+    ids = []
+    for token in live:
+        token.revoked_at = now
+        ids.append(token.id)
+    return ids
 
 
 def _keep_an_admin(session: Session, user: User) -> None:
