@@ -49,6 +49,24 @@ def test_a_successful_command_prints_nothing_on_stderr(
     assert result.stderr == ""
 
 
+def test_invalid_settings_are_named_in_one_line_each(db_url: str, tmp_path: Path) -> None:
+    env = cli_env(
+        db_url,
+        tmp_path / "data",
+        FLEETOPS_ISOLATION_WORKFLOW="site-isolate@1#md5:00",
+        FLEETOPS_PROBATION_DAYS="-1",
+    )
+    result = run(env, "host", "list")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: invalid settings (environment or config file)"
+    assert any(
+        line.startswith("  FLEETOPS_ISOLATION_WORKFLOW: ") and "pin" in line for line in lines
+    )
+    assert any(line.startswith("  FLEETOPS_PROBATION_DAYS: ") for line in lines)
+
+
 def test_import_ansible_ini_then_list_and_show(env: dict[str, str]) -> None:
     result = run(env, "host", "import", str(DATA / "hadoop.ini"))
     assert result.returncode == 0, result.stderr

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
+from pydantic import ValidationError
 
 from fleetops.agent.cli import agent_command
 from fleetops.audit.cli import audit_app
@@ -289,6 +290,14 @@ def main() -> None:
         for line in exc.lines:
             stderr.print(f"  {line}", highlight=False)
         sys.exit(exc.code)
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        stderr.print("[red]error:[/red] invalid settings (environment or config file)")
+        for error in exc.errors(include_url=False):
+            name = "FLEETOPS_" + "_".join(str(part) for part in error["loc"]).upper()
+            stderr.print(f"  {name}: {error['msg']}", highlight=False)
+        sys.exit(EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     isolation_cluster_fraction: float = Field(default=0.05, gt=0, le=1)
     isolation_per_hour: int = Field(default=10, ge=0)
     isolation_preapproved: bool = True  # False: every isolation change waits for an operator
+    # A shipped workflow's name, or a site's own pinned as NAME@VERSION#sha256:DIGEST (its changes
+    # run pre-approved only while the registered source has that digest); a bare name of a site's
+    # own workflow works too, but then every change of it waits for review.
     isolation_workflow: str = "isolate-host"
     verification_workflow: str = "reintegrate-host"  # run by a repaired device before serving
     # The inspection probes a repaired or new device must pass (against its model's baseline)
@@ -103,6 +106,14 @@ class Settings(BaseSettings):
     )
     repair_webhook_url: str = ""  # ticket events are POSTed here, HMAC-signed; empty = off
     repair_webhook_secret: SecretStr = SecretStr("")
+
+    @field_validator("isolation_workflow", "verification_workflow")
+    @classmethod
+    def _workflow_setting(cls, value: str) -> str:
+        from fleetops.changes.standard import parse_setting
+
+        parse_setting(value)  # a malformed pin fails at start-up, not at the first isolation
+        return value
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> Settings:

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetops import __version__
@@ -32,6 +33,7 @@ from fleetops.audit.routes import router as audit_router
 from fleetops.auth import service as auth_service
 from fleetops.auth.dependencies import Principal
 from fleetops.auth.routes import router as auth_router
+from fleetops.changes import service as changes_service
 from fleetops.changes.engine.guardrails import Budget
 from fleetops.changes.engine.runner import Engine
 from fleetops.changes.executor import Executor, Target
@@ -104,6 +106,7 @@ def create_app(
         logs = None
         if local_principal is None:
             _bootstrap_admin(app, settings)
+            _register_shipped(app)
             if settings.engine_enabled:
                 runner = _start_engine(app, settings, executors)
             if settings.ingest_enabled:
@@ -241,6 +244,14 @@ def _bootstrap_admin(app: FastAPI, settings: Settings) -> None:
     if created and created[1]:
         # Shown once, on the console only: never logged, never stored in clear.
         sys.stderr.write(f"fleetops: created user 'admin' with one-time password: {created[1]}\n")
+
+
+def _register_shipped(app: FastAPI) -> None:
+    try:
+        with session_scope(app.state.write_sessions) as session:
+            changes_service.register_shipped(session, library=app.state.library)
+    except IntegrityError:
+        pass  # another server registered them at the same moment
 
 
 def _health_router() -> Any:

@@ -321,3 +321,22 @@ def test_allowed_actions_follow_roles_and_states(
     assert allowed_actions(change, who, voted=False) == expected
     if "approve" in expected:
         assert "approve" not in allowed_actions(change, who, voted=True)
+
+
+def test_the_approver_sees_the_digest_and_what_changed_since_the_last_version(
+    ui: TestClient, users: Tokens
+) -> None:
+    v2 = ECHO_WORKFLOW.replace("version: 1", "version: 2").replace("hello from", "hi from")
+    registered = ui.post(
+        "/api/v1/workflows", json={"source": v2}, headers=users.headers("developer")
+    )
+    assert registered.status_code == 201, registered.text
+    digest = registered.json()["digest"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+    change_id = submit(ui, users)
+    as_user(ui, "operator")
+    page = ui.get(f"/changes/{change_id}").text
+    assert digest in page
+    assert "changes since echo@1" in page
+    assert "-        params: {command: &#34;echo hello from" in page
+    assert "+        params: {command: &#34;echo hi from" in page

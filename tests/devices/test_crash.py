@@ -19,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from fleetops.changes.standard import digest_of
 from fleetops.db import make_engine, make_session_factory
 from fleetops.models import ChangeRequest, DeviceState, Host, RepairTicket
 from tests.changes.fleet import fleet_doc, load_fleet, wait_for, write_ops
@@ -93,8 +94,6 @@ def server(db_url: str, tmp_path: Path, ops_dir: Path) -> Iterator[Server]:
         FLEETOPS_ENGINE_TICK_SECONDS="0.05",
         FLEETOPS_HEALTH_POLICY_ENABLED="true",
         FLEETOPS_HEALTH_POLICY_INTERVAL="0.3",
-        FLEETOPS_ISOLATION_WORKFLOW="slow-isolate",
-        FLEETOPS_VERIFICATION_WORKFLOW="slow-verify",
     )
     running = Server(env, tmp_path / "server.log")
     yield running
@@ -125,10 +124,18 @@ def test_sigkill_mid_isolation_and_mid_verification(
 ) -> None:
     users = seed_users(db_url)
     load_fleet(db_url, fleet_doc(10, 2))
+    sources = {
+        "ISOLATION": slow_workflow("slow-isolate", work_dir, "drain_host"),
+        "VERIFICATION": slow_workflow("slow-verify", work_dir, "undrain_host"),
+    }
+    # Pinned in the settings, as a site pins its own device workflows: their changes run
+    # pre-approved only while the registered source is exactly this one.
+    for setting, source in sources.items():
+        name = "slow-isolate" if setting == "ISOLATION" else "slow-verify"
+        server.env[f"FLEETOPS_{setting}_WORKFLOW"] = f"{name}@1#{digest_of(source)}"
     server.start()
     dev = users.headers("developer")
-    for name, last in (("slow-isolate", "drain_host"), ("slow-verify", "undrain_host")):
-        source = slow_workflow(name, work_dir, last)
+    for source in sources.values():
         answer = httpx.post(f"{server.url}/api/v1/workflows", json={"source": source}, headers=dev)
         assert answer.status_code == 201, answer.text
     mark = work_dir / HOST

@@ -96,6 +96,16 @@ def workflow_show(
     typer.echo(api(ctx).get(f"/api/v1/workflows/{name}", version=version)["source"], nl=False)
 
 
+@workflow_app.command("pin")
+def workflow_pin(
+    ctx: typer.Context, name: str, version: Annotated[int | None, typer.Option()] = None
+) -> None:
+    """Print a workflow's pin (NAME@VERSION#sha256:DIGEST) for the device workflow settings:
+    a pinned workflow's changes run pre-approved, and only while its source is unchanged."""
+    found = api(ctx).get(f"/api/v1/workflows/{name}", version=version)
+    typer.echo(f"{found['name']}@{found['version']}#{found['digest']}")
+
+
 def _read(file: Path) -> str:
     try:
         return file.read_text(encoding="utf-8")

@@ -29,3 +29,11 @@ class NotAllowedToApprove(PermissionDenied):
 
 class WorkflowVersionExists(Conflict):
     pass
+
+
+class WorkflowNameReserved(PermissionDenied):
+    """The name belongs to a workflow fleetops ships: no version of it is registered by hand."""
+
+
+class WorkflowNotPinned(Conflict):
+    """A pre-approved change names a workflow that is not the pinned (name, version, digest)."""

@@ -8,6 +8,7 @@ session's CSRF token; a refusal is shown on the page (and a refused vote audited
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -225,6 +226,8 @@ def _detail(
     status_code: int = 200,
 ) -> HTMLResponse:
     change = _change(session, change_id)
+    workflow = service.workflow_of(session, change)
+    previous = service.previous_version(session, workflow) if workflow else None
     return page(
         request,
         "changes/detail.html",
@@ -232,9 +235,22 @@ def _detail(
         status_code=status_code,
         flash=flash,
         comment=comment,
-        workflow=service.workflow_of(session, change),
+        workflow=workflow,
+        previous_version=previous.version if previous else None,
+        workflow_diff=_diff(previous, workflow) if previous and workflow else "",
         **_live(session, who, change),
     )
+
+
+def _diff(before: Workflow, after: Workflow) -> str:
+    """What changed in the workflow since its previous version, as an approver reads it."""
+    lines = difflib.unified_diff(
+        before.source.splitlines(keepends=True),
+        after.source.splitlines(keepends=True),
+        fromfile=f"{before.name}@{before.version} {before.digest}",
+        tofile=f"{after.name}@{after.version} {after.digest}",
+    )
+    return "".join(lines)
 
 
 @router.get("/changes/{change_id}", response_class=HTMLResponse)

@@ -17,6 +17,7 @@ from fleetops.auth.dependencies import (
     SessionDep,
     Viewer,
     audit_context,
+    record_refusal,
 )
 from fleetops.auth.roles import Role
 from fleetops.changes import adhoc, service
@@ -25,6 +26,7 @@ from fleetops.changes.exceptions import (
     ApprovalRefused,
     ChangeNotFound,
     InvalidChange,
+    WorkflowNameReserved,
     WorkflowNotFound,
 )
 from fleetops.changes.operations import OperationLibrary, OperationSpec, SpecError
@@ -140,10 +142,16 @@ def validate_workflow(body: WorkflowSubmit, request: Request, _: Viewer) -> Vali
 def create_workflow(
     body: WorkflowSubmit, request: Request, session: SessionDep, who: Developer
 ) -> WorkflowRead:
-    """Register a new workflow version."""
-    row = service.register_workflow(
-        session, audit_context(request, who), source=body.source, library=_library(request)
-    )
+    """Register a new workflow version. 403 `WorkflowNameReserved` for the name of a workflow
+    fleetops ships (pre-approved changes run those unreviewed); the refusal is audited."""
+    try:
+        row = service.register_workflow(
+            session, audit_context(request, who), source=body.source, library=_library(request)
+        )
+    except WorkflowNameReserved:
+        session.rollback()
+        record_refusal(request, who, "reserved")
+        raise
     return WorkflowRead.model_validate(row)
 
 

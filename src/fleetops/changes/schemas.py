@@ -35,6 +35,7 @@ class WorkflowRead(BaseModel):
     name: str
     version: int
     description: str
+    digest: str = Field(description="sha256 of the source: what a pin names")
     created_by: str
     created_at: datetime
 

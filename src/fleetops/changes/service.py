@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.auth.roles import Role
+from fleetops.changes import standard
 from fleetops.changes.approvals import (
     ApprovalPolicy,
     Risk,
@@ -29,7 +30,9 @@ from fleetops.changes.exceptions import (
     ApprovalRefused,
     EmptyTargetSet,
     InvalidChange,
+    WorkflowNameReserved,
     WorkflowNotFound,
+    WorkflowNotPinned,
     WorkflowVersionExists,
 )
 from fleetops.changes.operations import OperationLibrary, SpecError, redact, validate_params
@@ -59,13 +62,27 @@ def _invalid(exc: SpecError) -> InvalidChange:
 
 
 def register_workflow(
-    session: Session, ctx: AuditContext, *, source: str, library: OperationLibrary
+    session: Session,
+    ctx: AuditContext,
+    *,
+    source: str,
+    library: OperationLibrary,
+    shipped: bool = False,
 ) -> Workflow:
-    """Store a new workflow version after full validation."""
+    """Store a new workflow version after full validation; its digest goes into the audit log.
+
+    The names of the workflows fleetops ships are reserved: only `shipped=True` (their own files,
+    registered by the system) may store them, so no one shadows a standard workflow."""
     try:
         spec = parse_workflow(source, structure=False)
     except SpecError as exc:
         raise _invalid(exc) from None
+    if standard.is_reserved(spec.name) and not shipped:
+        raise WorkflowNameReserved(
+            f"workflow name {spec.name!r} is reserved: fleetops ships it, and pre-approved "
+            "changes run it unreviewed. Register yours under another name and pin it in the "
+            "settings (NAME@VERSION#sha256:DIGEST) if it should replace the standard one"
+        )
     if issues := check_workflow(spec, library):
         raise _invalid(SpecError(issues))
     taken = session.scalar(
@@ -75,11 +92,13 @@ def register_workflow(
         raise WorkflowVersionExists(
             f"workflow {spec.name} version {spec.version} exists; bump `version` to change it"
         )
+    previous = get_workflow(session, name=spec.name)
     row = Workflow(
         name=spec.name,
         version=spec.version,
         description=spec.description,
         source=source,
+        digest=standard.digest_of(source),
         created_by=ctx.actor,
     )
     session.add(row)
@@ -90,8 +109,60 @@ def register_workflow(
         action="workflow.create",
         entity_type="workflow",
         entity_id=f"{spec.name}@{spec.version}",
+        after={
+            "digest": row.digest,
+            "previous": f"{previous.name}@{previous.version}#{previous.digest}"
+            if previous
+            else None,
+        },
     )
     return row
+
+
+def previous_version(session: Session, workflow: Workflow) -> Workflow | None:
+    """The version of the same workflow registered before this one, for a diff."""
+    stmt = select(Workflow).where(
+        Workflow.name == workflow.name, Workflow.version < workflow.version
+    )
+    return session.scalar(stmt.order_by(Workflow.version.desc()).limit(1))
+
+
+def pinned_workflow(
+    session: Session, setting: str, *, library: OperationLibrary
+) -> tuple[Workflow, standard.Pin | None]:
+    """The workflow a setting names, and its pin (None: not pinned, so not pre-approvable).
+
+    A shipped workflow registers itself (as `system`) from this release's file on first use; a
+    stored row with its name and version but another digest is refused."""
+    name, pin = standard.parse_setting(setting)
+    if pin is None:
+        row = get_workflow(session, name=name)
+        if row is None:
+            raise WorkflowNotFound(f"workflow {name!r} not found")
+        return row, None
+    row = get_workflow(session, name=pin.name, version=pin.version)
+    if row is None and standard.is_reserved(pin.name):
+        source = standard.shipped()[pin.name][1]
+        ctx = AuditContext("system", source="fleetops")
+        row = register_workflow(session, ctx, source=source, library=library, shipped=True)
+    if row is None:
+        raise WorkflowNotFound(f"pinned workflow {pin} is not registered")
+    if row.digest != pin.digest:
+        raise WorkflowNotPinned(
+            f"workflow {row.name}@{row.version} is {row.digest}, not the pinned {pin.digest}: "
+            "refusing to run it without review"
+        )
+    return row, pin
+
+
+def register_shipped(session: Session, *, library: OperationLibrary) -> list[Workflow]:
+    """Register this release's shipped workflows that are not stored yet (as `system`), so
+    lists show them and their pins exist before the first pre-approved change needs one."""
+    return [
+        pinned_workflow(session, name, library=library)[0]
+        for name, (pin, _) in standard.shipped().items()
+        if get_workflow(session, name=name, version=pin.version) is None
+    ]
 
 
 def get_workflow(session: Session, *, name: str, version: int | None = None) -> Workflow | None:
@@ -142,15 +213,26 @@ def submit(
     library: OperationLibrary,
     policy: ApprovalPolicy,
     preapproved: str = "",
+    pin: standard.Pin | None = None,
 ) -> ChangeRequest:
     """Validate, resolve targets, plan batches, classify risk and apply the approval policy.
 
     `preapproved` (a reason) marks a standard change that configuration approved in advance, such
     as the health policy's one-host isolation within the device safety limits; it is not offered
-    to API callers."""
+    to API callers, and it needs `pin`: the workflow must be exactly that (name, version,
+    digest)."""
     row = get_workflow(session, name=sub.workflow, version=sub.version)
+    if row is None and sub.version is None and standard.is_reserved(sub.workflow):
+        row, _ = pinned_workflow(session, sub.workflow, library=library)  # first use: register
     if row is None:
         raise WorkflowNotFound(f"workflow {sub.workflow!r} not found")
+    if preapproved and (
+        pin is None or (row.name, row.version, row.digest) != (pin.name, pin.version, pin.digest)
+    ):
+        raise WorkflowNotPinned(
+            f"a pre-approved change must run a pinned workflow; {row.name}@{row.version} "
+            f"({row.digest}) is not {pin or 'pinned'}"
+        )
     spec = workflow_spec(row)
     try:
         values = validate_params(spec.params, sub.params, path="params")

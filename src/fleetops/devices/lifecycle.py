@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 from fleetops.audit.service import AuditContext
 from fleetops.changes import service as changes
 from fleetops.changes.approvals import ApprovalPolicy
-from fleetops.changes.exceptions import WorkflowNotFound
-from fleetops.changes.operations import BUILTIN_DIR, OperationLibrary
+from fleetops.changes.operations import OperationLibrary
+from fleetops.changes.standard import Pin
 from fleetops.changes.states import ChangeState
 from fleetops.devices import repairs
 from fleetops.devices.repairs import RepairConfig, TicketStatus, TicketUpdate
@@ -82,20 +82,17 @@ def _row(session: Session, host: Host) -> DeviceState:
     return row
 
 
-def _workflow(session: Session, name: str, library: OperationLibrary) -> Workflow:
-    """The named workflow; the built-in device workflows register themselves on first use."""
-    row = changes.get_workflow(session, name=name)
-    if row is not None:
-        return row
-    path = BUILTIN_DIR / "workflows" / f"{name}.yaml"
-    if not path.is_file():
-        raise WorkflowNotFound(
-            f"workflow {name!r} not found: register it, or set the device workflow settings "
-            "back to the built-in isolate-host / reintegrate-host"
-        )
-    return changes.register_workflow(
-        session, _ctx("system"), source=path.read_text(), library=library
-    )
+def _workflow(
+    session: Session, setting: str, library: OperationLibrary
+) -> tuple[Workflow, Pin | None]:
+    """The workflow a device setting names, and its pin (the shipped ones pin themselves; a
+    site's own must be pinned in the setting to run without review)."""
+    return changes.pinned_workflow(session, setting, library=library)
+
+
+def _standard(reason: str, config: LifecycleConfig, pin: Pin | None) -> str:
+    """The pre-approval reason, or "" when the change must wait for review."""
+    return reason if config.preapproved and pin is not None else ""
 
 
 # --- isolation -------------------------------------------------------------------------------
@@ -119,7 +116,7 @@ def isolate(
     if host.state == L.IN_SERVICE.value:
         transition(session, host, L.SUSPECT, ctx=ctx, reason=reason, evidence=evidence, now=at)
     step = transition(session, host, L.DRAINING, ctx=ctx, reason=reason, evidence=evidence, now=at)
-    workflow = _workflow(session, config.isolation_workflow, config.library)
+    workflow, pin = _workflow(session, config.isolation_workflow, config.library)
     change = changes.submit(
         session,
         ctx,
@@ -132,11 +129,12 @@ def isolate(
         ),
         library=config.library,
         policy=config.approvals,
-        preapproved=(
-            f"isolation of one host within the device safety limits (transition {step.id})"
-            if config.preapproved
-            else ""
+        preapproved=_standard(
+            f"isolation of one host within the device safety limits (transition {step.id})",
+            config,
+            pin,
         ),
+        pin=pin,
     )
     row = _row(session, host)
     row.change_id, row.repair_action = change.id, repair or ""
@@ -217,7 +215,7 @@ def _verify(
     standard: str,
 ) -> ChangeRequest:
     """Submit the verification change for a device now `verifying`, and remember it."""
-    workflow = _workflow(session, config.verification_workflow, config.library)
+    workflow, pin = _workflow(session, config.verification_workflow, config.library)
     declared = changes.workflow_spec(workflow).params
     change = changes.submit(
         session,
@@ -231,7 +229,8 @@ def _verify(
         ),
         library=config.library,
         policy=config.approvals,
-        preapproved=standard if config.preapproved else "",
+        preapproved=_standard(standard, config, pin),
+        pin=pin,
     )
     _row(session, host).change_id = change.id
     return change

@@ -26,7 +26,7 @@ from fleetops.audit.service import AuditContext
 from fleetops.changes import service as changes
 from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.executor import Executor, Result, Target
-from fleetops.changes.operations import BUILTIN_DIR, OperationLibrary
+from fleetops.changes.operations import OperationLibrary
 from fleetops.db import session_scope
 from fleetops.errors import Conflict, NotFound
 from fleetops.inspection.baselines import MIN_SAMPLES, Band, Baseline, Verdict, judge
@@ -664,13 +664,14 @@ def submit(
     policy: ApprovalPolicy,
 ) -> ChangeRequest:
     """Submit the inspect-hardware change: a standard change, approved by configuration."""
-    workflow = _workflow(session, library)
+    workflow, pin = changes.pinned_workflow(session, WORKFLOW, library=library)
     names = probe_names(list(req.probes))
     return changes.submit(
         session,
         ctx,
         changes.Submission(
-            workflow=workflow,
+            workflow=workflow.name,
+            version=workflow.version,
             title=f"Inspect hardware ({', '.join(names)}): {_shorten(req.selector, 60)}",
             selector=req.selector,
             params={
@@ -686,16 +687,9 @@ def submit(
         library=library,
         policy=policy,
         preapproved="hardware inspection",
+        pin=pin,
     )
 
 
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _workflow(session: Session, library: OperationLibrary) -> str:
-    """The inspection workflow's name; the built-in one registers itself on first use."""
-    if changes.get_workflow(session, name=WORKFLOW) is None:
-        source = (BUILTIN_DIR / "workflows" / f"{WORKFLOW}.yaml").read_text()
-        changes.register_workflow(session, AuditContext("system"), source=source, library=library)
-    return WORKFLOW

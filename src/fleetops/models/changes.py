@@ -23,6 +23,8 @@ class Workflow(Base):
     version: Mapped[int]
     description: Mapped[str] = mapped_column(String(500), default="")
     source: Mapped[str] = mapped_column(Text)  # the YAML as submitted
+    # "sha256:<hex>" of `source`: what a pin names, so a pre-approved change runs exactly it.
+    digest: Mapped[str] = mapped_column(String(71), default="")
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -12,8 +12,9 @@ from fleetops.audit.service import AuditContext
 from fleetops.auth import service as auth_service
 from fleetops.auth.roles import Role
 from fleetops.changes import service as changes
+from fleetops.changes import standard
 from fleetops.changes.approvals import ApprovalPolicy
-from fleetops.changes.operations import BUILTIN_DIR, OperationLibrary, load_library
+from fleetops.changes.operations import OperationLibrary, load_library
 from fleetops.config import Settings
 from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
 from fleetops.inspection import service as inspection
@@ -113,8 +114,8 @@ def demo_feed(*, hosts: int, racks: int, port: int, token: str) -> LiveFeed:
 
 def _changes(session: Session, library: OperationLibrary, *, racks: int) -> None:
     developer = AuditContext(actor="developer")
-    for path in sorted((BUILTIN_DIR / "workflows").glob("*.yaml")):
-        changes.register_workflow(session, developer, source=path.read_text(), library=library)
+    for name in standard.shipped():
+        changes.pinned_workflow(session, name, library=library)
     policy = ApprovalPolicy()
     last = min(racks, 4)
     rolling = changes.submit(
