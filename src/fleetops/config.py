@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     force_secure_cookies: bool = False
     # Change management.
     executor: Literal["ssh", "local", "simulated"] = "ssh"  # a host label `executor` overrides
+    # The `local` executor runs a host's steps on this server (which holds the fleet's key and the
+    # database): a host's `executor: local` label is honoured only for hostnames matching these
+    # shell patterns, or when `executor` itself is `local` (a lab whose only host is this one).
+    local_executor_hosts: list[str] = Field(default_factory=list)
+    # Where `ansible_playbook` steps find playbooks; a path resolving outside them is refused.
+    playbook_dirs: list[Path] = Field(default_factory=list)
     ssh_key_path: Path | None = None
     ssh_known_hosts: Path | None = None
     ssh_host_key_policy: Literal["strict", "accept-new", "insecure"] = "accept-new"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import secrets
 import sys
 from collections.abc import (
@@ -34,6 +35,7 @@ from fleetops.auth import service as auth_service
 from fleetops.auth.dependencies import Principal
 from fleetops.auth.routes import router as auth_router
 from fleetops.changes import service as changes_service
+from fleetops.changes.actions import Playbooks
 from fleetops.changes.engine.guardrails import Budget
 from fleetops.changes.engine.runner import Engine
 from fleetops.changes.executor import Executor, Target
@@ -206,6 +208,11 @@ def _start_engine(
         name = target.labels.get("executor", settings.executor)
         if name not in chosen:
             raise KeyError(f"no executor {name!r} (have: {', '.join(chosen)})")
+        if name == "local" and not local_allowed(settings, target.hostname):
+            raise PermissionError(
+                f"host {target.hostname} asks for the local executor, which would run its steps "
+                "on the fleetops server: an admin allows that per host (local_executor_hosts)"
+            )
         return chosen[name]
 
     engine = Engine(
@@ -219,11 +226,26 @@ def _start_engine(
         ),
         tick=settings.engine_tick_seconds,
         read_sessions=app.state.read_sessions,
-        served={"inspect_hardware": InspectionService(app.state.write_sessions).action},
+        served={
+            "inspect_hardware": InspectionService(app.state.write_sessions).action,
+            "ansible_playbook": Playbooks(
+                dirs=tuple(settings.playbook_dirs),
+                key_path=settings.ssh_key_path,
+                known_hosts=settings.ssh_known_hosts,
+                host_key_policy=settings.ssh_host_key_policy,
+            ).action,
+        },
     )
     runner = _EngineRunner(engine, chosen)
     app.state.change_engine = engine
     return runner
+
+
+def local_allowed(settings: Settings, hostname: str) -> bool:
+    """Whether a host may run its steps on this server (the `local` executor)."""
+    if settings.executor == "local":
+        return True
+    return any(fnmatch.fnmatchcase(hostname, pattern) for pattern in settings.local_executor_hosts)
 
 
 def default_executors(settings: Settings) -> dict[str, Executor]:

@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fleetops.adapters.local import LocalExecutor
-from fleetops.changes.actions import ACTIONS, BOOT_ID_COMMAND, run_action
+from fleetops.changes.actions import ACTIONS, BOOT_ID_COMMAND, Playbooks, run_action
 from fleetops.changes.executor import Result, Target
 from fleetops.sim.executor import SimulatedExecutor
-from tests.fixtures.sshd import SshServer, free_port
+from tests.fixtures.sshd import SshServer
 
 pytestmark = pytest.mark.anyio
 
-NO_HOST_KEY_CHECKS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-ANSIBLE_PLAYBOOK = Path(__file__).resolve().parents[2] / "bench/.venv-ansible/bin/ansible-playbook"
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        status, body = {"/health": (200, b"status: ok")}.get(self.path, (404, b"not found"))
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep the test output quiet."""
-
-
-@pytest.fixture
-def web() -> Iterator[int]:
-    """A real HTTP server on 127.0.0.1; yields its port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")  # the dev extra's, locked
 
 
 async def test_wait_sleeps_without_touching_the_host() -> None:
@@ -65,39 +39,6 @@ async def test_file_put_writes_through_the_executor(tmp_path: Path) -> None:
     assert result.ok
     assert path.read_text() == "nofile 65536\n"
     assert path.stat().st_mode & 0o777 == 0o640
-
-
-async def test_http_check_passes_and_fails_on_real_responses(web: int) -> None:
-    target = Target("web1", address="127.0.0.1")
-    url = f"http://{{host}}:{web}"
-    ex = SimulatedExecutor()
-
-    ok = await run_action("http_check", ex, target, {"url": f"{url}/health"}, timeout=5)
-    assert ok.ok
-    assert ok.stdout == f"GET http://127.0.0.1:{web}/health -> 200\n"
-
-    params = {"url": f"{url}/health", "contains": "status: ok", "expect_status": "200"}
-    assert (await run_action("http_check", ex, target, params, timeout=5)).ok
-
-    wrong_text = {"url": f"{url}/health", "contains": "degraded"}
-    failed = await run_action("http_check", ex, target, wrong_text, timeout=5)
-    assert failed.exit_code == 1
-    assert "body lacks 'degraded'" in failed.stderr
-
-    missing = await run_action("http_check", ex, target, {"url": f"{url}/nope"}, timeout=5)
-    assert missing.exit_code == 1
-    assert "-> 404" in missing.stderr
-    assert "expected 200" in missing.stderr
-    assert ex.commands("web1") == []  # checked from fleetops, not on the host
-
-
-async def test_http_check_on_a_closed_port_fails() -> None:
-    url = f"http://{{host}}:{free_port()}/health"
-    result = await run_action(
-        "http_check", SimulatedExecutor(), Target("web1", "127.0.0.1"), {"url": url}, timeout=5
-    )
-    assert result.exit_code == 1
-    assert "GET http://127.0.0.1:" in result.stderr
 
 
 async def test_reboot_on_the_simulated_fleet() -> None:
@@ -179,50 +120,106 @@ async def test_ansible_missing_is_a_clear_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no ansible-playbook anywhere
+    (tmp_path / "site.yml").write_text("- hosts: all\n")
+    runner = Playbooks(dirs=(tmp_path,))
     params = {"playbook": "site.yml", "extra_vars": {}}
-    result = await run_action("ansible_playbook", LocalExecutor(), Target("h1"), params, timeout=5)
+    result = await run_action(
+        "ansible_playbook", LocalExecutor(), Target("h1"), params, timeout=5,
+        served={"ansible_playbook": runner.action},
+    )  # fmt: skip
     assert result.exit_code is None
     assert "install ansible-core" in result.error
 
 
+def test_playbooks_come_only_from_their_directories(tmp_path: Path) -> None:
+    books, elsewhere = tmp_path / "playbooks", tmp_path / "elsewhere"
+    (books / "roles").mkdir(parents=True)
+    elsewhere.mkdir()
+    (books / "site.yml").write_text("- hosts: all\n")
+    (books / "roles" / "web.yml").write_text("- hosts: all\n")
+    (elsewhere / "x.yml").write_text("- hosts: all\n  connection: local\n")
+    (books / "escape.yml").symlink_to(elsewhere / "x.yml")
+    runner = Playbooks(dirs=(books,))
+    assert runner.resolve("site.yml") == (books / "site.yml").resolve()
+    assert runner.resolve("roles/web.yml") == (books / "roles" / "web.yml").resolve()
+    for outside in (
+        "roles/../../elsewhere/x.yml",
+        str(elsewhere / "x.yml"),
+        "escape.yml",
+        "no.yml",
+    ):
+        with pytest.raises(ValueError, match="not a file inside the playbook directories"):
+            runner.resolve(outside)
+    with pytest.raises(ValueError, match="no playbook directories are configured"):
+        Playbooks().resolve("site.yml")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"ansible_connection": "local"},
+        {"ansible_ssh_common_args": "-o ProxyCommand='touch /tmp/pwned'"},
+        {"ansible_ssh_executable": "/tmp/evil"},
+        {"ansible_host": "127.0.0.1", "ansible_port": 22},
+    ],
+)
+async def test_extra_vars_cannot_move_the_connection(tmp_path: Path, extra: dict[str, Any]) -> None:
+    (tmp_path / "site.yml").write_text("- hosts: all\n")
+    params = {"playbook": "site.yml", "extra_vars": {"greeting": "hi", **extra}}
+    result = await Playbooks(dirs=(tmp_path,)).action(LocalExecutor(), Target("h1"), params, 5)
+    assert result.exit_code is None
+    assert result.error.startswith(f"extra_vars may not set {sorted(extra)[0]}")
+
+
+async def test_an_unserved_playbook_step_says_where_it_runs() -> None:
+    result = await run_action(
+        "ansible_playbook", LocalExecutor(), Target("h1"), {"playbook": "x.yml"}, timeout=5
+    )
+    assert result.error.startswith("ansible_playbook needs the playbook runner")
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="run bench/fanout.py to install ansible")
 async def test_ansible_playbook_runs_against_a_real_host(sshd: SshServer, tmp_path: Path) -> None:
-    out = tmp_path / "from-ansible.txt"
-    playbook = tmp_path / "site.yml"
-    playbook.write_text(
+    """Through the server's own SSH settings; a templated extra var stays text on the server."""
+    out, pwned = tmp_path / "from-ansible.txt", tmp_path / "pwned"
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "site.yml").write_text(
         "- hosts: all\n  gather_facts: false\n  tasks:\n"
-        "    - copy: {content: '{{ greeting }}', dest: '" + str(out) + "'}\n"
+        "    - copy: {content: '{{ greeting }} {{ sneaky }}', dest: '" + str(out) + "'}\n"
+    )
+    runner = Playbooks(
+        dirs=(books,),
+        key_path=sshd.key_path,
+        known_hosts=sshd.known_hosts,
+        program=str(ANSIBLE_PLAYBOOK),
     )
     params = {
-        "playbook": str(playbook),
-        "ansible_playbook": str(ANSIBLE_PLAYBOOK),
-        "private_key": str(sshd.key_path),
+        "playbook": "site.yml",
         "extra_vars": {
             "greeting": "hello from h007",
+            "sneaky": "{{ lookup('pipe', 'touch " + str(pwned) + "') }}",
             "ansible_python_interpreter": "/usr/bin/python3",
-            "ansible_ssh_common_args": NO_HOST_KEY_CHECKS,
-            "ansible_ssh_args": "-o ControlMaster=no",  # no master left running afterwards
         },
     }
     host = sshd.hosts(7)[6]
-    result = await run_action("ansible_playbook", LocalExecutor(), host, params, timeout=120)
-    assert result.ok, result.stdout[-2000:]
-    assert out.read_text() == "hello from h007"
+    result = await runner.action(LocalExecutor(), host, params, 120)
+    assert result.ok, (result.error, result.stdout[-2000:])
+    assert out.read_text() == "hello from h007 {{ lookup('pipe', 'touch " + str(pwned) + "') }}"
+    assert not pwned.exists()  # the lookup was never run on the server
     assert "h007" in result.stdout
-    vars_files = Path(tempfile.gettempdir()).glob("fleetops-vars-*.json")
+    vars_files = Path(tempfile.gettempdir()).glob("fleetops-vars-*")
     assert [p for p in vars_files if "hello from h007" in p.read_text()] == []  # removed
 
 
 async def test_unknown_action_and_missing_parameter_are_workflow_errors() -> None:
     sim = SimulatedExecutor()
-    with pytest.raises(ValueError, match="known actions: wait, file_put, http_check"):
+    with pytest.raises(ValueError, match="known actions: wait, file_put, reboot"):
         await run_action("format_disk", sim, Target("h1"), {}, timeout=5)
-    with pytest.raises(ValueError, match="needs the parameter 'url'"):
-        await run_action("http_check", sim, Target("h1"), {}, timeout=5)
-    assert ACTIONS == (
-        "wait", "file_put", "http_check", "reboot", "ansible_playbook", "inspect_hardware"
-    )  # fmt: skip
+    with pytest.raises(ValueError, match="needs the parameter 'path'"):
+        await run_action("file_put", sim, Target("h1"), {"content": "x"}, timeout=5)
+    # No action makes a request from the server: http_check runs on the host.
+    assert ACTIONS == ("wait", "file_put", "reboot", "ansible_playbook", "inspect_hardware")
 
 
 async def test_a_served_action_runs_only_where_the_server_provides_it() -> None:

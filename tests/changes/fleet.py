@@ -171,7 +171,8 @@ risk: low
 timeout: 10
 params:
   token: {type: string, required: true, secret: true}
-run: "test -n {{ token }}"
+run: 'read -r token; test -n "$token"'
+stdin: "{{ token }}"  # a secret travels on stdin, never in the command an approver reads
 """
 
 SECRET_WORKFLOW = """

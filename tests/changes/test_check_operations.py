@@ -11,8 +11,10 @@ import shlex
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ CHECKS = (
     "file_checksum",
     "port_open",
     "command_output",
+    "http_check",
 )
 LIBRARY = load_library()
 SYSTEMD = Path("/run/systemd/system").is_dir()
@@ -267,6 +270,115 @@ async def test_port_open_without_bash_reads_the_socket_table(listener: int, tmp_
     assert failed(await run(closed)) == (
         f"127.0.0.1:{closed}/tcp: expected a listener, found none (ss; no bash /dev/tcp to connect)"
     )
+
+
+# --- http_check (on the host itself) --------------------------------------------------------------
+
+
+class Web(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        routes = {
+            "/health": (200, b"status: ok"),
+            "/secret": (500, b"token=" + b"s" * 2000),
+            "/moved": (302, b""),
+        }
+        status, body = routes.get(self.path, (404, b"not found"))
+        self.send_response(status)
+        if status == 302:
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the test output quiet."""
+
+
+@pytest.fixture
+def web() -> Iterator[int]:
+    """A real HTTP server on the loopback, which is also where the SSH host is."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Web)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+async def test_http_check_runs_on_the_host_and_keeps_a_body_only_when_failing(
+    host: Host, web: int
+) -> None:
+    url = f"http://127.0.0.1:{web}"
+    assert passed(await check(host, "http_check", url=f"{url}/health")) == (
+        f"GET {url}/health -> 200"
+    )
+    assert passed(await check(host, "http_check", url=f"{url}/health", contains="status: ok"))
+    lacks = await check(host, "http_check", url=f"{url}/health", contains="degraded")
+    assert lacks.exit_code == 1
+    assert lacks.stderr == f"GET {url}/health -> 200: body lacks 'degraded'\nstatus: ok"
+    wrong = await check(host, "http_check", url=f"{url}/secret")
+    assert wrong.exit_code == 1
+    first, body = wrong.stderr.split("\n", 1)
+    assert first == f"GET {url}/secret -> 500, expected 200"
+    assert body == ("token=" + "s" * 2000)[:512]  # truncated
+    moved = await check(host, "http_check", url=f"{url}/moved")
+    assert moved.exit_code == 1  # a redirect is an answer, never followed
+    assert moved.stderr.startswith(f"GET {url}/moved -> 302, expected 200")
+    closed = await check(host, "http_check", url=f"http://localhost:{free_port()}/")
+    assert closed.exit_code == 1
+    assert closed.stderr.startswith("GET http://localhost:")
+
+
+async def test_http_check_names_the_host_by_its_inventory_address(web: int) -> None:
+    """`{host}` is the address the inventory gives the host, seen from the host itself."""
+    local = Host(LocalExecutor(), Target("web1", "127.0.0.1"))
+    spec = LIBRARY.get("http_check")
+    assert spec is not None
+    values = validate_params(spec.params, {"url": f"http://{{host}}:{web}/health"})
+    facts = HostFacts(hostname="web1", address="127.0.0.1")
+    call = spec.run.resolve({})
+    assert isinstance(call, str)
+    command = render(call, operation_context(values, host=facts, change_id=1, timeout=30))
+    result = await local.executor.run(local.target, command, timeout=30)
+    assert passed(result) == f"GET http://127.0.0.1:{web}/health -> 200"
+
+
+async def test_http_check_without_curl_asks_python(web: int, tmp_path: Path) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("sh", "mktemp", "rm", "head", "tr", "grep"):
+        found = shutil.which(tool)
+        assert found, tool
+        (tools / tool).symlink_to(found)
+    (tools / "python3").symlink_to("/usr/bin/python3")  # the system's, as a host has it
+    local = Host(LocalExecutor(), Target("localhost"))
+
+    async def run(path: str) -> Result:
+        script = command_for("http_check", url=f"http://127.0.0.1:{web}{path}")
+        command = f"PATH={shlex.quote(str(tools))} exec sh -c {shlex.quote(script)}"
+        return await local.executor.run(local.target, command, timeout=30)
+
+    assert passed(await run("/health")) == f"GET http://127.0.0.1:{web}/health -> 200"
+    moved = await run("/moved")
+    assert moved.stderr.startswith(f"GET http://127.0.0.1:{web}/moved -> 302, expected 200")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://10.0.0.5:8080/admin",
+        "http://127.0.0.1.nip.io/",
+        "http://localhost@169.254.169.254/",
+        "http://[fd00:ec2::254]/",
+        "file:///etc/shadow",
+        "http://localhost:80/ x",
+        "gopher://localhost/",
+    ],
+)
+def test_http_check_refuses_any_url_off_the_host(url: str) -> None:
+    with pytest.raises(SpecError, match=r"params\.url: .* does not match pattern"):
+        command_for("http_check", url=url)
 
 
 # --- command_output -----------------------------------------------------------------------------

@@ -128,7 +128,6 @@ def test_verify_host_fails_on_kernel_hardware_errors_and_unwritable_disks(tmp_pa
     [
         ("reboot", "reboot"),
         ("file_put", "file_put"),
-        ("http_check", "http_check"),
         ("wait", "wait"),
         ("ansible_playbook", "ansible_playbook"),
         ("inspect_hardware", "inspect_hardware"),
@@ -311,7 +310,7 @@ INVALID = [
     (VALID + "timeout: 0\n", "timeout: must be more than 0, got 0 (line 8)"),
     (VALID + "retries: {count: -1}\n", "retries.count: must be at least 0, got -1 (line 8)"),
     (VALID.replace('run: "systemctl restart {{ service }}"', "run: {action: explode}"),
-     "run.action: unknown action 'explode' (expected one of wait, file_put, http_check, reboot, "
+     "run.action: unknown action 'explode' (expected one of wait, file_put, reboot, "
      "ansible_playbook, inspect_hardware) (line 7)"),
     (VALID.replace('run: "systemctl restart {{ service }}"', "run: {action: wait}"),
      "run.params: wait requires params: seconds (line 7)"),

@@ -37,6 +37,7 @@ def client(db_url: str, tmp_path: Path, ops_dir: Path) -> Iterator[TestClient]:
         operations_dir=ops_dir,
         engine_tick_seconds=0.05,
         executor="simulated",
+        local_executor_hosts=["h*"],  # the lab's hosts labelled `executor: local` are this machine
         budget_rack=1.0,
         budget_cluster=1.0,
     )

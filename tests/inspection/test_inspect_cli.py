@@ -68,6 +68,7 @@ def test_inspect_and_baseline_commands(db_url: str, tmp_path: Path) -> None:
         FLEETOPS_ENGINE_TICK_SECONDS="0.05",
         FLEETOPS_BUDGET_RACK="1",
         FLEETOPS_BUDGET_CLUSTER="1",
+        FLEETOPS_LOCAL_EXECUTOR_HOSTS='["h*"]',  # the lab's hosts are this machine
     )
     users = seed_users(db_url)
     load_fleet(db_url, lab_fleet(6))  # executor=local: this machine

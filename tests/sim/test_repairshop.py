@@ -46,6 +46,7 @@ def test_the_shop_repairs_and_the_machine_returns(db_url: str, tmp_path: Path) -
         FLEETOPS_ENGINE_TICK_SECONDS="0.05",
         FLEETOPS_HEALTH_POLICY_ENABLED="true",
         FLEETOPS_HEALTH_POLICY_INTERVAL="0.3",
+        FLEETOPS_LOCAL_EXECUTOR_HOSTS='["h*"]',  # the lab's hosts are this machine
     )
     outcomes: list[tuple[str, bool]] = []
     times = ShopTimes(diagnose=0.1, parts=0.1, repair=0.1, parts_share=0.5, failure_share=0.0)

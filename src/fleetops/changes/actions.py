@@ -9,25 +9,27 @@ action or a missing parameter.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import shlex
 import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-import httpx
+import yaml
 
 from fleetops.adapters.local.executor import LocalExecutor
-from fleetops.changes.executor import MAX_OUTPUT, Executor, Result, Target
+from fleetops.changes.executor import Executor, Result, Target
 
-ACTIONS = ("wait", "file_put", "http_check", "reboot", "ansible_playbook", "inspect_hardware")
+ACTIONS = ("wait", "file_put", "reboot", "ansible_playbook", "inspect_hardware")
 # Actions served by a part of the server the engine is given at start (they need the database).
-SERVED = {"inspect_hardware": "the inspection service"}
+SERVED = {
+    "inspect_hardware": "the inspection service",
+    "ansible_playbook": "the playbook runner (its directories and SSH settings)",
+}
 BOOT_ID_COMMAND = "cat /proc/sys/kernel/random/boot_id"
 # In the background and a second later, so the command returns before the connection drops.
 REBOOT_COMMAND = "nohup sh -c 'sleep 1; systemctl reboot || reboot' </dev/null >/dev/null 2>&1 &"
@@ -46,10 +48,9 @@ async def run_action(
     params: Params,
     *,
     timeout: float,
-    http: httpx.AsyncClient | None = None,
     served: Mapping[str, ActionHandler] | None = None,
 ) -> Result:
-    """Run a built-in action on one host; `http` lets many http_checks share one client.
+    """Run a built-in action on one host.
 
     `served` holds the handlers of the actions in SERVED that this process provides.
     """
@@ -62,7 +63,7 @@ async def run_action(
             if action in SERVED:
                 result = await _served(action, served or {}, executor, target, params, timeout)
             else:
-                result = await _dispatch(action, executor, target, params, timeout, http)
+                result = await _dispatch(action, executor, target, params, timeout)
     except TimeoutError:
         result = Result(exit_code=None, error=_timeout(timeout))
     return replace(result, duration_s=time.monotonic() - start)
@@ -92,7 +93,6 @@ async def _dispatch(
     target: Target,
     params: Params,
     timeout: float,
-    http: httpx.AsyncClient | None,
 ) -> Result:
     if action == "wait":
         seconds = float(_required(action, params, "seconds"))
@@ -100,12 +100,9 @@ async def _dispatch(
         return Result(exit_code=0) if seconds <= timeout else Result(None, error=_timeout(timeout))
     if action == "file_put":
         return await _file_put(executor, target, params, timeout)
-    if action == "http_check":
-        return await _http_check(target, params, timeout, http)
     if action == "reboot":
         return await _reboot(executor, target, params, timeout)
-    assert action == "ansible_playbook"
-    return await _ansible_playbook(target, params, timeout)
+    raise AssertionError(f"{action} is served, not dispatched")
 
 
 async def _file_put(executor: Executor, target: Target, params: Params, timeout: float) -> Result:
@@ -115,34 +112,6 @@ async def _file_put(executor: Executor, target: Target, params: Params, timeout:
     mode = params.get("mode", 0o644)
     mode = int(mode, 8) if isinstance(mode, str) else int(mode)  # "0644" as written in YAML
     return await executor.put_file(target, path, data, mode=mode, timeout=timeout)
-
-
-async def _http_check(
-    target: Target, params: Params, timeout: float, http: httpx.AsyncClient | None
-) -> Result:
-    """GET the URL from this process; pass on the expected status and body text."""
-    address = target.connect_to
-    host = f"[{address}]" if ":" in address else address  # an IPv6 literal in a URL
-    url = str(_required("http_check", params, "url")).replace("{host}", host)
-    expect = int(params.get("expect_status", 200))
-    contains = params.get("contains") or None  # an unset template parameter renders empty
-    async with contextlib.AsyncExitStack() as stack:
-        if http is None:
-            verify = bool(params.get("verify_tls", True))
-            http = await stack.enter_async_context(httpx.AsyncClient(verify=verify))
-        try:
-            response = await http.get(url, timeout=timeout)
-        except httpx.TimeoutException:
-            return Result(exit_code=None, error=_timeout(timeout))
-        except httpx.HTTPError as exc:
-            return Result(exit_code=1, stderr=f"GET {url}: {exc or type(exc).__name__}\n")
-    body = response.text[:MAX_OUTPUT]
-    summary = f"GET {url} -> {response.status_code}\n"
-    if response.status_code != expect:
-        return Result(exit_code=1, stdout=body, stderr=f"{summary}expected {expect}\n")
-    if contains is not None and str(contains) not in response.text:
-        return Result(exit_code=1, stdout=body, stderr=f"{summary}body lacks {contains!r}\n")
-    return Result(exit_code=0, stdout=summary)
 
 
 async def _reboot(executor: Executor, target: Target, params: Params, timeout: float) -> Result:
@@ -177,44 +146,134 @@ async def _reboot(executor: Executor, target: Target, params: Params, timeout: f
     )
 
 
-async def _ansible_playbook(target: Target, params: Params, timeout: float) -> Result:
-    """Run ansible-playbook here, limited to this host, with the connection as extra vars."""
-    playbook = str(_required("ansible_playbook", params, "playbook"))
-    program = shutil.which(str(params.get("ansible_playbook", "ansible-playbook")))
-    if program is None:
-        return Result(
-            exit_code=None,
-            error="ansible-playbook is not installed: install ansible-core "
-            "(pip install ansible-core) on the fleetops host to run playbook actions",
+# Extra vars a step may set: the connection is the server's (its key, its known_hosts, ssh); a
+# variable that picks the connection, its command line or a program to run would run on the
+# server, which holds the fleet's key and database (`ansible_connection: local`, a ProxyCommand in
+# `ansible_ssh_common_args`, `ansible_ssh_executable`, ...).
+ANSIBLE_VARS_ALLOWED = frozenset(
+    {"ansible_python_interpreter", "ansible_become", "ansible_become_user"}
+)
+
+
+class _Unsafe(str):
+    """A value Ansible must not template (`!unsafe`): a `{{ lookup('pipe', ...) }}` in a step's
+    extra vars would otherwise run on the server when the playbook reads it."""
+
+    __slots__ = ()
+
+
+class _VarsDumper(yaml.SafeDumper):
+    pass
+
+
+_VarsDumper.add_representer(_Unsafe, lambda d, v: d.represent_scalar("!unsafe", str(v)))
+
+
+def _unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, list):
+        return [_unsafe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _unsafe(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Playbooks:
+    """The `ansible_playbook` action as the server provides it.
+
+    Playbooks come only from the configured directories (a path that resolves outside them is
+    refused); the connection is the server's own SSH settings, and a step's extra vars can
+    neither change it nor be templated by Ansible."""
+
+    dirs: tuple[Path, ...] = ()
+    key_path: Path | None = None
+    known_hosts: Path | None = None
+    host_key_policy: str = "strict"
+    program: str = "ansible-playbook"
+
+    def resolve(self, playbook: str) -> Path:
+        """The playbook's real path inside one of the directories, or ValueError saying why."""
+        if not self.dirs:
+            raise ValueError(
+                "no playbook directories are configured: set playbook_dirs "
+                "(FLEETOPS_PLAYBOOK_DIRS='[\"/srv/playbooks\"]') to run playbooks"
+            )
+        for directory in self.dirs:
+            root = directory.resolve()
+            found = (root / playbook).resolve()
+            if found.is_relative_to(root) and found.is_file():
+                return found
+        dirs = ", ".join(map(str, self.dirs))
+        raise ValueError(
+            f"playbook {playbook!r} is not a file inside the playbook directories ({dirs})"
         )
-    extra = {
-        **dict(params.get("extra_vars") or {}),
-        "ansible_host": target.connect_to,
-        "ansible_port": target.port,
-        "ansible_user": target.user,
-    }
-    # Extra vars may hold secrets: a 0600 file, not the command line that `ps` shows.
-    fd, vars_path = tempfile.mkstemp(prefix="fleetops-vars-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(extra, f)
-        argv = [program, "-i", f"{target.hostname},", "-e", f"@{vars_path}", playbook]
-        if tags := params.get("tags"):
-            argv += ["--tags", ",".join(map(str, tags))]
-        if key := params.get("private_key"):
-            argv += ["--private-key", str(key)]
-        result = await LocalExecutor().run(target, shlex.join(argv), timeout=timeout)
-    finally:
-        os.unlink(vars_path)
-    if result.exit_code == ANSIBLE_UNREACHABLE:
-        return Result(
-            exit_code=None,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            error=f"unreachable: ansible-playbook could not reach {target.hostname}",
-            truncated=result.truncated,
-        )
-    return result
+
+    def ssh_args(self) -> str:
+        options = ["-o ControlMaster=no", "-o BatchMode=yes"]
+        if self.host_key_policy == "insecure":
+            options += ["-o StrictHostKeyChecking=no", "-o UserKnownHostsFile=/dev/null"]
+        else:
+            strict = "accept-new" if self.host_key_policy == "accept-new" else "yes"
+            options.append(f"-o StrictHostKeyChecking={strict}")
+            if self.known_hosts is not None:
+                options.append(f"-o UserKnownHostsFile={shlex.quote(str(self.known_hosts))}")
+        return " ".join(options)
+
+    async def action(
+        self, executor: Executor, target: Target, params: Params, timeout: float
+    ) -> Result:
+        try:
+            playbook = self.resolve(str(_required("ansible_playbook", params, "playbook")))
+        except ValueError as exc:
+            return Result(exit_code=None, error=str(exc))
+        given = dict(params.get("extra_vars") or {})
+        if refused := sorted(
+            k for k in given if k.startswith("ansible_") and k not in ANSIBLE_VARS_ALLOWED
+        ):
+            return Result(
+                exit_code=None,
+                error=f"extra_vars may not set {', '.join(refused)}: the connection is the "
+                "server's (allowed ansible_ vars: " + ", ".join(sorted(ANSIBLE_VARS_ALLOWED)) + ")",
+            )
+        program = shutil.which(self.program)
+        if program is None:
+            return Result(
+                exit_code=None,
+                error="ansible-playbook is not installed: install ansible-core "
+                "(pip install ansible-core) on the fleetops host to run playbook actions",
+            )
+        extra = {
+            **_unsafe(given),
+            "ansible_connection": "ssh",
+            "ansible_host": target.connect_to,
+            "ansible_port": target.port,
+            "ansible_user": target.user,
+            "ansible_ssh_common_args": self.ssh_args(),
+        }
+        # Extra vars may hold secrets: a 0600 file, not the command line that `ps` shows.
+        fd, vars_path = tempfile.mkstemp(prefix="fleetops-vars-", suffix=".yaml")
+        try:
+            with os.fdopen(fd, "w") as f:
+                yaml.dump(extra, f, Dumper=_VarsDumper)
+            argv = [program, "-i", f"{target.hostname},", "-e", f"@{vars_path}", str(playbook)]
+            if tags := params.get("tags"):
+                argv += ["--tags", ",".join(map(str, tags))]
+            if self.key_path is not None:
+                argv += ["--private-key", str(self.key_path)]
+            result = await LocalExecutor().run(target, shlex.join(argv), timeout=timeout)
+        finally:
+            os.unlink(vars_path)
+        if result.exit_code == ANSIBLE_UNREACHABLE:
+            return Result(
+                exit_code=None,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                error=f"unreachable: ansible-playbook could not reach {target.hostname}",
+                truncated=result.truncated,
+            )
+        return result
 
 
 def _required(action: str, params: Params, name: str) -> Any:

@@ -54,7 +54,6 @@ CONTEXT_NAMES = frozenset({"host", "change", "timeout", "params"})
 ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "wait": (frozenset({"seconds"}), frozenset()),
     "file_put": (frozenset({"path", "content"}), frozenset({"mode"})),
-    "http_check": (frozenset({"url"}), frozenset({"expect_status", "contains"})),
     "reboot": (frozenset(), frozenset({"poll_interval", "command"})),
     "ansible_playbook": (frozenset({"playbook"}), frozenset({"extra_vars", "tags"})),
     "inspect_hardware": (
@@ -65,11 +64,14 @@ ACTIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
 }
 
+# Actions that start a process on the fleetops server (which holds the fleet's key and the
+# database): an operation approved without review (read_only or low risk) may not use them.
+SERVER_ACTIONS = frozenset({"ansible_playbook"})
+UNREVIEWED_RISKS = ("read_only", "low")
+
 ParamType = Literal["string", "integer", "number", "boolean", "list", "object"]
 Risk = Literal["read_only", "low", "medium", "high"]
-ActionName = Literal[
-    "wait", "file_put", "http_check", "reboot", "ansible_playbook", "inspect_hardware"
-]
+ActionName = Literal["wait", "file_put", "reboot", "ansible_playbook", "inspect_hardware"]
 
 
 def _not_reserved(name: str) -> str:
@@ -348,6 +350,13 @@ def operation_issues(spec: OperationSpec, prefix: Loc = ()) -> list[Issue]:
     found: list[tuple[Loc, str]] = [
         item for phase, inv in spec.phases() for item in inv.templates((*prefix, phase))
     ]
+    if spec.risk in UNREVIEWED_RISKS:
+        for phase, inv in spec.phases():
+            issues.extend(
+                Issue(format_path((*prefix, phase)), f"a {spec.risk}-risk operation runs "
+                      f"{action} on the server unreviewed: declare risk medium or higher")
+                for action in sorted(_actions(inv) & SERVER_ACTIONS)
+            )  # fmt: skip
     if spec.stdin is not None:
         found.append(((*prefix, "stdin"), spec.stdin))
         if spec.run.command is None and spec.run.by_label is None:
@@ -363,7 +372,35 @@ def operation_issues(spec: OperationSpec, prefix: Loc = ()) -> list[Issue]:
             Issue(path, f"undefined variable {name!r} ({_declared(spec.params)})")
             for name in sorted(unknown)
         )
+        if _is_command(loc, prefix) and spec.risk in UNREVIEWED_RISKS and templating.raw_uses(text):
+            issues.append(
+                Issue(path, f"a {spec.risk}-risk operation takes command text from a parameter "
+                      "(|raw), so changes would run it unreviewed: declare risk medium or higher")
+            )  # fmt: skip
+        if _is_command(loc, prefix):
+            issues.extend(
+                Issue(
+                    path,
+                    f"secret param {name!r} in command text: an approver would see "
+                    "*** instead of the command; pass it on stdin or to an action",
+                )
+                for name in sorted(templating.variables(text, path=path))
+                if name in spec.params and spec.params[name].secret
+            )
     return issues
+
+
+def _actions(inv: Invocation) -> set[str]:
+    found: set[str] = {inv.action} if inv.action is not None else set()
+    for case in inv.cases.values():
+        found |= _actions(case)
+    return found
+
+
+def _is_command(loc: Loc, prefix: Loc) -> bool:
+    """Whether a template's path is command text (not stdin, not an action's parameter)."""
+    rest = loc[len(prefix) :]
+    return rest[0] in PHASES and "params" not in rest
 
 
 def _declared(params: Collection[str]) -> str:

@@ -238,6 +238,7 @@ def _detail(
         workflow=workflow,
         previous_version=previous.version if previous else None,
         workflow_diff=_diff(previous, workflow) if previous and workflow else "",
+        commands=service.preview(session, change, request.app.state.library),
         **_live(session, who, change),
     )
 

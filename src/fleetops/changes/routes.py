@@ -45,6 +45,7 @@ from fleetops.changes.schemas import (
     FreezeRead,
     HostRunRead,
     OperationRead,
+    StepPreviewRead,
     StepRunRead,
     ValidationReport,
     Vote,
@@ -148,9 +149,11 @@ def create_workflow(
         row = service.register_workflow(
             session, audit_context(request, who), source=body.source, library=_library(request)
         )
-    except WorkflowNameReserved:
+    except (WorkflowNameReserved, InvalidChange) as exc:
         session.rollback()
-        record_refusal(request, who, "reserved")
+        record_refusal(
+            request, who, "reserved" if isinstance(exc, WorkflowNameReserved) else "invalid"
+        )
         raise
     return WorkflowRead.model_validate(row)
 
@@ -218,13 +221,20 @@ def submit_change(
         window_start=body.window_start,
         window_end=body.window_end,
     )
-    change = service.submit(
-        session,
-        audit_context(request, who),
-        sub,
-        library=_library(request),
-        policy=_policy(request),
-    )
+    try:
+        change = service.submit(
+            session,
+            audit_context(request, who),
+            sub,
+            library=_library(request),
+            policy=_policy(request),
+        )
+    except InvalidChange:
+        # Refused submissions are audited too: a parameter aimed off the host, or at a shell,
+        # is an attempt someone should be able to see.
+        session.rollback()
+        record_refusal(request, who, "invalid")
+        raise
     return change_read(session, change)
 
 
@@ -260,6 +270,20 @@ def get_change(change_id: ChangeId, session: SessionDep, _: Viewer) -> ChangeDet
         ],
         hosts=[HostRunRead.model_validate(h) for h in service.host_runs(session, change)],
     )
+
+
+@router.get("/changes/{change_id}/preview", response_model=list[StepPreviewRead])
+def get_preview(
+    change_id: ChangeId, request: Request, session: SessionDep, _: Viewer
+) -> list[StepPreviewRead]:
+    """Every step as it will run on the first host of each stage: the command text (or built-in
+    action and its parameters) and what goes on stdin, rendered with the change's parameters,
+    secret values shown as `***`. What an approver approves."""
+    change = _change(session, change_id)
+    return [
+        StepPreviewRead.model_validate(step)
+        for step in service.preview(session, change, _library(request))
+    ]
 
 
 @router.get("/changes/{change_id}/steps", response_model=list[StepRunRead])

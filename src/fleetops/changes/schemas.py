@@ -162,6 +162,21 @@ class StepRunRead(BaseModel):
     finished_at: datetime | None
 
 
+class StepPreviewRead(BaseModel):
+    """One step as it will run on its stage's sample host (secret values as ***)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    stage: str
+    hostname: str
+    step: int
+    operation: str
+    risk: str
+    runs: str = Field(description="the command text, or `action NAME {params}`")
+    stdin: str = Field(description="what is fed on stdin; empty for nothing")
+    error: str = Field(description="why it cannot run on this host; empty when it can")
+
+
 class ChangeDetail(ChangeRead):
     approvals_given: list[ApprovalRead]
     hosts: list[HostRunRead]

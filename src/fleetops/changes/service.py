@@ -36,6 +36,8 @@ from fleetops.changes.exceptions import (
     WorkflowVersionExists,
 )
 from fleetops.changes.operations import OperationLibrary, SpecError, redact, validate_params
+from fleetops.changes.preview import StepPreview, check_renders, samples
+from fleetops.changes.preview import preview as preview_steps
 from fleetops.changes.states import ChangeState, TransitionRefused, transition
 from fleetops.changes.workflows import PlanHost, WorkflowSpec, check_workflow, parse_workflow
 from fleetops.changes.workflows import plan_batches as plan
@@ -185,6 +187,18 @@ def list_workflows(session: Session) -> list[Workflow]:
     )
 
 
+def preview(
+    session: Session, change: ChangeRequest, library: OperationLibrary
+) -> list[StepPreview]:
+    """What the change will run, on a sample host of each stage, secrets masked."""
+    row = workflow_of(session, change)
+    if row is None:
+        return []
+    spec = workflow_spec(row)
+    secrets = frozenset(name for name, param in spec.params.items() if param.secret)
+    return preview_steps(session, change, spec, library, secrets=secrets)
+
+
 def workflow_spec(row: Workflow) -> WorkflowSpec:
     return parse_workflow(row.source, source=f"{row.name}@{row.version}")
 
@@ -270,6 +284,10 @@ def submit(
     for index, (stage_spec, stage_hosts) in enumerate(zip(spec.stages, stages, strict=True)):
         if spec.planned(index):
             _plan_stage(session, change, index, stage_hosts, stage_spec.strategy)
+    try:  # what the approver will see must render, for a real host of each stage
+        check_renders(spec, values, library, samples(session, change))
+    except SpecError as exc:
+        raise _invalid(exc) from None
     audit.record(
         session,
         ctx,

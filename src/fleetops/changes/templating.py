@@ -134,6 +134,11 @@ def attributes(template: str, name: str, *, path: str = "template") -> set[str]:
     return found
 
 
+def raw_uses(template: str, *, path: str = "template") -> int:
+    """How many values the template interpolates unquoted (`|raw`): command text from a value."""
+    return sum(1 for f in _parse(template, path).find_all(nodes.Filter) if f.name == "raw")
+
+
 def _parse(template: str, path: str) -> nodes.Template:
     try:
         return _environment(True).parse(template)

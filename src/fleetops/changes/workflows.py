@@ -252,6 +252,8 @@ def check_workflow(spec: WorkflowSpec, library: OperationLibrary) -> list[Issue]
     for s, stage in enumerate(spec.stages):
         for t, step in enumerate(stage.steps):
             found = _step_issues(step, f"stages[{s}].steps[{t}]", library)
+            if not found:
+                found = _secret_issues(step, f"stages[{s}].steps[{t}]", library, spec.params)
             issues.extend(found)
             if stage.type == "verify" and not found:
                 issues.extend(_check_issues(step, f"stages[{s}].steps[{t}]", library))
@@ -363,6 +365,32 @@ def _step_issues(step: StepSpec, path: str, library: OperationLibrary) -> list[I
     except SpecError as exc:
         return exc.issues
     return []
+
+
+def _secret_issues(
+    step: StepSpec, path: str, library: OperationLibrary, declared: dict[str, ParamSpec]
+) -> list[Issue]:
+    """A secret workflow param may only reach an operation input declared secret (never put in
+    command text): an approver must see every command as it will run, not `***` in it."""
+    operation = library.get(step.operation, step.version)
+    assert operation is not None  # _step_issues found it
+    secret = {name for name, param in declared.items() if param.secret}
+    issues = []
+    for key, value in step.params.items():
+        target = operation.params.get(key)
+        if target is not None and target.secret:
+            continue
+        for where, text in _templates(value, f"{path}.params.{key}"):
+            for name in sorted(templating.attributes(text, "params", path=where) & secret):
+                issues.append(
+                    Issue(
+                        where,
+                        f"secret param {name!r} would go into {step.operation}'s {key!r}, which "
+                        "is not a secret input: an approver would approve a command they cannot "
+                        "see; pass it to an operation that takes it on stdin or in an action",
+                    )
+                )
+    return issues
 
 
 # --- batches ------------------------------------------------------------------------------------

@@ -77,23 +77,16 @@ class HostRunner:
     def operation(self, job: HostJob, index: int) -> tuple[OperationSpec, dict[str, Any]]:
         """The step's operation and its parameter values rendered for this host."""
         step = job.stage.steps[index]
-        op = self.library.get(step.operation, step.version)
-        if op is None:
-            raise SpecError(
-                [
-                    Issue(
-                        f"steps[{index}].operation",
-                        f"operation {step.operation!r} is no longer in the library",
-                    )
-                ]
-            )
-        context = {
-            "params": dict(job.params),
-            "host": _host_facts(job.target),
-            "change": {"id": job.change_id},
-        }
-        given = {k: render_value(v, context) for k, v in step.params.items()}
-        return op, validate_params(op.params, given, path=f"steps[{index}].params")
+        return step_operation(
+            self.library,
+            step.operation,
+            step.version,
+            step.params,
+            index=index,
+            params=job.params,
+            target=job.target,
+            change_id=job.change_id,
+        )
 
     async def _step(self, job: HostJob, index: int) -> str:
         try:
@@ -138,15 +131,7 @@ class HostRunner:
     def _context(
         self, job: HostJob, op: OperationSpec, values: Mapping[str, Any]
     ) -> dict[str, Any]:
-        facts = HostFacts(
-            hostname=job.target.hostname,
-            address=job.target.connect_to,
-            rack=job.target.labels.get("rack"),
-            cluster=job.target.labels.get("cluster"),
-            labels=job.target.labels,
-        )
-        context = operation_context(values, host=facts, change_id=job.change_id, timeout=op.timeout)
-        return {**context, "params": dict(job.params)}
+        return phase_context(op, values, job.target, change_id=job.change_id, params=job.params)
 
     async def _phase(
         self,
@@ -183,6 +168,48 @@ class HostRunner:
         return await run_action(
             call.action, executor, target, params, timeout=op.timeout, served=self.served
         )
+
+
+def step_operation(
+    library: OperationLibrary,
+    name: str,
+    version: int | None,
+    given: Mapping[str, Any],
+    *,
+    index: int,
+    params: Mapping[str, Any],
+    target: Target,
+    change_id: int,
+) -> tuple[OperationSpec, dict[str, Any]]:
+    """A step's operation and its parameter values rendered for one host and validated; the
+    engine runs exactly this, and a change's submission and preview render the same."""
+    op = library.get(name, version)
+    if op is None:
+        message = f"operation {name!r} is no longer in the library"
+        raise SpecError([Issue(f"steps[{index}].operation", message)])
+    context = {"params": dict(params), "host": _host_facts(target), "change": {"id": change_id}}
+    rendered = {k: render_value(v, context) for k, v in given.items()}
+    return op, validate_params(op.params, rendered, path=f"steps[{index}].params")
+
+
+def phase_context(
+    op: OperationSpec,
+    values: Mapping[str, Any],
+    target: Target,
+    *,
+    change_id: int,
+    params: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What an operation's command templates see on one host."""
+    facts = HostFacts(
+        hostname=target.hostname,
+        address=target.connect_to,
+        rack=target.labels.get("rack"),
+        cluster=target.labels.get("cluster"),
+        labels=target.labels,
+    )
+    context = operation_context(values, host=facts, change_id=change_id, timeout=op.timeout)
+    return {**context, "params": dict(params)}
 
 
 def _host_facts(target: Target) -> dict[str, Any]:

@@ -348,29 +348,7 @@ class Engine:
         release(s, change)
 
     def _job(self, s: Session, change: ChangeRequest, stage: StageSpec, run: HostRun) -> HostJob:
-        host = s.scalar(
-            select(Host)
-            .where(Host.id == run.host_id)
-            .options(joinedload(Host.cluster), joinedload(Host.rack), joinedload(Host.model))
-        )
-        assert host is not None
-        s.refresh(host, attribute_names=["labels"])
-        labels = {label.key: label.value for label in host.labels}
-        if host.cluster is not None:
-            labels.setdefault("scheduler", host.cluster.scheduler)
-            labels.setdefault("cluster", host.cluster.name)
-        if host.rack is not None:
-            labels.setdefault("rack", host.rack.name)
-        if host.model is not None:
-            labels.setdefault("model", host.model.name)
-        target = Target(
-            hostname=host.hostname,
-            address=host.address,
-            port=host.ssh_port,
-            user=host.ssh_user,
-            labels=labels,
-        )
-        return HostJob(change.id, run.id, stage, change.params, target)
+        return HostJob(change.id, run.id, stage, change.params, host_target(s, run.host_id))
 
     # --- acting -----------------------------------------------------------------------------
 
@@ -467,3 +445,30 @@ class _StateWatch:
             self.state = await self.read()
             self.read_at = time.monotonic()
         return self.state == S.RUNNING
+
+
+def host_target(s: Session, host_id: int | None) -> Target:
+    """A host as its executor sees it: address, SSH user and port, and the labels a step's
+    `by_label` choice reads (its own, plus scheduler, cluster, rack and model)."""
+    host = s.scalar(
+        select(Host)
+        .where(Host.id == host_id)
+        .options(joinedload(Host.cluster), joinedload(Host.rack), joinedload(Host.model))
+    )
+    assert host is not None
+    s.refresh(host, attribute_names=["labels"])
+    labels = {label.key: label.value for label in host.labels}
+    if host.cluster is not None:
+        labels.setdefault("scheduler", host.cluster.scheduler)
+        labels.setdefault("cluster", host.cluster.name)
+    if host.rack is not None:
+        labels.setdefault("rack", host.rack.name)
+    if host.model is not None:
+        labels.setdefault("model", host.model.name)
+    return Target(
+        hostname=host.hostname,
+        address=host.address,
+        port=host.ssh_port,
+        user=host.ssh_user,
+        labels=labels,
+    )
