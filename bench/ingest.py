@@ -189,6 +189,7 @@ def server(database_url: str, data_dir: Path) -> Iterator[tuple[str, int]]:
         FLEETOPS_ENGINE_ENABLED="false",
         FLEETOPS_ADMIN_PASSWORD=PASSWORD,
         FLEETOPS_LOGS_REALTIME="false",  # past lines: event time alone closes windows
+        FLEETOPS_INGEST_RATE_LINES="0",  # the server's own ceiling, not a per-token allowance
     )
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(

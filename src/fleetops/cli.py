@@ -153,7 +153,8 @@ def _run_server(
         host=settings.host,
         port=settings.port,
         log_level="info",
-        proxy_headers=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

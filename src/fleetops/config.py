@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=12, ge=1)
     # Cookies carry the Secure flag when the UI is reached over TLS (directly or via a proxy).
     force_secure_cookies: bool = False
+    # Reverse proxies whose X-Forwarded-For / -Proto are believed (comma-separated addresses or
+    # CIDRs). Empty: none, so a client is the address that connected. Behind a proxy, set it, or
+    # every client shares the proxy's address (one guesser would lock out everyone).
+    trusted_proxies: str = ""
     # Change management.
     executor: Literal["ssh", "local", "simulated"] = "ssh"  # a host label `executor` overrides
     # The `local` executor runs a host's steps on this server (which holds the fleet's key and the
@@ -72,7 +76,9 @@ class Settings(BaseSettings):
     ingest_max_line_bytes: int = Field(default=64 * 1024, ge=256)  # longer lines are truncated
     ingest_queue_lines: int = Field(default=200_000, ge=1000)  # beyond it: 429 / TCP read pause
     ingest_batch_lines: int = Field(default=20_000, ge=1)  # lines per database commit
-    ingest_rate_lines: float = Field(default=0, ge=0)  # per token per second; 0 = unlimited
+    # Per token per second (a second's worth may come at once); 0 = unlimited. The default is far
+    # above what a host's shipper sends, and keeps one token from taking the whole pipeline.
+    ingest_rate_lines: float = Field(default=20_000, ge=0)
     ingest_future_skew_seconds: int = Field(default=300, ge=0)
     ingest_past_skew_seconds: int = Field(default=7 * 86400, ge=0)
     logs_retention_hours: float = Field(default=24, gt=0)  # raw lines kept for evidence/search

@@ -1,4 +1,5 @@
-"""Login guessing is throttled per user (lockout) and per source address (rate limit), audited."""
+"""Login guessing is throttled per (user, source address) with a growing back-off, and per source
+address (rate limit), audited. Guessing from one place never locks a user out everywhere."""
 
 from __future__ import annotations
 
@@ -63,13 +64,32 @@ def test_right_password_logs_in_and_wrong_one_does_not(session: Session) -> None
 
 
 @pytest.mark.usefixtures("alice")
-def test_user_is_locked_after_repeated_failures_then_released(session: Session) -> None:
+def test_guessing_locks_the_user_out_from_that_address_only(session: Session) -> None:
     for _ in range(POLICY.max_failures):
-        attempt(session, "wrong")
-    locked = attempt(session, PASSWORD, source="10.9.9.9")
+        attempt(session, "wrong", source="198.51.100.66")
+    locked = attempt(session, PASSWORD, source="198.51.100.66")
     assert isinstance(locked.error, AccountLocked)
     assert locked.user is None
-    assert attempt(session, PASSWORD, source="10.9.9.9", minutes=16).user is not None
+    assert attempt(session, PASSWORD, source="10.9.9.9").user is not None  # alice, elsewhere
+    assert attempt(session, PASSWORD, source="198.51.100.66", minutes=6).user is not None
+
+
+@pytest.mark.usefixtures("alice")
+def test_the_back_off_grows_with_each_round_of_failures(session: Session) -> None:
+    guesser = "198.51.100.77"
+    for _ in range(POLICY.max_failures):
+        attempt(session, "wrong", source=guesser)
+    # Each time the back-off ends, one more guess, and the next wait: 5 min, 5, then 10.
+    for minute in (5.5, 11, 16.5):
+        assert isinstance(attempt(session, "wrong", source=guesser, minutes=minute).error,
+                          InvalidCredentials)  # fmt: skip
+        early = attempt(session, PASSWORD, source=guesser, minutes=minute + 1)
+        assert isinstance(early.error, AccountLocked)  # not even the right password
+    assert isinstance(attempt(session, PASSWORD, source=guesser, minutes=26).error, AccountLocked)
+    assert attempt(session, PASSWORD, source=guesser, minutes=27).user is not None
+    assert [POLICY.backoff(n).total_seconds() / 60 for n in (2, 3, 6, 9, 30)] == [
+        0, 5, 10, 15, 15,
+    ]  # fmt: skip
 
 
 @pytest.mark.usefixtures("alice")

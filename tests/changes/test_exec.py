@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,7 @@ def test_exec_over_ssh_from_an_ansible_inventory(
     shown = json.loads(run(env, "change", "show", str(report["change_id"]), "-o", "json").stdout)
     assert (shown["kind"], shown["state"], shown["risk"]) == ("adhoc", "failed", "read_only")
     assert shown["host_count"] == 21
+    assert re.search(r"\(as reported by local:\S+'s client\)$", shown["status"])  # not seen here
     audit = json.loads(run(env, "audit", "list", "--action", "change.exec", "-o", "json").stdout)
     assert [r["entity_id"] for r in audit["items"]] == [str(report["change_id"])]
 

@@ -26,11 +26,24 @@ from tests.changes.fleet import (
 from tests.fixtures.app import Tokens, make_settings, seed_users
 
 SECRET = "s3cr3t-value-never-shown"
+# A careless operation that prints the secret it reads, and fails quoting it.
+ECHO_SECRET_OP = """
+name: echo_secret
+version: 1
+description: Print the token it was given, then fail.
+risk: low
+timeout: 10
+params:
+  token: {type: string, required: true, secret: true}
+run: "cat; cat >&2; exit 1"
+stdin: "{{ token }}"
+"""
 
 
 @pytest.fixture
 def client(db_url: str, tmp_path: Path, ops_dir: Path) -> Iterator[TestClient]:
     (ops_dir / "with_secret.yaml").write_text(SECRET_OP)
+    (ops_dir / "echo_secret.yaml").write_text(ECHO_SECRET_OP)
     settings = make_settings(
         db_url,
         tmp_path / "data",
@@ -172,3 +185,26 @@ def test_secrets_never_leave_the_server(client: TestClient, db_url: str) -> None
         client.get("/api/v1/audit", params={"limit": 1000}, headers=admin).text,
     ]
     assert all(SECRET not in text for text in seen)
+
+
+def test_a_secret_echoed_by_a_step_is_masked_in_what_is_recorded(
+    client: TestClient, db_url: str
+) -> None:
+    users = seed_users(db_url)
+    load_fleet(db_url, fleet_doc(20, 2, executor="simulated"))
+    source = SECRET_WORKFLOW.replace("with_secret", "echo_secret").replace("secretive", "echo")
+    registered = client.post(
+        "/api/v1/workflows", json={"source": source}, headers=users.headers("developer")
+    )
+    assert registered.status_code == 201, registered.text
+    change = _submit(client, users, "echo", "h001", {"token": SECRET})
+    done = wait_for(
+        lambda: (d := _get(client, users, change["id"]))["state"] in ("failed", "paused") and d,
+        what="the failure",
+    )
+    admin = users.headers("admin")
+    steps = client.get(f"/api/v1/changes/{change['id']}/steps", headers=admin).json()
+    assert steps
+    assert {s["stdout"] for s in steps} == {"***"}
+    assert SECRET not in str(done)
+    assert SECRET not in str(steps)

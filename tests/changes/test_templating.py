@@ -158,3 +158,24 @@ def test_operation_context_shape() -> None:
         "change": {"id": 42},
         "timeout": 120,
     }
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ 'x' * 10**10 }}",
+        "{{ 10**10 * 'x' }}",
+        "{{ [0] * 10**9 }}",
+        "{{ 9 ** 999999 }}",
+        "{% for i in range(100000) %}{{ 'x' * 1000000 }}{% endfor %}",
+    ],
+)
+def test_a_template_cannot_exhaust_memory(template: str) -> None:
+    with pytest.raises(TemplateError, match=r"cannot render: .*(limit|too large)"):
+        render(template, {})
+
+
+def test_ordinary_arithmetic_still_renders() -> None:
+    assert render("{{ '-' * 3 }} {{ 2 ** 10 }} {{ [1, 2] * 2 }}", {}, shell=False) == (
+        "--- 1024 1 2 1 2"
+    )

@@ -223,10 +223,19 @@ def test_post_opens_then_bumps(client: TestClient, tokens: Tokens, db_url: str) 
     audit = client.get(
         "/api/v1/audit", params={"action": "finding.create"}, headers=tokens.headers("admin")
     ).json()["items"]
+    # The operator who posted the tool's output is on record, the detector in the finding.
     assert (
-        sorted((a["actor"], a["after"]["kind"]) for a in audit)
-        == [("detector:smart", "hardware_error")] * 3
+        sorted((a["actor"], a["after"]["detector"], a["after"]["kind"]) for a in audit)
+        == [("operator", "smart", "hardware_error")] * 3
     )
+    posts = client.get(
+        "/api/v1/audit", params={"action": "device.signals"}, headers=tokens.headers("admin")
+    ).json()["items"]
+    assert [(a["actor"], a["entity_id"], len(a["after"]["opened"])) for a in posts] == [
+        ("operator", "h001", 0),
+        ("operator", "h001", 0),
+        ("operator", "h001", 3),
+    ]
 
 
 def test_sel_text_with_previous_dump(client: TestClient, tokens: Tokens, db_url: str) -> None:

@@ -162,10 +162,19 @@ class LoginPolicy:
     max_failures: int = 5
     window: timedelta = timedelta(minutes=5)
     lockout: timedelta = timedelta(minutes=15)
+    memory: timedelta = timedelta(days=1)  # how far back a pair's failures count for back-off
 
     @property
     def max_per_source(self) -> int:
         return self.max_failures * 4
+
+    def backoff(self, failures: int) -> timedelta:
+        """How long a (user, address) pair waits after `failures` recent failures: nothing below
+        max_failures, then `window`, doubled for each further max_failures, up to `lockout`."""
+        if failures < self.max_failures:
+            return timedelta(0)
+        doubled: timedelta = self.window * (1 << min(failures // self.max_failures - 1, 16))
+        return min(doubled, self.lockout)
 
 
 def login(
@@ -177,56 +186,72 @@ def login(
     policy: LoginPolicy,
     now: datetime | None = None,
 ) -> LoginOutcome:
-    """Check a password under per-user lockout and per-address rate limits."""
+    """Check a password under per-address and per-(user, address) limits.
+
+    Failures lock a user out only from the address they came from, with a growing back-off:
+    nobody can lock the admin out from everywhere by guessing wrong from one place. The
+    password is hashed with no transaction open (argon2 takes a while; on SQLite a write
+    transaction would hold the database's lock all that time)."""
     now = now or utcnow()
-    recent = (
-        session.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(LoginFailure.source == ctx.source, LoginFailure.at >= now - policy.window)
-        )
-        or 0
-    )
-    if recent >= policy.max_per_source:
-        audit.record(
-            session,
-            ctx,
-            action="auth.login",
-            entity_type="user",
-            entity_id=username,
-            outcome="rate_limited",
-        )
-        return LoginOutcome(
-            None,
-            AccountLocked(
-                "too many failed logins from this address; "
-                f"wait {int(policy.window.total_seconds())} s"
-            ),
-        )
+    refusal = _gate(session, ctx, username=username, policy=policy, now=now)
     user = get_user(session, username=username)
-    if user is not None and user.locked_until is not None and user.locked_until > now:
+    stored = user.password_hash if user is not None and not user.disabled else None
+    session.commit()  # end the read transaction before the slow part
+    if refusal is not None:
+        outcome, error = refusal
         audit.record(
-            session,
-            ctx,
-            action="auth.login",
-            entity_type="user",
-            entity_id=username,
-            outcome="locked",
+            session, ctx, action="auth.login", entity_type="user", entity_id=username[:256],
+            outcome=outcome,
+        )  # fmt: skip
+        return LoginOutcome(None, error)
+    if _password_ok(stored, password) and user is not None:
+        user = get_user(session, username=username)
+        if user is not None and not user.disabled:
+            user.failed_logins = 0
+            user.locked_until = None
+            audit.record(
+                session,
+                replace(ctx, actor=username),
+                action="auth.login",
+                entity_type="user",
+                entity_id=username,
+            )
+            return LoginOutcome(user)
+    return _fail(session, ctx, username=username, policy=policy, now=now)
+
+
+def _gate(
+    session: Session, ctx: AuditContext, *, username: str, policy: LoginPolicy, now: datetime
+) -> tuple[str, AppError] | None:
+    """Why this attempt is refused before any password is checked, or None."""
+    recent = session.scalar(
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(LoginFailure.source == ctx.source[:64], LoginFailure.at >= now - policy.window)
+    )
+    if (recent or 0) >= policy.max_per_source:
+        wait = int(policy.window.total_seconds())
+        return "rate_limited", AccountLocked(
+            f"too many failed logins from this address; wait {wait} s"
         )
-        wait = int((user.locked_until - now).total_seconds()) + 1
-        return LoginOutcome(None, AccountLocked(f"account temporarily locked; retry in {wait} s"))
-    if _password_ok(user, password) and user is not None and not user.disabled:
-        user.failed_logins = 0
-        user.locked_until = None
-        audit.record(
-            session,
-            replace(ctx, actor=username),
-            action="auth.login",
-            entity_type="user",
-            entity_id=username,
+    mine = session.execute(
+        select(func.count(), func.max(LoginFailure.at)).where(
+            LoginFailure.username == username[:64],
+            LoginFailure.source == ctx.source[:64],
+            LoginFailure.at >= now - policy.memory,
         )
-        return LoginOutcome(user)
-    return _fail(session, ctx, user, username=username, policy=policy, now=now)
+    ).one()
+    failures, last = mine[0] or 0, mine[1]
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=now.tzinfo)
+    until = last + policy.backoff(failures) if last is not None else now
+    if until > now:
+        wait = int((until - now).total_seconds()) + 1
+        return "locked", AccountLocked(
+            f"login temporarily locked for this user from this address (too many failed "
+            f"logins); retry in {wait} s"
+        )
+    return None
 
 
 @cache
@@ -235,31 +260,30 @@ def _dummy_hash() -> str:
     return _hasher.hash("fleetops-dummy-password")
 
 
-def _password_ok(user: User | None, password: str) -> bool:
+def _password_ok(stored: str | None, password: str) -> bool:
+    """Verify against the stored hash; without one (no such user, or disabled) a dummy hash is
+    verified anyway, so timing does not reveal which users exist."""
     try:
-        stored = user.password_hash if user else _dummy_hash()
-        return _hasher.verify(stored, password) and user is not None
+        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
 def _fail(
-    session: Session,
-    ctx: AuditContext,
-    user: User | None,
-    *,
-    username: str,
-    policy: LoginPolicy,
-    now: datetime,
+    session: Session, ctx: AuditContext, *, username: str, policy: LoginPolicy, now: datetime
 ) -> LoginOutcome:
     session.add(LoginFailure(username=username[:64], source=ctx.source[:64], at=now))
-    outcome = "denied"
-    if user is not None:
-        user.failed_logins += 1
-        if user.failed_logins >= policy.max_failures:
-            user.locked_until = now + policy.lockout
-            user.failed_logins = 0
-            outcome = "locked"
+    session.flush()
+    failures = session.scalar(
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(
+            LoginFailure.username == username[:64],
+            LoginFailure.source == ctx.source[:64],
+            LoginFailure.at >= now - policy.memory,
+        )
+    )
+    outcome = "locked" if policy.backoff(failures or 0) > timedelta(0) else "denied"
     audit.record(
         session,
         ctx,

@@ -1,7 +1,9 @@
 """Ad-hoc commands (`fleetops exec`): recorded as auto-approved changes and audited.
 
 The command runs from the caller's side (like `ansible all -a`), on hosts from the inventory or
-from an inventory file; fleetops records who ran what where, and every host's result.
+from an inventory file; fleetops records who ran what where, and every host's result. Those
+results are what the caller's client says happened: the server did not run or see the command,
+so they are stored as client-reported (phase `reported`, and the change's status says by whom).
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ def finish(
                 host_run_id=run.id,
                 step_index=0,
                 operation="exec",
-                phase="run",
+                phase="reported",  # by the caller's client: the server did not see it run
                 state=run.state,
                 exit_code=result.exit_code,
                 stdout=result.stdout[-MAX_OUTPUT:],
@@ -157,7 +159,8 @@ def finish(
         change,
         S.FAILED if failed else S.SUCCEEDED,
         ctx=ctx,
-        reason=f"{counts.get('succeeded', 0)} ok, {failed} failed",
+        reason=f"{counts.get('succeeded', 0)} ok, {failed} failed "
+        f"(as reported by {ctx.actor}'s client)",
     )
     return change
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -82,13 +82,27 @@ def render(
     """Render a template; with `shell`, every `{{ value }}` is shell-quoted unless `|raw`."""
     env = _environment(shell)
     try:
-        return env.from_string(template).render(context)
+        rendered = _bounded(env.from_string(template).generate(context))
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(_syntax(exc), path=path, line=exc.lineno) from exc
     except jinja2.UndefinedError as exc:
         raise _undefined(template, exc, path) from exc
-    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, MemoryError) as exc:
         raise TemplateError(f"cannot render: {exc}", path=path, line=None) from exc
+    return rendered
+
+
+def _bounded(chunks: Iterator[str]) -> str:
+    """Join rendered chunks, stopping as soon as they pass MAX_RENDERED (a loop of big pieces
+    must fail early, not after building all of them)."""
+    out: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_RENDERED:
+            raise ValueError(f"the rendered text passes the limit of {MAX_RENDERED} characters")
+        out.append(chunk)
+    return "".join(out)
 
 
 def render_value(value: Any, context: Mapping[str, Any], *, path: str = "template") -> Any:
@@ -146,9 +160,37 @@ def _parse(template: str, path: str) -> nodes.Template:
         raise TemplateError(_syntax(exc), path=path, line=exc.lineno) from exc
 
 
+# A rendered template (a command, a parameter value) is at most this long, and arithmetic in a
+# template cannot build anything larger on the way: `{{ 'x' * 10**10 }}` must fail, not take the
+# server's memory.
+MAX_RENDERED = 1024 * 1024
+MAX_EXPONENT_BITS = 4096
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with `*` and `**` checked before they allocate."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(left, int) and isinstance(right, int) and right > 0:
+                if abs(left) > 1 and right * max(abs(left).bit_length(), 1) > MAX_EXPONENT_BITS:
+                    raise ValueError(f"{left} ** {right} is too large for a template")
+        elif operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    if len(seq) * times > MAX_RENDERED:
+                        raise ValueError(
+                            f"repeating {len(seq)} items {times} times exceeds the template "
+                            f"limit of {MAX_RENDERED} characters"
+                        )
+        return super().call_binop(context, operator, left, right)
+
+
 @cache
 def _environment(shell: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _BoundedSandbox(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
-from fleetops.auth.dependencies import Operator, SessionDep
+from fleetops.audit import service as audit
+from fleetops.auth.dependencies import Operator, SessionDep, audit_context
 from fleetops.devices import service
 from fleetops.devices.exceptions import DeviceNotFound
 from fleetops.devices.signals import report_signals
@@ -27,7 +28,12 @@ Hostname = Annotated[str, Path(max_length=253)]
     responses={201: {"model": SignalsResult, "description": "at least one finding was opened"}},
 )
 def ingest_signals(
-    hostname: Hostname, body: SignalsBody, response: Response, session: SessionDep, _: Operator
+    hostname: Hostname,
+    body: SignalsBody,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    who: Operator,
 ) -> SignalsResult:
     """Read one tool's output for a host (SMART JSON, `ipmitool sel elist`, EDAC counters, a
     node_exporter scrape) and open or bump a `hardware_error` finding per problem found.
@@ -40,8 +46,22 @@ def ingest_signals(
     signals = parse_payload(
         Source(body.source), body.payload, host=hostname, now=now, previous=body.previous
     )
-    found = report_signals(session, signals, now=now)
+    ctx = audit_context(request, who)
+    found = report_signals(session, signals, now=now, ctx=ctx)
     opened = [f.id for f in found if f.first_seen == now]  # first seen now: opened by this call
+    audit.record(
+        session,
+        ctx,
+        action="device.signals",
+        entity_type="host",
+        entity_id=hostname,
+        after={
+            "source": body.source,
+            "signals": len(signals),
+            "opened": opened,
+            "bumped": [f.id for f in found if f.id not in opened],
+        },
+    )
     response.status_code = status.HTTP_201_CREATED if opened else status.HTTP_200_OK
     return SignalsResult(
         source=body.source,

@@ -97,8 +97,12 @@ def report(
     onset_at: datetime,
     now: datetime,
     dedup_key: str | None = None,
+    ctx: AuditContext | None = None,
 ) -> tuple[Finding, bool]:
     """Record what a detector found; return the finding and whether it was opened just now.
+
+    `ctx` names who reported it when a person did (an operator posting a tool's output): the
+    audit record is theirs, the detector stays in the finding.
 
     Race-safe: concurrent reporters of one key end with one live finding, because the unique
     `active_key` refuses the second insert (inside a savepoint), which then bumps the first.
@@ -132,11 +136,12 @@ def report(
             continue  # another reporter opened it first: bump theirs
         audit.record(
             session,
-            detector_context(rep.detector),
+            ctx or detector_context(rep.detector),
             action="finding.create",
             entity_type="finding",
             entity_id=finding.id,
             after={
+                "detector": rep.detector,
                 "kind": rep.kind,
                 "entity": f"{rep.entity_type}:{rep.entity}",
                 "severity": rep.severity.value,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fleetops.changes.actions import ActionHandler, run_action
@@ -32,6 +32,7 @@ class HostJob:
     stage: StageSpec
     params: Mapping[str, Any]  # the change's workflow parameters (secrets included)
     target: Target
+    secrets: tuple[str, ...] = ()  # secret values: masked in everything a step run records
 
 
 class HostRunner:
@@ -151,6 +152,7 @@ class HostRunner:
             result = await self._invoke(job.target, op, spec, context)
         except Exception as exc:  # a bad template or action must fail the host, not the engine
             result = Result(exit_code=None, error=f"{type(exc).__name__}: {exc}")
+        result = masked(result, job.secrets)
         await asyncio.to_thread(self.journal.finish_step, step_run, result)
         return result
 
@@ -168,6 +170,22 @@ class HostRunner:
         return await run_action(
             call.action, executor, target, params, timeout=op.timeout, served=self.served
         )
+
+
+def masked(result: Result, secrets: tuple[str, ...]) -> Result:
+    """The result with every secret value in its output and error replaced by ***: a command
+    that echoes its stdin, or a tool that quotes its input in an error, must not leak it."""
+    if not secrets:
+        return result
+
+    def mask(text: str) -> str:
+        for value in secrets:
+            text = text.replace(value, "***")
+        return text
+
+    return replace(
+        result, stdout=mask(result.stdout), stderr=mask(result.stderr), error=mask(result.error)
+    )
 
 
 def step_operation(

@@ -348,7 +348,19 @@ class Engine:
         release(s, change)
 
     def _job(self, s: Session, change: ChangeRequest, stage: StageSpec, run: HostRun) -> HostJob:
-        return HostJob(change.id, run.id, stage, change.params, host_target(s, run.host_id))
+        secrets = tuple(
+            sorted(
+                {
+                    str(change.params[name])
+                    for name, shown in change.params_redacted.items()
+                    if shown == "***" and change.params.get(name) not in (None, "")
+                },
+                key=len,
+                reverse=True,  # a longer secret first, so no shorter one splits it
+            )
+        )
+        target = host_target(s, run.host_id)
+        return HostJob(change.id, run.id, stage, change.params, target, secrets)
 
     # --- acting -----------------------------------------------------------------------------
 

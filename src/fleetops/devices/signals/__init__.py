@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleetops.audit.service import AuditContext
 from fleetops.devices.exceptions import DeviceNotFound
 from fleetops.findings import service as findings
 from fleetops.findings.service import Severity
@@ -65,7 +66,13 @@ class Signal:
         return f"{KIND}:{self.signature}:{digest}"
 
 
-def report_signals(session: Session, signals: Sequence[Signal], *, now: datetime) -> list[Finding]:
+def report_signals(
+    session: Session,
+    signals: Sequence[Signal],
+    *,
+    now: datetime,
+    ctx: AuditContext | None = None,
+) -> list[Finding]:
     """File each signal as a host finding (opened or bumped); the findings, each once, in order.
 
     Every host must exist: an unknown one is refused before anything is stored.
@@ -96,6 +103,7 @@ def report_signals(session: Session, signals: Sequence[Signal], *, now: datetime
             onset_at=signal.observed_at,
             now=now,
             dedup_key=signal.dedup_key,
+            ctx=ctx,
         )
         reported.setdefault(finding.id, finding)
     return list(reported.values())
