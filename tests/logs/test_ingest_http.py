@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
+from tests.changes.fleet import fleet_doc, load_fleet
 from tests.fixtures.app import Tokens
 from tests.logs.ingest_helpers import ingest_token, stored
 
@@ -36,7 +37,13 @@ def test_fluent_bit_json_array_with_date_and_log(
     ]
     response = client.post("/api/v1/logs", json=body, headers=ingest_token(client, tokens))
     assert response.status_code == 200, response.text
-    assert response.json() == {"accepted": 2, "duplicates": 0, "truncated": 0, "clock_skew": 0}
+    assert response.json() == {
+        "accepted": 2,
+        "duplicates": 0,
+        "truncated": 0,
+        "clock_skew": 0,
+        "refused_hosts": 0,
+    }
     lines = stored(db_url)
     assert [(r["host"], r["message"]) for r in lines] == [
         ("dn-0001", "Connection closed by 10.0.0.1 port 22"),
@@ -89,7 +96,13 @@ def test_agent_resend_is_deduplicated_by_file_offset(
     )
     assert first.json()["accepted"] == 6
     again = client.post("/api/v1/logs", content="\n".join(map(json.dumps, batch)), headers=headers)
-    assert again.json() == {"accepted": 4, "duplicates": 6, "truncated": 0, "clock_skew": 0}
+    assert again.json() == {
+        "accepted": 4,
+        "duplicates": 6,
+        "truncated": 0,
+        "clock_skew": 0,
+        "refused_hosts": 0,
+    }
     assert [r["message"] for r in stored(db_url)] == [f"line {i}" for i in range(10)]
 
 
@@ -214,7 +227,13 @@ def test_oversize_invalid_utf8_and_skewed_lines_are_kept_and_flagged(
     )
     response = client.post("/api/v1/logs", content=body, headers=headers)
     assert response.status_code == 200, response.text
-    assert response.json() == {"accepted": 3, "duplicates": 0, "truncated": 1, "clock_skew": 1}
+    assert response.json() == {
+        "accepted": 3,
+        "duplicates": 0,
+        "truncated": 1,
+        "clock_skew": 1,
+        "refused_hosts": 0,
+    }
     big, bad, later = stored(db_url)
     assert len(big["message"]) == 64 * 1024
     assert big["size"] == 70 * 1024
@@ -261,3 +280,42 @@ def test_search_and_templates_api(client: TestClient, tokens: Tokens) -> None:
         ).json()[0]["host"]
         == "h0"
     )
+
+
+def test_a_bound_token_speaks_only_for_its_hosts(
+    client: TestClient, tokens: Tokens, db_url: str
+) -> None:
+    """A forged line naming another host is refused, counted and audited; its own lines are
+    stored. (Findings and isolations start from stored lines, so a shipper cannot drain a host
+    it does not run on.)"""
+    load_fleet(db_url, fleet_doc(3, 1, executor="simulated"))
+    created = client.post(
+        "/api/v1/logs/tokens",
+        json={"name": "h001-agent", "hosts": "h001"},
+        headers=tokens.headers("admin"),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["hosts"] == "h001"
+    agent = {"Authorization": f"Bearer {created.json()['token']}"}
+    forged = "kernel: EXT4-fs error (device sdb1): ext4_find_entry: reading directory lblock 0"
+    body = [
+        {"log": "sshd: Accepted publickey for ops", "host": "h001"},
+        {"log": forged, "host": "h002"},
+        {"log": forged, "host": "h003"},
+    ]
+    answer = client.post("/api/v1/logs", json=body, headers=agent)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["refused_hosts"]) == (1, 2)
+    assert [r["host"] for r in stored(db_url)] == ["h001"]
+    audit = client.get(
+        "/api/v1/audit", params={"outcome": "foreign_hosts"}, headers=tokens.headers("admin")
+    ).json()["items"]
+    assert [(a["actor"], a["after"]["lines"], a["after"]["hosts"]) for a in audit] == [
+        ("ingest:h001-agent", 2, ["h002", "h003"])
+    ]
+    bad = client.post(
+        "/api/v1/logs/tokens",
+        json={"name": "broken", "hosts": "rack=("},
+        headers=tokens.headers("admin"),
+    )
+    assert bad.status_code == 400, bad.text

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleetops.changes.engine.hostrun import phase_context, step_operation
+from fleetops.changes.engine.hostrun import mask_secrets, phase_context, step_operation
 from fleetops.changes.engine.runner import host_target
 from fleetops.changes.executor import Target
 from fleetops.changes.operations import OperationLibrary, OperationSpec
@@ -28,8 +28,6 @@ from fleetops.changes.specs import Issue, SpecError
 from fleetops.changes.templating import render, render_value
 from fleetops.changes.workflows import StepSpec, WorkflowSpec
 from fleetops.models import ChangeRequest, HostRun
-
-MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -181,10 +179,9 @@ def _issues(exc: SpecError) -> str:
 
 def _masked(step: StepPreview, hidden: list[str]) -> StepPreview:
     """The step with every secret value that appears in its texts replaced by the mask."""
-
-    def mask(text: str) -> str:
-        for value in sorted(hidden, key=len, reverse=True):
-            text = text.replace(value, MASK)
-        return text
-
-    return replace(step, runs=mask(step.runs), stdin=mask(step.stdin), error=mask(step.error))
+    return replace(
+        step,
+        runs=mask_secrets(step.runs, hidden),
+        stdin=mask_secrets(step.stdin, hidden),
+        error=mask_secrets(step.error, hidden),
+    )

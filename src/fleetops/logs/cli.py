@@ -38,6 +38,7 @@ TEMPLATE_COLUMNS: list[Column] = [
 TOKEN_COLUMNS: list[Column] = [
     ("name", "name"),
     ("prefix", "prefix"),
+    ("hosts", lambda t: t.get("hosts") or "any"),
     ("created", "created_at"),
     ("by", "created_by"),
     ("last seen", "last_seen_at"),
@@ -130,10 +131,20 @@ def templates(
 def token_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="the shipper's name; becomes the lines' source")],
+    hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--hosts", help="selector of the hosts whose lines it may send (default: any host)"
+        ),
+    ] = None,
     output: OutputOption = "table",
 ) -> None:
-    """Create an ingest token; it is printed once."""
-    created = api(ctx).post("/api/v1/logs/tokens", {"name": name})
+    """Create an ingest token; it is printed once. Bind a host's shipper to that host
+    (`--hosts HOSTNAME`): lines it sends about other hosts are refused and counted."""
+    body: dict[str, str] = {"name": name}
+    if hosts:
+        body["hosts"] = hosts
+    created = api(ctx).post("/api/v1/logs/tokens", body)
     if output != "table":
         emit(created, output)
         return

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
+from fleetops.audit import service as audit
+from fleetops.audit.service import AuditContext
 from fleetops.auth.dependencies import (
     Admin,
     SessionDep,
@@ -24,6 +26,7 @@ from fleetops.auth.dependencies import (
     record_refusal,
 )
 from fleetops.auth.service import sha256
+from fleetops.db import session_scope
 from fleetops.errors import (
     ERROR_RESPONSES,
     INGEST_RESPONSES,
@@ -51,6 +54,7 @@ from fleetops.logs.schemas import (
     TemplatePage,
     TemplateRead,
 )
+from fleetops.logs.service import IngestSource
 
 router = APIRouter(tags=["logs"], responses=ERROR_RESPONSES)
 loki_router = APIRouter(tags=["logs"], responses=INGEST_RESPONSES)
@@ -81,7 +85,8 @@ TOKEN_CACHE_SECONDS = 10.0
 async def ingest(request: Request) -> IngestAnswer:
     source = await _ingest_source(request)
     data = await _body(request)
-    records = _decode(lambda: parse_json_records(data, peer=_peer(request)))
+    peer = _peer(request)
+    records = await asyncio.to_thread(_decode, lambda: parse_json_records(data, peer=peer))
     return await _submit(request, source, records)
 
 
@@ -106,7 +111,8 @@ async def loki_push(request: Request) -> Response:
             "`loki` output with `line_format json`, or `fleetops agent`)"
         )
     data = await _body(request)
-    records = _decode(lambda: parse_loki_push(data, peer=_peer(request)))
+    peer = _peer(request)
+    records = await asyncio.to_thread(_decode, lambda: parse_loki_push(data, peer=peer))
     await _submit(request, source, records)
     return Response(status_code=204)
 
@@ -192,7 +198,7 @@ def create_token(
     request: Request, session: SessionDep, principal: Admin, body: IngestTokenCreate
 ) -> IngestTokenCreated:
     token, plaintext = service.create_ingest_token(
-        session, audit_context(request, principal), name=body.name
+        session, audit_context(request, principal), name=body.name, hosts=body.hosts or ""
     )
     return IngestTokenCreated(**IngestTokenRead.model_validate(token).model_dump(), token=plaintext)
 
@@ -213,8 +219,8 @@ def _peer(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _token_cache(request: Request) -> dict[str, tuple[str | None, float]]:
-    cache: dict[str, tuple[str | None, float]] | None = getattr(
+def _token_cache(request: Request) -> dict[str, tuple[IngestSource | None, float]]:
+    cache: dict[str, tuple[IngestSource | None, float]] | None = getattr(
         request.app.state, "ingest_tokens", None
     )
     if cache is None:
@@ -236,8 +242,8 @@ def _credential(request: Request) -> str | None:
     return None
 
 
-async def _ingest_source(request: Request) -> str:
-    """The ingest token's name; 401 without a valid one, 403 for a user's API token."""
+async def _ingest_source(request: Request) -> IngestSource:
+    """The ingest token's source; 401 without a valid one, 403 for a user's API token."""
     raw = _credential(request)
     if raw and raw.startswith(service.INGEST_PREFIX):
         cache = _token_cache(request)
@@ -266,7 +272,7 @@ async def _ingest_source(request: Request) -> str:
     )
 
 
-def _resolve(request: Request, raw: str) -> str | None:
+def _resolve(request: Request, raw: str) -> IngestSource | None:
     with request.app.state.read_sessions() as session:
         return service.resolve_ingest_token(session, raw)
 
@@ -306,12 +312,21 @@ def _payload_error(exc: PayloadError) -> Exception:
     return kinds.get(exc.status, BadRequest)(exc.message)
 
 
-async def _submit(request: Request, source: str, records: list[LogRecord]) -> IngestAnswer:
+async def _submit(request: Request, source: IngestSource, records: list[LogRecord]) -> IngestAnswer:
     pipeline: IngestPipeline | None = getattr(request.app.state, "ingest", None)
     if pipeline is None:
         raise Unavailable("log ingestion is not running on this server (ingest_enabled = false)")
+    refused = 0
+    if source.hosts is not None:  # a bound token speaks only for its hosts
+        kept = [r for r in records if r.host in source.hosts]
+        refused = len(records) - len(kept)
+        if refused:
+            pipeline.stats.refused_hosts += refused
+            others = sorted({r.host for r in records if r.host not in source.hosts})
+            await asyncio.to_thread(_record_foreign, request, source, refused, others)
+        records = kept
     try:
-        result = await pipeline.submit(source, records)
+        result = await pipeline.submit(source.name, records)
     except Overloaded as exc:
         seconds = max(1, round(exc.retry_after))
         raise TooManyRequests(str(exc), headers={"Retry-After": str(seconds)}) from None
@@ -322,4 +337,19 @@ async def _submit(request: Request, source: str, records: list[LogRecord]) -> In
         duplicates=result.duplicates,
         truncated=result.truncated,
         clock_skew=result.clock_skew,
+        refused_hosts=refused,
     )
+
+
+def _record_foreign(request: Request, source: IngestSource, lines: int, hosts: list[str]) -> None:
+    """One audit row per request that named hosts outside its token's binding."""
+    with session_scope(request.app.state.write_sessions) as session:
+        audit.record(
+            session,
+            AuditContext(actor=f"ingest:{source.name}", source=_peer(request)),
+            action="logs.ingest",
+            entity_type="ingest_token",
+            entity_id=source.name,
+            outcome="foreign_hosts",
+            after={"lines": lines, "hosts": hosts[:20]},
+        )

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleetops.inventory.selectors import SelectorText
 from fleetops.kit.nul import WORD_PATTERN
 
 
@@ -14,11 +15,17 @@ class IngestAnswer(BaseModel):
     duplicates: int = Field(0, description="lines already stored earlier (agent resends)")
     truncated: int = Field(0, description="lines cut at the configured maximum line size")
     clock_skew: int = Field(0, description="lines whose time was too far off; stored at arrival")
+    refused_hosts: int = Field(
+        0, description="lines naming a host the token may not speak for; not stored"
+    )
 
 
 class IngestTokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=128, pattern=WORD_PATTERN)
+    hosts: SelectorText | None = Field(
+        default=None, description="the hosts whose lines it may send (a selector); unset: any host"
+    )
 
 
 class IngestTokenRead(BaseModel):
@@ -26,6 +33,7 @@ class IngestTokenRead(BaseModel):
     id: int
     name: str
     prefix: str
+    hosts: str
     created_by: str
     created_at: datetime
     revoked_at: datetime | None

@@ -19,17 +19,19 @@ from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.auth.service import sha256
 from fleetops.errors import BadRequest, Conflict, NotFound
+from fleetops.inventory.selectors import select_hosts
 from fleetops.kit.pagination import paginate
 from fleetops.logs import repository
-from fleetops.models import IngestToken, LogLine, LogTemplate, utcnow
+from fleetops.models import Host, IngestToken, LogLine, LogTemplate, utcnow
 
 INGEST_PREFIX = "fi_"
 
 
 def create_ingest_token(
-    session: Session, ctx: AuditContext, *, name: str
+    session: Session, ctx: AuditContext, *, name: str, hosts: str = ""
 ) -> tuple[IngestToken, str]:
-    """A new shipper credential; the plaintext is returned once and never stored."""
+    """A new shipper credential; the plaintext is returned once and never stored. `hosts` (a
+    selector) binds it to the hosts whose lines it may send; empty: any host."""
     name = name.strip()
     if not name or len(name) > 128 or any(c.isspace() for c in name):
         raise BadRequest(
@@ -37,8 +39,10 @@ def create_ingest_token(
         )
     prefix = secrets.token_hex(4)
     plaintext = f"{INGEST_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    if hosts:
+        select_hosts(hosts)  # a selector that does not parse is refused now, not at first use
     token = IngestToken(
-        name=name, prefix=prefix, token_hash=sha256(plaintext), created_by=ctx.actor
+        name=name, prefix=prefix, token_hash=sha256(plaintext), hosts=hosts, created_by=ctx.actor
     )
     try:
         with session.begin_nested():
@@ -54,7 +58,7 @@ def create_ingest_token(
         action="ingest_token.create",
         entity_type="ingest_token",
         entity_id=token.id,
-        after={"name": name, "prefix": prefix},
+        after={"name": name, "prefix": prefix, "hosts": hosts or None},
     )
     return token, plaintext
 
@@ -81,14 +85,26 @@ def revoke_ingest_token(session: Session, ctx: AuditContext, *, name: str) -> In
     return token
 
 
-def resolve_ingest_token(session: Session, raw: str) -> str | None:
-    """The source name for a presented ingest secret, or None if unknown or revoked."""
+@dataclass(frozen=True)
+class IngestSource:
+    """Who a presented ingest secret speaks as, and for which hosts (None: any)."""
+
+    name: str
+    hosts: frozenset[str] | None
+
+
+def resolve_ingest_token(session: Session, raw: str) -> IngestSource | None:
+    """The source for a presented ingest secret, or None if unknown or revoked; a bound token's
+    selector is resolved to hostnames now (the edge caches the answer for a few seconds)."""
     if not raw.startswith(INGEST_PREFIX):
         return None
     token = repository.token_by_hash(session, sha256(raw))
     if token is None or token.revoked_at is not None:
         return None
-    return token.name
+    if not token.hosts:
+        return IngestSource(token.name, None)
+    names = session.scalars(select_hosts(token.hosts).with_only_columns(Host.hostname))
+    return IngestSource(token.name, frozenset(names))
 
 
 @dataclass(frozen=True)

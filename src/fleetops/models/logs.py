@@ -24,6 +24,9 @@ class IngestToken(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The hosts whose lines it may send (a selector); empty: any host. Lines naming another host
+    # are refused and counted: a shipper cannot make findings about machines it does not run on.
+    hosts: Mapped[str] = mapped_column(String(4096), default="")
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -7,7 +7,7 @@ unfinished step, and that step's `check` tells whether the interrupted run alrea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -177,15 +177,20 @@ def masked(result: Result, secrets: tuple[str, ...]) -> Result:
     that echoes its stdin, or a tool that quotes its input in an error, must not leak it."""
     if not secrets:
         return result
-
-    def mask(text: str) -> str:
-        for value in secrets:
-            text = text.replace(value, "***")
-        return text
-
     return replace(
-        result, stdout=mask(result.stdout), stderr=mask(result.stderr), error=mask(result.error)
+        result,
+        stdout=mask_secrets(result.stdout, secrets),
+        stderr=mask_secrets(result.stderr, secrets),
+        error=mask_secrets(result.error, secrets),
     )
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each secret value replaced by ***, longest first (so no shorter secret
+    splits a longer one)."""
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
 
 
 def step_operation(

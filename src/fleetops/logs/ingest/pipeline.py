@@ -71,6 +71,7 @@ class Stats:
     accepted: int = 0
     duplicates: int = 0
     rejected_overload: int = 0
+    refused_hosts: int = 0  # lines naming a host outside their token's binding
     commits: int = 0
     failures: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
