@@ -306,6 +306,43 @@ def test_a_failing_disk_is_isolated_for_replacement(
     assert len(decisions.isolate) + len(decisions.held) == 2
 
 
+def test_one_forged_log_line_does_not_drain_a_host(
+    session: Session, fleet: list[str], policy: Policy, tmp_path: Path
+) -> None:
+    """One line claiming a machine check (anyone allowed to send lines can write one) makes the
+    host suspect, not isolated; a repeat, or a reading that is not a log line, isolates."""
+    limits = Limits(storm_fraction=1.0, caps=Caps(rack=1.0, cluster=1.0))
+    hw(session, fleet[0], "mce", severity="critical", details={"signature": "mce", "count": 1})
+    hw(session, fleet[1], "mce", severity="critical", details={"signature": "mce", "count": 2})
+    hw(session, fleet[2], "smart_failing", detector="smart",
+       details={"signature": "smart_failing", "count": 1})  # fmt: skip
+    decisions, _ = run(session, policy, limits)
+    assert [(d.hostname, d.rule) for d in decisions.isolate] == [
+        (fleet[1], "machine-check"),
+        (fleet[2], "smart-failing"),
+    ]
+    assert [(d.hostname, d.rule) for d in decisions.suspect] == [
+        (fleet[0], "machine-check-uncorroborated")
+    ]
+    assert state(session, fleet[0]) is L.SUSPECT
+    # A site that trusts its senders says so, per rule.
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "rules:\n  - {name: machine-check, kind: hardware_error, signature: mce,"
+        " action: isolate, window_minutes: 60, count: 1, corroborate: 1}\n"
+    )
+    trusting = load_policy(site)
+    [finding] = session.scalars(
+        select(Finding).where(Finding.entity == fleet[0], Finding.kind == "hardware_error")
+    )
+    assert trusting.decide(finding, NOW).action is Action.ISOLATE  # type: ignore[union-attr]
+    with pytest.raises(PolicyError, match="corroborate"):
+        parse_policy(
+            "rules:\n  - {name: x, kind: k, action: isolate, window_minutes: 1, count: 1,"
+            " corroborate: 0}\n"
+        )
+
+
 def test_caps_hold_isolation_per_rack_cluster_and_hour(
     session: Session, fleet: list[str], policy: Policy
 ) -> None:

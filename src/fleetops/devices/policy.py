@@ -46,7 +46,17 @@ ESCALATE_AFTER = 2  # suspicions cleared within ESCALATE_WINDOW before the next 
 ESCALATE_WINDOW = timedelta(days=7)
 MAX_EVIDENCE = 50
 _KEYS = frozenset(
-    {"name", "kind", "signature", "min_severity", "action", "window_minutes", "count", "repair"}
+    {
+        "name",
+        "kind",
+        "signature",
+        "min_severity",
+        "action",
+        "window_minutes",
+        "count",
+        "repair",
+        "corroborate",
+    }
 )
 
 
@@ -74,6 +84,10 @@ class PolicyRule:
     signature: str | None = None
     min_severity: Severity | None = None
     repair: str | None = None  # the rung an isolation's repair starts at (default: the first)
+    # An isolation on log evidence alone needs this many lines behind it (a repeat), since any
+    # holder of an unbound ingest token or an allowed syslog sender can write a line naming any
+    # host; fewer make the host suspect instead. 1: a single line is enough (the policy says so).
+    corroborate: int = 2
 
     def matches(self, finding: Finding, now: datetime) -> bool:
         """Whether `finding` is of this rule's sort and was seen often and recently enough."""
@@ -101,13 +115,29 @@ class Policy:
     rules: tuple[PolicyRule, ...]
 
     def decide(self, finding: Finding, now: datetime) -> PolicyRule | None:
-        return next((r for r in self.rules if r.matches(finding, now)), None)
+        rule = next((r for r in self.rules if r.matches(finding, now)), None)
+        if rule is None or rule.action is not Action.ISOLATE or corroborated(rule, finding):
+            return rule
+        return replace(rule, name=f"{rule.name}-uncorroborated", action=Action.SUSPECT)
 
     def supports_suspicion(self, finding: Finding) -> bool:
         """Whether an open `finding` still backs a suspicion: the first rule of its sort acts on
         it (a suspicion is not cleared just because the finding went quiet for a while)."""
         rule = next((r for r in self.rules if r.covers(finding)), None)
         return rule is not None and rule.action is not Action.IGNORE
+
+
+# Findings that come from log lines alone (anyone allowed to send lines can cause one), as
+# opposed to a tool's reading an operator posted or a probe the server ran.
+LOG_DETECTORS = frozenset({"error-signatures", "template-burst", "straggler", "link-tomography"})
+
+
+def corroborated(rule: PolicyRule, finding: Finding) -> bool:
+    """Whether `finding` may isolate under `rule`: evidence beyond log lines, or enough lines."""
+    if finding.detector not in LOG_DETECTORS:
+        return True
+    lines = finding.details.get("count") if isinstance(finding.details, dict) else None
+    return isinstance(lines, int) and lines >= rule.corroborate
 
 
 def load_policy(site: Path | None = None) -> Policy:
@@ -195,6 +225,10 @@ def _rule(source: str, n: int, item: Any, node: yaml.Node) -> PolicyRule:
         raise fail(f"`repair` must be one of {' | '.join(RUNGS)}", "repair")
     if repair is not None and item.get("action") != Action.ISOLATE.value:
         raise fail("`repair` only goes with `action: isolate`", "repair")
+    corroborate = item.get("corroborate", 2)
+    if isinstance(corroborate, bool) or not isinstance(corroborate, int) or corroborate < 1:
+        raise fail(f"`corroborate` must be a whole number of at least 1, got {corroborate!r}",
+                   "corroborate")  # fmt: skip
     severity = item.get("min_severity")
     if severity is not None and severity not in list(Severity):
         raise fail(f"`min_severity` must be one of {' | '.join(Severity)}", "min_severity")
@@ -207,6 +241,7 @@ def _rule(source: str, n: int, item: Any, node: yaml.Node) -> PolicyRule:
         signature=signature,
         min_severity=Severity(severity) if severity is not None else None,
         repair=repair,
+        corroborate=corroborate,
     )
 
 
