@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     ingest_max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # after decompression
     ingest_max_line_bytes: int = Field(default=64 * 1024, ge=256)  # longer lines are truncated
     ingest_queue_lines: int = Field(default=200_000, ge=1000)  # beyond it: 429 / TCP read pause
+    ingest_queue_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)  # the same, in bytes
     ingest_batch_lines: int = Field(default=20_000, ge=1)  # lines per database commit
     # Per token per second (a second's worth may come at once); 0 = unlimited. The default is far
     # above what a host's shipper sends, and keeps one token from taking the whole pipeline.

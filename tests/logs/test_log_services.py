@@ -97,6 +97,37 @@ def test_pipeline_refuses_beyond_its_queue_and_loses_nothing_accepted(
     assert len(stored(db_url)) == accepted
 
 
+def test_the_queue_is_bounded_in_bytes_too(db_url: str, tmp_path: Path) -> None:
+    """A few huge lines fill the queue as surely as many small ones: 1 MiB of queue takes three
+    batches of 300 KiB lines, not twenty."""
+    engine = make_engine(db_url)
+    services = LogServices(
+        make_settings(db_url, tmp_path, ingest_queue_bytes=1024 * 1024),
+        make_session_factory(engine),
+    )
+    big = "x" * (60 * 1024)
+
+    async def flood() -> list[int]:
+        await services.start()
+        from fleetops.logs.ingest.records import LogRecord, Overloaded
+
+        async def one(n: int) -> int:
+            try:
+                batch = [LogRecord(message=f"{n} {i} {big}", host="h") for i in range(5)]
+                return (await services.pipeline.submit("t", batch)).accepted
+            except Overloaded:
+                return 0
+
+        counts = await asyncio.gather(*(one(n) for n in range(20)))
+        await services.stop()
+        return counts
+
+    counts = asyncio.run(flood())
+    engine.dispose()
+    assert 0 < sum(1 for c in counts if c) < 20
+    assert sum(counts) == len(stored(db_url))
+
+
 def _rollups(db_url: str) -> dict[str, Any]:
     engine = make_engine(db_url)
     with make_session_factory(engine, write=False)() as s:

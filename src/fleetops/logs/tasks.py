@@ -40,6 +40,7 @@ def limits_from(settings: Settings) -> Limits:
     return Limits(
         max_line_bytes=settings.ingest_max_line_bytes,
         queue_lines=settings.ingest_queue_lines,
+        queue_bytes=settings.ingest_queue_bytes,
         batch_lines=settings.ingest_batch_lines,
         rate_lines=settings.ingest_rate_lines,
         future_skew=timedelta(seconds=settings.ingest_future_skew_seconds),

@@ -33,6 +33,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class Limits:
     max_line_bytes: int = 64 * 1024
     queue_lines: int = 200_000
+    queue_bytes: int = 256 * 1024 * 1024  # a few huge lines must not hold the memory of many
     batch_lines: int = 20_000
     rate_lines: float = 0.0  # per source per second; 0 = unlimited
     future_skew: timedelta = timedelta(minutes=5)
@@ -58,6 +59,7 @@ class _Batch:
     source: str
     records: Sequence[LogRecord]
     done: asyncio.Future[IngestResult]
+    size: int = 0  # bytes as received, counted against queue_bytes
 
 
 @dataclass
@@ -98,6 +100,7 @@ class IngestPipeline:
         self._miner = TemplateMiner()
         self._queue: list[_Batch] = []
         self._pending = 0
+        self._pending_bytes = 0
         self._room = asyncio.Condition()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -128,15 +131,20 @@ class IngestPipeline:
         if not records:
             return IngestResult(accepted=0)
         count = len(records)
+        size = sum(r.size if r.size >= 0 else len(r.message.encode()) for r in records)
         self._take_rate(source, count)
         async with self._room:
-            while self._pending + count > self.limits.queue_lines and self._pending > 0:
+            while self._pending > 0 and (
+                self._pending + count > self.limits.queue_lines
+                or self._pending_bytes + size > self.limits.queue_bytes
+            ):
                 if not wait:
                     self.stats.rejected_overload += count
                     raise Overloaded(retry_after=self._retry_after())
                 await self._room.wait()
             self._pending += count
-        batch = _Batch(source, records, asyncio.get_running_loop().create_future())
+            self._pending_bytes += size
+        batch = _Batch(source, records, asyncio.get_running_loop().create_future(), size)
         self._queue.append(batch)
         self._wake.set()
         # The line is stored even if the caller goes away: shield the writer's future.
@@ -192,6 +200,7 @@ class IngestPipeline:
                 finally:
                     async with self._room:
                         self._pending -= lines
+                        self._pending_bytes -= sum(b.size for b in batches)
                         self._room.notify_all()
             if self._stopping:
                 return
