@@ -30,7 +30,6 @@ import gzip
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from serving import serve
 from sqlalchemy import text
 
 from fleetops.audit.service import AuditContext
@@ -96,51 +96,17 @@ def seed_logs(url: str, ingest: str, hosts: int) -> None:
     answer.raise_for_status()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def server(database_url: str, data_dir: Path) -> Iterator[str]:
     """A `fleetops serve` process (the change engine on, the simulated executor); its URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETOPS_")}
-    env.update(
-        FLEETOPS_DATABASE_URL=database_url,
-        FLEETOPS_DATA_DIR=str(data_dir),
-        FLEETOPS_PORT=str(port),
+    with serve(
+        database_url,
+        data_dir,
         FLEETOPS_ADMIN_PASSWORD=PASSWORD,
         FLEETOPS_EXECUTOR="simulated",
         FLEETOPS_HEALTH_POLICY_ENABLED="false",
-    )
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fleetops", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited: {(data_dir / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not answer /api/health within 60 s")
-            time.sleep(0.2)
+    ) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @contextmanager

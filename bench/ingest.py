@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from serving import serve
 from sqlalchemy import Engine, func, select, text
 
 from fleetops.audit.service import AuditContext
@@ -171,49 +171,18 @@ def prepare(database_url: str, hosts: int) -> tuple[str, str]:
     return ingest, api
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def server(database_url: str, data_dir: Path) -> Iterator[tuple[str, int]]:
     """A `fleetops serve` process; yields its URL and pid."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETOPS_")}
-    env.update(
-        FLEETOPS_DATABASE_URL=database_url,
-        FLEETOPS_DATA_DIR=str(data_dir),
-        FLEETOPS_PORT=str(port),
+    with serve(
+        database_url,
+        data_dir,
         FLEETOPS_ENGINE_ENABLED="false",
         FLEETOPS_ADMIN_PASSWORD=PASSWORD,
         FLEETOPS_LOGS_REALTIME="false",  # past lines: event time alone closes windows
         FLEETOPS_INGEST_RATE_LINES="0",  # the server's own ceiling, not a per-token allowance
-    )
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fleetops", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start:\n{(data_dir / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    ) as found:
+        yield found
 
 
 def cpu_seconds(pid: int) -> float:
