@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     syslog_port: int | None = Field(default=None, ge=0, le=65535)  # TCP and UDP; None = off
     syslog_host: str = "127.0.0.1"  # an IPv4 address ("0.0.0.0" for all): "::" is IPv6-only
     syslog_allow: str = ""  # comma-separated source CIDRs; empty = loopback only
+    # Senders that relay for others (a central rsyslog) may name any host; every other sender
+    # speaks only for the inventory hosts at its own address. Empty = no relays.
+    syslog_relays: str = "127.0.0.0/8,::1"
     log_rules_file: Path | None = None  # site extraction rules, added to the built-in ones
     # False: only event time closes aggregation windows (evaluation on simulated time)
     logs_realtime: bool = True

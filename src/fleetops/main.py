@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import logging
 import secrets
 import sys
 from collections.abc import (
@@ -30,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fleetops import __version__
 from fleetops.adapters.local import LocalExecutor
 from fleetops.adapters.ssh import SshConfig, SshExecutor
+from fleetops.audit.refusals import RefusalLog
 from fleetops.audit.routes import router as audit_router
 from fleetops.auth import service as auth_service
 from fleetops.auth.dependencies import Principal
@@ -38,7 +40,7 @@ from fleetops.changes import service as changes_service
 from fleetops.changes.actions import Playbooks
 from fleetops.changes.engine.guardrails import Budget
 from fleetops.changes.engine.runner import Engine
-from fleetops.changes.executor import Executor, Target
+from fleetops.changes.executor import Executor, StepRefused, Target
 from fleetops.changes.operations import load_library
 from fleetops.changes.pages import router as changes_pages_router
 from fleetops.changes.routes import CONTROLS
@@ -71,6 +73,7 @@ from fleetops.logs.routes import loki_router
 from fleetops.logs.routes import router as logs_router
 from fleetops.logs.tasks import LogServices
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "dashboard" / "static"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -103,6 +106,7 @@ def create_app(
         app.state.db = db
         app.state.read_sessions = make_session_factory(db, write=False)
         app.state.write_sessions = make_session_factory(db)
+        app.state.refusals = refusals = RefusalLog(app.state.write_sessions)
         app.state.library = load_library(*filter(None, [settings.operations_dir]))
         runner = None
         logs = None
@@ -113,12 +117,16 @@ def create_app(
                 runner = _start_engine(app, settings, executors)
             if settings.ingest_enabled:
                 logs = LogServices(
-                    settings, app.state.write_sessions, realtime=settings.logs_realtime
+                    settings,
+                    app.state.write_sessions,
+                    realtime=settings.logs_realtime,
+                    refusals=refusals,
                 )
                 await logs.start()
                 app.state.ingest = logs.pipeline
                 app.state.log_services = logs
         extra = [asyncio.create_task(job(), name="background") for job in background]
+        extra.append(asyncio.create_task(_flush_refusals(refusals), name="refusal-counts"))
         if local_principal is None and settings.health_policy_enabled:
             health = HealthPolicyTask(
                 app.state.write_sessions,
@@ -139,6 +147,7 @@ def create_app(
         for task in extra:
             task.cancel()
         await asyncio.gather(*extra, return_exceptions=True)
+        refusals.flush(everything=True)
         if logs is not None:
             await logs.stop()
         if runner is not None:
@@ -199,6 +208,16 @@ class _EngineRunner:
             await executor.close()
 
 
+async def _flush_refusals(refusals: RefusalLog, every: float = 10.0) -> None:
+    """Write the counted refusals of each minute soon after it ends."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(refusals.flush)
+        except Exception:  # the database may be away for a moment; the counts wait in memory
+            log.exception("writing counted refusals failed; retrying")
+
+
 def _start_engine(
     app: FastAPI, settings: Settings, executors: Mapping[str, Executor] | None
 ) -> _EngineRunner:
@@ -209,7 +228,7 @@ def _start_engine(
         if name not in chosen:
             raise KeyError(f"no executor {name!r} (have: {', '.join(chosen)})")
         if name == "local" and not local_allowed(settings, target.hostname):
-            raise PermissionError(
+            raise StepRefused(
                 f"host {target.hostname} asks for the local executor, which would run its steps "
                 "on the fleetops server: an admin allows that per host (local_executor_hosts)"
             )

@@ -12,7 +12,7 @@ import pytest
 
 from fleetops.adapters.local import LocalExecutor
 from fleetops.changes.actions import ACTIONS, BOOT_ID_COMMAND, Playbooks, run_action
-from fleetops.changes.executor import Result, Target
+from fleetops.changes.executor import Result, StepRefused, Target
 from fleetops.sim.executor import SimulatedExecutor
 from tests.fixtures.sshd import SshServer
 
@@ -154,6 +154,17 @@ def test_playbooks_come_only_from_their_directories(tmp_path: Path) -> None:
         Playbooks().resolve("site.yml")
 
 
+async def test_a_step_with_a_playbook_from_elsewhere_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "x.yml").write_text("- hosts: all\n  connection: local\n")
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    with pytest.raises(StepRefused, match="not a file inside the playbook directories"):
+        await run_action(
+            "ansible_playbook", LocalExecutor(), Target("h1"), {"playbook": "../x.yml"},
+            timeout=5, served={"ansible_playbook": Playbooks(dirs=(books,)).action},
+        )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -166,9 +177,8 @@ def test_playbooks_come_only_from_their_directories(tmp_path: Path) -> None:
 async def test_extra_vars_cannot_move_the_connection(tmp_path: Path, extra: dict[str, Any]) -> None:
     (tmp_path / "site.yml").write_text("- hosts: all\n")
     params = {"playbook": "site.yml", "extra_vars": {"greeting": "hi", **extra}}
-    result = await Playbooks(dirs=(tmp_path,)).action(LocalExecutor(), Target("h1"), params, 5)
-    assert result.exit_code is None
-    assert result.error.startswith(f"extra_vars may not set {sorted(extra)[0]}")
+    with pytest.raises(StepRefused, match=f"^extra_vars may not set {sorted(extra)[0]}"):
+        await Playbooks(dirs=(tmp_path,)).action(LocalExecutor(), Target("h1"), params, 5)
 
 
 async def test_an_unserved_playbook_step_says_where_it_runs() -> None:

@@ -103,16 +103,18 @@ def test_source_address_is_rate_limited_across_users(session: Session) -> None:
 
 
 @pytest.mark.usefixtures("alice")
-def test_every_attempt_is_audited(session: Session) -> None:
+def test_every_checked_attempt_is_audited(session: Session) -> None:
     for _ in range(POLICY.max_failures):
         attempt(session, "wrong")
-    attempt(session, PASSWORD)
+    refused = attempt(session, PASSWORD)
     outcomes = session.scalars(
         select(AuditRecord.outcome)
         .where(AuditRecord.action == "auth.login")
         .order_by(AuditRecord.id)
     ).all()
-    assert outcomes == ["denied", "denied", "locked", "locked"]
+    assert outcomes == ["denied", "denied", "locked"]
+    # Refused before its password was checked: the edge counts it in its refusal log.
+    assert (refused.user, refused.refused) == (None, "locked")
     sources = set(
         session.scalars(select(AuditRecord.source).where(AuditRecord.action == "auth.login"))
     )

@@ -20,7 +20,7 @@ from fleetops.adapters.local import LocalExecutor
 from fleetops.main import create_app
 from fleetops.sim.executor import SimulatedExecutor
 from tests.changes.fleet import SECRET_OP, approve, fleet_doc, load_fleet, wait_for
-from tests.fixtures.app import Tokens, make_settings, seed_users
+from tests.fixtures.app import Tokens, make_settings, refusal_counts, seed_users
 
 METADATA = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
 SECRET = "hunter2-do-not-print"
@@ -66,11 +66,8 @@ def submit(client: TestClient, users: Tokens, name: str, **params: Any) -> Any:
     return client.post("/api/v1/changes", json=body, headers=users.headers("developer"))
 
 
-def refusals(client: TestClient, users: Tokens) -> list[tuple[str, str, str]]:
-    audit = client.get(
-        "/api/v1/audit", params={"outcome": "invalid"}, headers=users.headers("admin")
-    ).json()["items"]
-    return [(r["actor"], r["entity_id"], r["outcome"]) for r in audit]
+def refusals(client: TestClient, users: Tokens) -> dict[tuple[str, str, str], int]:
+    return dict(refusal_counts(client, users.headers("admin"), outcome="invalid"))
 
 
 def test_an_http_check_cannot_be_aimed_off_its_host(client: TestClient, users: Tokens) -> None:
@@ -91,12 +88,10 @@ def test_an_http_check_cannot_be_aimed_off_its_host(client: TestClient, users: T
         answer = submit(client, users, "probe", url=url)
         assert answer.status_code == 422, answer.text
         assert "does not match pattern" in answer.json()["detail"]
-    assert refusals(client, users) == [
-        ("developer", "/api/v1/changes", "invalid"),
-        ("developer", "/api/v1/changes", "invalid"),
-        ("developer", "/api/v1/changes", "invalid"),
-        ("developer", "/api/v1/workflows", "invalid"),
-    ]
+    assert refusals(client, users) == {
+        ("developer", "/api/v1/changes", "invalid"): 3,
+        ("developer", "/api/v1/workflows", "invalid"): 1,
+    }
     listed = client.get("/api/v1/changes", headers=users.headers("admin")).json()
     assert listed["total"] == 0  # nothing stored
 
@@ -125,7 +120,7 @@ def test_a_secret_cannot_hide_a_command_from_its_approver(
     refused = register(client, users, hidden)
     assert refused.status_code == 422, refused.text
     assert "secret param 'cmd' would go into shell's 'command'" in refused.json()["detail"]
-    assert refusals(client, users) == [("developer", "/api/v1/workflows", "invalid")]
+    assert refusals(client, users) == {("developer", "/api/v1/workflows", "invalid"): 1}
 
     # A secret that travels on stdin to an operation that declares it: allowed, and the
     # approver sees the command and a masked stdin.
@@ -219,8 +214,15 @@ def test_a_host_label_does_not_move_its_steps_onto_the_server(db_url: str, tmp_p
             ),
             what="the change to end",
         )  # fmt: skip
+        audit = client.get(
+            "/api/v1/audit", params={"action": "change.step"}, headers=users.headers("admin")
+        ).json()["items"]
     hosts = {h["hostname"]: (h["state"], h["error"]) for h in done["hosts"]}
     assert hosts["h001"] == ("succeeded", "")
     assert hosts["h002"][0] == "failed"
     assert "would run its steps on the fleetops server" in hosts["h002"][1]
     assert sorted(p.name for p in marks.iterdir()) == ["h001"]
+    [refusal] = audit  # the attempt is in the audit log, not only in the change's record
+    assert (refusal["outcome"], refusal["entity_id"]) == ("refused", str(done["id"]))
+    assert refusal["after"]["host"] == "h002"
+    assert "local_executor_hosts" in refusal["after"]["why"]

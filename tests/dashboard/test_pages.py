@@ -126,13 +126,21 @@ def test_login_never_redirects_off_site(client: TestClient) -> None:
     assert response.headers["location"] == "/"
 
 
-def test_lockout_refuses_even_the_right_password(client: TestClient) -> None:
+def test_lockout_refuses_even_the_right_password(client: TestClient, engine: Engine) -> None:
     for _ in range(MAX_FAILURES):
         assert log_in(client, "admin", "wrong-password-123").status_code == 401
-    response = log_in(client, "admin", PASSWORD)
-    assert response.status_code == 429
-    assert "locked" in response.text
-    assert "fleetops_session" not in response.headers.get("set-cookie", "")
+    for _ in range(3):
+        response = log_in(client, "admin", PASSWORD)
+        assert response.status_code == 429
+        assert "locked" in response.text
+        assert "fleetops_session" not in response.headers.get("set-cookie", "")
+    app: FastAPI = client.app  # type: ignore[assignment]
+    app.state.refusals.flush(everything=True)
+    with Session(engine) as session:
+        rows = session.scalars(audit.query(action="auth.login", outcome="locked")).all()
+    # The refusals while locked: the first as it happened, the other two as one counted row.
+    repeats = [r.after["repeats"] for r in rows if r.after and "repeats" in r.after]
+    assert repeats == [2]
 
 
 # --- CSRF -------------------------------------------------------------------------------------

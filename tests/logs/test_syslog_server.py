@@ -25,7 +25,12 @@ from typing import Any
 import pytest
 
 from fleetops.logs.ingest.records import IngestResult, LogRecord, Overloaded
-from fleetops.logs.ingest.syslog import UDP_IN_FLIGHT, SyslogServer, parse_allow_list
+from fleetops.logs.ingest.syslog import (
+    UDP_IN_FLIGHT,
+    SenderBinding,
+    SyslogServer,
+    parse_allow_list,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -253,6 +258,55 @@ async def test_peers_outside_the_allow_list_are_refused(caplog: pytest.LogCaptur
     assert server.stats.received == 0
     refusals = [r for r in caplog.records if "allow-list" in r.getMessage()]
     assert len(refusals) == 1  # once per address per minute
+
+
+FORGED = "kernel: EXT4-fs error (device sdb1): ext4_find_entry: reading directory lblock 0"
+
+
+async def test_a_sender_speaks_only_for_the_hosts_at_its_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A forged line naming another host would drain it: refused, counted, reported once."""
+    sink, reported = RecordingSink(), threading.Event()
+    heard: list[tuple[str, str]] = []
+
+    def on_foreign(peer: str, host: str) -> None:
+        heard.append((peer, host))
+        reported.set()
+
+    binding = SenderBinding([])  # no relays: loopback speaks for itself alone
+    binding.update([("h001", "127.0.0.1"), ("h002", "10.0.0.2")])
+    caplog.set_level(logging.WARNING)
+    async with serving(sink, binding=binding, on_foreign=on_foreign) as server:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.tcp_port)
+        for host, text in [("h001", "mine"), ("h002", FORGED), ("h003", FORGED), ("h001", "ok")]:
+            writer.write(f"<13>1 - {host} kernel - - - {text}\n".encode())
+        await writer.drain()
+        writer.close()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(
+                f"<13>1 - h002 kernel - - - {FORGED}".encode(), ("127.0.0.1", server.udp_port)
+            )
+            udp.sendto(b"<13>1 - 127.0.0.1 kernel - - - by address", ("127.0.0.1", server.udp_port))
+        await eventually(lambda: server.stats.received == 6 and len(sink.records) == 3)
+        await eventually(reported.is_set)
+    assert [(r.host, r.message) for r in sink.records] == [
+        ("h001", "mine"), ("h001", "ok"), ("127.0.0.1", "by address"),
+    ]  # fmt: skip
+    assert server.stats.foreign_lines == 3
+    assert heard == [("127.0.0.1", "h002")]  # once a minute per sender
+    assert len([r for r in caplog.records if "syslog_relays" in r.getMessage()]) == 1
+
+
+def test_a_relay_speaks_for_every_host() -> None:
+    binding = SenderBinding(["10.1.0.0/24", "::1"])
+    binding.update([("h001", "10.0.0.1"), ("web", "")])
+    assert binding.allows("10.1.0.9", "h001")  # the central rsyslog
+    assert binding.allows("::1", "anything")
+    assert binding.allows("10.0.0.1", "h001")
+    assert not binding.allows("10.0.0.1", "web")
+    assert binding.allows("web", "web")  # a host without an address is its name
+    assert not binding.allows("10.0.0.3", "h001")
 
 
 async def test_an_explicit_allow_list_admits_its_networks() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,9 +17,15 @@ COLUMNS: list[Column] = [
     ("actor", "actor"),
     ("action", "action"),
     ("entity", lambda r: f"{r['entity_type']}:{r['entity_id']}"),
-    ("outcome", "outcome"),
+    ("outcome", lambda r: r["outcome"] + _repeats(r)),
     ("request", "request_id"),
 ]
+
+
+def _repeats(row: dict[str, Any]) -> str:
+    """' ×N' on a row that counts N refusals of one kind in a minute."""
+    after = row.get("after")
+    return f" ×{after['repeats']}" if isinstance(after, dict) and after.get("repeats") else ""
 
 
 @audit_app.command("list")

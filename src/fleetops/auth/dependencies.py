@@ -1,7 +1,8 @@
 """FastAPI dependencies: the request's database session and its authenticated principal.
 
-Refusals (401, 403) are written to the audit log in their own transaction, since the request's own
-transaction is rolled back.
+Refusals (401, 403, and the 4xx of a refused submission) go to the audit log through the app's
+`RefusalLog`, in their own transaction (the request's own is rolled back), counted per source and
+minute so that a flood of them stays a few rows.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from fleetops.audit import service as audit
+from fleetops.audit.refusals import RefusalLog
 from fleetops.audit.service import AuditContext
 from fleetops.auth import service as auth_service
 from fleetops.auth.roles import Role
@@ -73,17 +74,17 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def record_refusal(request: Request, principal: Principal | None, outcome: str) -> None:
-    """Audit a refused call in its own committed transaction."""
-    factory: sessionmaker[Session] = request.app.state.write_sessions
-    with session_scope(factory) as session:
-        audit.record(
-            session,
-            audit_context(request, principal),
-            action=f"http.{request.method.lower()}",
-            entity_type="route",
-            entity_id=request.url.path[:256],
-            outcome=outcome,
-        )
+    """Audit a refused call: the first of its kind in a minute at once, the rest as a count."""
+    refusals: RefusalLog = request.app.state.refusals
+    route = request.scope.get("route")
+    refusals.refuse(
+        audit_context(request, principal),
+        action=f"http.{request.method.lower()}",
+        entity_type="route",
+        entity_id=request.url.path[:256],
+        outcome=outcome,
+        group=getattr(route, "path", None) or request.url.path[:256],
+    )
 
 
 # Declares the scheme in OpenAPI (the "Authorize" button of /api/docs) and reads the header.

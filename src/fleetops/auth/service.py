@@ -151,10 +151,13 @@ def list_users(session: Session) -> list[User]:
 
 @dataclass
 class LoginOutcome:
-    """The edge commits the recorded failures before raising `error`."""
+    """The edge commits the recorded failures before raising `error`. An attempt refused
+    before its password was checked (`refused`: locked, rate_limited) is not recorded here: the
+    edge counts it in its refusal log, so a flood of them stays a few audit rows."""
 
     user: User | None
     error: AppError | None = None
+    refused: str = ""
 
 
 @dataclass(frozen=True)
@@ -199,11 +202,7 @@ def login(
     session.commit()  # end the read transaction before the slow part
     if refusal is not None:
         outcome, error = refusal
-        audit.record(
-            session, ctx, action="auth.login", entity_type="user", entity_id=username[:256],
-            outcome=outcome,
-        )  # fmt: skip
-        return LoginOutcome(None, error)
+        return LoginOutcome(None, error, refused=outcome)
     if _password_ok(stored, password) and user is not None:
         user = get_user(session, username=username)
         if user is not None and not user.disabled:

@@ -2,8 +2,8 @@
 
 The engine calls `run_action` for them with the host's executor. Like `Executor.run`, an action
 reports a host-side failure as a `Result` (`exit_code=None` when it could not run, non-zero when
-it ran and failed) and raises `ValueError` only for a mistake in the workflow itself: an unknown
-action or a missing parameter.
+it ran and failed); it raises `ValueError` only for a mistake in the workflow itself (an unknown
+action or a missing parameter) and `StepRefused` for a step the server will not run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from fleetops.adapters.local.executor import LocalExecutor
-from fleetops.changes.executor import Executor, Result, Target
+from fleetops.changes.executor import Executor, Result, StepRefused, Target
 
 ACTIONS = ("wait", "file_put", "reboot", "ansible_playbook", "inspect_hardware")
 # Actions served by a part of the server the engine is given at start (they need the database).
@@ -224,18 +224,20 @@ class Playbooks:
     async def action(
         self, executor: Executor, target: Target, params: Params, timeout: float
     ) -> Result:
+        """Run the playbook against the target; StepRefused for a playbook outside the
+        directories or extra vars that would move the connection."""
+        name = str(_required("ansible_playbook", params, "playbook"))
         try:
-            playbook = self.resolve(str(_required("ansible_playbook", params, "playbook")))
+            playbook = self.resolve(name)
         except ValueError as exc:
-            return Result(exit_code=None, error=str(exc))
+            raise StepRefused(str(exc)) from None
         given = dict(params.get("extra_vars") or {})
         if refused := sorted(
             k for k in given if k.startswith("ansible_") and k not in ANSIBLE_VARS_ALLOWED
         ):
-            return Result(
-                exit_code=None,
-                error=f"extra_vars may not set {', '.join(refused)}: the connection is the "
-                "server's (allowed ansible_ vars: " + ", ".join(sorted(ANSIBLE_VARS_ALLOWED)) + ")",
+            raise StepRefused(
+                f"extra_vars may not set {', '.join(refused)}: the connection is the "
+                "server's (allowed ansible_ vars: " + ", ".join(sorted(ANSIBLE_VARS_ALLOWED)) + ")"
             )
         program = shutil.which(self.program)
         if program is None:

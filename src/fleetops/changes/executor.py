@@ -15,6 +15,12 @@ from typing import Protocol
 MAX_OUTPUT = 64 * 1024  # bytes kept per stream per step; the rest is cut and flagged
 
 
+class StepRefused(Exception):
+    """The server will not run this step: it would act on the server itself (a host allowed no
+    local executor, a playbook outside the configured directories, connection variables). The
+    host fails and the refusal is audited, as an attempt someone should see."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A host as an executor sees it."""

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from fleetops.audit.refusals import RefusalLog
 from fleetops.auth import service as auth_service
 from fleetops.auth.dependencies import (
     SESSION_COOKIE,
@@ -146,6 +147,15 @@ def login_submit(
             cookie = auth_service.open_web_session(
                 session, user=outcome.user, hours=settings.session_hours, source=ctx.source
             )
+    if outcome.refused:
+        refusals: RefusalLog = request.app.state.refusals
+        refusals.refuse(
+            ctx,
+            action="auth.login",
+            entity_type="user",
+            entity_id=username,
+            outcome=outcome.refused,
+        )
     if cookie is None:
         error = outcome.error
         return _login_form(

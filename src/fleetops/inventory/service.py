@@ -117,6 +117,11 @@ def get_host(session: Session, *, hostname: str) -> Host | None:
     return session.scalar(select(Host).options(*host_options()).where(Host.hostname == hostname))
 
 
+def addresses(session: Session) -> list[tuple[str, str]]:
+    """(hostname, address) of every host: whom a sender at an address may speak for."""
+    return [(h, a) for h, a in session.execute(select(Host.hostname, Host.address))]
+
+
 def _lookup(session: Session, model: Any, name: str | None, what: str) -> Any:
     if name is None or name == "":
         return None

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
-from fleetops.audit import service as audit
+from fleetops.audit.refusals import RefusalLog
 from fleetops.audit.service import AuditContext
 from fleetops.auth.dependencies import (
     Admin,
@@ -26,7 +26,6 @@ from fleetops.auth.dependencies import (
     record_refusal,
 )
 from fleetops.auth.service import sha256
-from fleetops.db import session_scope
 from fleetops.errors import (
     ERROR_RESPONSES,
     INGEST_RESPONSES,
@@ -342,14 +341,13 @@ async def _submit(request: Request, source: IngestSource, records: list[LogRecor
 
 
 def _record_foreign(request: Request, source: IngestSource, lines: int, hosts: list[str]) -> None:
-    """One audit row per request that named hosts outside its token's binding."""
-    with session_scope(request.app.state.write_sessions) as session:
-        audit.record(
-            session,
-            AuditContext(actor=f"ingest:{source.name}", source=_peer(request)),
-            action="logs.ingest",
-            entity_type="ingest_token",
-            entity_id=source.name,
-            outcome="foreign_hosts",
-            after={"lines": lines, "hosts": hosts[:20]},
-        )
+    """Audit a request that named hosts outside its token's binding (counted per minute)."""
+    refusals: RefusalLog = request.app.state.refusals
+    refusals.refuse(
+        AuditContext(actor=f"ingest:{source.name}", source=_peer(request)),
+        action="logs.ingest",
+        entity_type="ingest_token",
+        entity_id=source.name,
+        outcome="foreign_hosts",
+        after={"lines": lines, "hosts": hosts[:20]},
+    )

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleetops.audit.refusals import RefusalLog
+from fleetops.audit.service import AuditContext
 from fleetops.config import Settings
 from fleetops.db import session_scope
 from fleetops.findings import service as findings
@@ -24,7 +26,7 @@ from fleetops.logs.aggregate.rules import load_rules
 from fleetops.logs.aggregate.stream import LONG, Aggregator, Closed, Job
 from fleetops.logs.detect.detectors import Candidate, DetectorConfig, detect_all
 from fleetops.logs.ingest.pipeline import IngestPipeline, Limits, StoredLine
-from fleetops.logs.ingest.syslog import SyslogServer
+from fleetops.logs.ingest.syslog import SenderBinding, SyslogServer
 from fleetops.logs.parse.headers import split_header
 from fleetops.models import utcnow
 
@@ -33,6 +35,7 @@ RETENTION_EVERY = 60.0
 ROLLUP_RETENTION = timedelta(days=7)
 DETECTORS = ("straggler", "link-tomography", "error-signatures", "template-burst")
 QUIET_BEFORE_RESOLVE = timedelta(minutes=5)
+BINDING_REFRESH_S = 30.0
 IDLE_CLOSE = 15.0  # seconds without lines before the open windows are closed anyway
 
 
@@ -64,8 +67,10 @@ class LogServices:
         realtime: bool | None = None,
         detector_config: DetectorConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self.settings = settings
+        self.refusals = refusals
         self.sessions = write_sessions
         self.realtime = settings.logs_realtime if realtime is None else realtime
         self._last_lines = time.monotonic()
@@ -92,14 +97,45 @@ class LogServices:
             asyncio.create_task(self._ticker(), name="logs-windows"),
         ]
         if self.settings.syslog_port is not None:
+            binding = SenderBinding(self.settings.syslog_relays.split(","))
+            binding.update(await asyncio.to_thread(self._addresses))
             self.syslog = SyslogServer(
                 self.pipeline,
                 host=self.settings.syslog_host,
                 tcp_port=self.settings.syslog_port,
                 udp_port=self.settings.syslog_port,
                 allow=[c for c in self.settings.syslog_allow.split(",") if c.strip()],
+                binding=binding,
+                on_foreign=self._refused_sender,
             )
             await self.syslog.start()
+            self._tasks.append(
+                asyncio.create_task(self._refresh_binding(binding), name="syslog-binding")
+            )
+
+    def _addresses(self) -> list[tuple[str, str]]:
+        with self.sessions() as session:
+            return inventory.addresses(session)
+
+    async def _refresh_binding(self, binding: SenderBinding) -> None:
+        """Keep the senders' addresses as the inventory has them (a new host is heard within
+        BINDING_REFRESH_S)."""
+        while True:
+            await asyncio.sleep(BINDING_REFRESH_S)
+            try:
+                binding.update(await asyncio.to_thread(self._addresses))
+            except Exception:  # the database may be away for a moment: keep the last map
+                log.exception("syslog: reloading host addresses failed")
+
+    def _refused_sender(self, peer: str, host: str) -> None:
+        if self.refusals is not None:
+            self.refusals.refuse(
+                AuditContext(actor="syslog", source=peer),
+                action="logs.syslog",
+                entity_type="host",
+                entity_id=host,
+                outcome="foreign_host",
+            )
 
     async def stop(self) -> None:
         if self.syslog is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from fleetops.changes.actions import ActionHandler, run_action
 from fleetops.changes.engine.journal import Journal
-from fleetops.changes.executor import Executor, Result, Target
+from fleetops.changes.executor import Executor, Result, StepRefused, Target
 from fleetops.changes.operations import (
     Invocation,
     OperationLibrary,
@@ -148,12 +148,16 @@ class HostRunner:
         step_run = await asyncio.to_thread(
             self.journal.start_step, job.host_run_id, index, op.name, phase, attempt
         )
+        refused = ""
         try:
             result = await self._invoke(job.target, op, spec, context)
+        except StepRefused as exc:
+            refused = mask_secrets(str(exc), job.secrets)
+            result = Result(exit_code=None, error=f"refused: {refused}")
         except Exception as exc:  # a bad template or action must fail the host, not the engine
             result = Result(exit_code=None, error=f"{type(exc).__name__}: {exc}")
         result = masked(result, job.secrets)
-        await asyncio.to_thread(self.journal.finish_step, step_run, result)
+        await asyncio.to_thread(self.journal.finish_step, step_run, result, refused=refused)
         return result
 
     async def _invoke(

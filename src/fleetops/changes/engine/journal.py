@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleetops.audit import service as audit
+from fleetops.audit.service import AuditContext
 from fleetops.changes.executor import Result
 from fleetops.db import session_scope
 from fleetops.models import HostRun, StepRun, utcnow
@@ -41,10 +43,28 @@ class Journal:
             s.flush()
             return row.id
 
-    def finish_step(self, step_run_id: int, result: Result) -> None:
+    def finish_step(self, step_run_id: int, result: Result, *, refused: str = "") -> None:
+        """Record a step's result; a step the server `refused` to run is audited with it."""
         with session_scope(self.sessions) as s:
             row = s.get(StepRun, step_run_id)
             assert row is not None
+            if refused:
+                host_run = s.get(HostRun, row.host_run_id)
+                assert host_run is not None
+                audit.record(
+                    s,
+                    AuditContext(actor="engine"),
+                    action="change.step",
+                    entity_type="change",
+                    entity_id=host_run.change_id,
+                    outcome="refused",
+                    after={
+                        "host": host_run.hostname,
+                        "operation": row.operation,
+                        "phase": row.phase,
+                        "why": refused[:500],
+                    },
+                )
             if row.phase == "check" and not result.error:
                 # A check answers a question; "no" is not a failure.
                 row.state = "satisfied" if result.ok else "unsatisfied"

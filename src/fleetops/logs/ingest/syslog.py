@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -382,6 +382,41 @@ class SyslogStats:
     dropped_udp: int = 0
     parse_fallbacks: int = 0
     sink_errors: int = 0
+    foreign_lines: int = 0  # lines naming a host their sender may not speak for
+
+
+class SenderBinding:
+    """Which hosts a syslog sender may speak for.
+
+    A relay (an address in `relays`, e.g. the central rsyslog) may name any host; any other
+    sender only the inventory hosts at its own address, or its address itself. Otherwise any
+    switch on the allow-list could name any host in a line with a hardware-error signature and
+    have it drained. The inventory's addresses are loaded with `update` (and refreshed)."""
+
+    def __init__(self, relays: Sequence[str]) -> None:
+        self._relays = [ipaddress.ip_network(c.strip(), strict=False) for c in relays if c.strip()]
+        self._by_address: dict[str, frozenset[str]] = {}
+
+    def update(self, hosts: Iterable[tuple[str, str]]) -> None:
+        """Replace the (hostname, address) pairs senders are matched against."""
+        by_address: dict[str, set[str]] = {}
+        for hostname, address in hosts:
+            by_address.setdefault(address or hostname, set()).add(hostname)
+        self._by_address = {a: frozenset(names) for a, names in by_address.items()}
+
+    def allows(self, peer: str, host: str) -> bool:
+        if host == peer or host in self._by_address.get(peer, ()):
+            return True
+        try:
+            ip = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._relays)
+
+
+def _log_hook_failure(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("syslog: recording a refusal failed: %s", done.exception())
 
 
 def parse_allow_list(cidrs: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -447,7 +482,11 @@ class SyslogServer:
         batch_lines: int = 1000,
         batch_delay: float = 0.2,
         source: str = "syslog",
+        binding: SenderBinding | None = None,
+        on_foreign: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`binding` limits the hosts each sender may name (None: any); `on_foreign(peer, host)`
+        is called in a worker thread at most once a minute per sender that names another host."""
         if batch_lines < 1 or batch_delay <= 0:
             raise ValueError("batch_lines must be >= 1 and batch_delay > 0")
         SyslogFramer(max_frame)  # validates the limit now rather than on the first connection
@@ -463,6 +502,8 @@ class SyslogServer:
         self._udp_timer: asyncio.TimerHandle | None = None
         self._udp_tasks: set[asyncio.Task[None]] = set()
         self._rejected_at: dict[str, float] = {}
+        self._foreign_at: dict[str, float] = {}
+        self._binding, self._on_foreign = binding, on_foreign
         self._error_logged_at = 0.0
 
     @property
@@ -549,7 +590,8 @@ class SyslogServer:
             self.stats.oversize += framer.oversize - before
             now = datetime.now(UTC)
             for frame in frames:
-                batch.add(self._parse(frame, peer, now, "tcp"))
+                if (record := self._parse(frame, peer, now, "tcp")) is not None:
+                    batch.add(record)
                 if len(batch.records) >= self._batch_lines:
                     await self._submit_tcp(batch.take())
             if not chunk:
@@ -595,6 +637,8 @@ class SyslogServer:
             self.stats.oversize += 1
             data = data[: self._max_frame]
         record = self._parse(data, peer, datetime.now(UTC), "udp")
+        if record is None:
+            return
         record.size = size
         self._udp_batch.add(record)
         if len(self._udp_batch.records) >= self._batch_lines:
@@ -635,12 +679,32 @@ class SyslogServer:
 
     # -- shared --
 
-    def _parse(self, data: bytes, peer: str, now: datetime, transport: str) -> LogRecord:
+    def _parse(self, data: bytes, peer: str, now: datetime, transport: str) -> LogRecord | None:
+        """The parsed record, or None for a line naming a host its sender may not speak for."""
         record, recognised = parse_message_checked(data, peer=peer, now=now, transport=transport)
         self.stats.received += 1
         if not recognised:
             self.stats.parse_fallbacks += 1
-        return record
+        if self._binding is None or self._binding.allows(peer, record.host):
+            return record
+        self.stats.foreign_lines += 1
+        mono = time.monotonic()
+        if mono - self._foreign_at.get(peer, -REJECT_LOG_INTERVAL_S) >= REJECT_LOG_INTERVAL_S:
+            if len(self._foreign_at) >= 4096:
+                self._foreign_at = {
+                    p: t for p, t in self._foreign_at.items() if t > mono - REJECT_LOG_INTERVAL_S
+                }
+            self._foreign_at[peer] = mono
+            log.warning(
+                "syslog: refused lines from %s naming %s (a sender speaks only for the hosts "
+                "at its address unless listed in syslog_relays)", peer, record.host[:253],
+            )  # fmt: skip
+            if self._on_foreign is not None:
+                task = asyncio.get_running_loop().run_in_executor(
+                    None, self._on_foreign, peer, record.host[:253]
+                )
+                task.add_done_callback(_log_hook_failure)
+        return None
 
     def _allowed(self, peer: str, transport: str) -> bool:
         try:
