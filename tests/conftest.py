@@ -1,3 +1,9 @@
+"""Shared fixtures. Passwords are hashed with cheap argon2 parameters here: the suite creates
+users for most tests, and the production cost is deliberately slow."""
+
+from argon2 import PasswordHasher
+
+from fleetops.auth import service as _auth_service
 from tests.fixtures.app import app, client, settings, tokens  # noqa: F401  (fixtures)
 from tests.fixtures.db import (  # noqa: F401  (fixtures)
     db_url,
@@ -7,3 +13,5 @@ from tests.fixtures.db import (  # noqa: F401  (fixtures)
     sqlite_template,
 )
 from tests.fixtures.sshd import sshd  # noqa: F401  (fixture)
+
+_auth_service.use_hasher(PasswordHasher(time_cost=1, memory_cost=256, parallelism=1))

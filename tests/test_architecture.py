@@ -15,15 +15,20 @@ WEB_OR_CLI = ("fastapi", "starlette", "jinja2", "typer", "click", "uvicorn")
 ROOT_EDGES = {"fleetops.main", "fleetops.cli"}
 # Jinja renders shell commands here, not pages: a library use, not the web layer.
 NOT_WEB = {"fleetops.changes.templating"}
+# Modules every domain may use: they belong to no domain.
 SHARED = {
     "fleetops",
     "fleetops.config",
     "fleetops.db",
     "fleetops.errors",
-    "fleetops.events",
     "fleetops.models",
     "fleetops.kit",
 }
+# Each domain owns the tables of its model family (`models/<domain>.py`); another domain may
+# hold its rows (as its service returns them) but not query or build them. The inventory's
+# tables are the exception that is read everywhere: hosts, racks and clusters are every domain's
+# subject, a published read model (written by inventory alone).
+READ_EVERYWHERE = {"inventory", "base"}
 
 
 def module_name(path: Path) -> str:
@@ -79,6 +84,56 @@ def violations(module: str, imported: list[str]) -> list[str]:
     return out
 
 
+def model_families() -> dict[str, str]:
+    """Model class name -> the domain that owns its table."""
+    return {
+        node.name: path.stem
+        for path in (SRC / "models").glob("*.py")
+        for node in ast.parse(path.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.ClassDef)
+    }
+
+
+def _annotation_nodes(tree: ast.AST) -> set[int]:
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        roots: list[ast.expr] = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+            args += [a for a in (node.args.vararg, node.args.kwarg) if a is not None]
+            roots = [a.annotation for a in args if a.annotation is not None]
+            roots += [node.returns] if node.returns is not None else []
+        elif isinstance(node, ast.AnnAssign):
+            roots = [node.annotation]
+        found.update(id(sub) for root in roots for sub in ast.walk(root))
+    return found
+
+
+def table_violations(module: str, source: str, families: dict[str, str]) -> list[str]:
+    """Queries or constructions of another domain's model outside type hints."""
+    own = domain_of(module)
+    if own in ("models", "sim", "kit", "") or module in ROOT_EDGES:
+        return []
+    tree = ast.parse(source)
+    imported = {
+        alias.asname or alias.name: alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fleetops.models")
+        for alias in node.names
+    }
+    hints = _annotation_nodes(tree)
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in imported and id(node) not in hints:
+            owner = families.get(imported[node.id])
+            if owner and owner != own and owner not in READ_EVERYWHERE:
+                out.append(
+                    f"{module}:{node.lineno} uses {imported[node.id]}, a table of {owner}: "
+                    f"ask fleetops.{owner}'s service or repository"
+                )
+    return out
+
+
 def all_modules() -> list[Path]:
     return sorted(p for p in SRC.rglob("*.py") if "static" not in p.parts)
 
@@ -88,6 +143,38 @@ def test_imports_follow_the_design() -> None:
         v for path in all_modules() for v in violations(module_name(path), imports_of(path))
     ]
     assert problems == []
+
+
+def test_every_shared_module_exists() -> None:
+    for name in SHARED:
+        path = SRC.parent.joinpath(*name.split("."))
+        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), name
+
+
+def test_each_domain_queries_only_its_own_tables() -> None:
+    families = model_families()
+    problems = [
+        v
+        for path in all_modules()
+        for v in table_violations(module_name(path), path.read_text(encoding="utf-8"), families)
+    ]
+    assert problems == []
+
+
+PLANTED = """
+from sqlalchemy import select
+from fleetops.models import Finding, Host
+
+def live(session, host: Host) -> list[Finding]:
+    return list(session.scalars(select(Finding).where(Finding.entity == host.hostname)))
+"""
+
+
+def test_a_planted_cross_domain_query_is_caught() -> None:
+    found = table_violations("fleetops.devices.health", PLANTED, model_families())
+    assert len(found) == 2  # select(Finding) and Finding.entity; the hints and Host are fine
+    assert all("a table of findings" in v for v in found)
+    assert table_violations("fleetops.findings.repository", PLANTED, model_families()) == []
 
 
 @pytest.mark.parametrize(
@@ -110,3 +197,22 @@ def test_the_check_allows_the_right_directions() -> None:
     assert violations("fleetops.inventory.routes", ["fastapi", "fleetops.inventory.service"]) == []
     assert violations("fleetops.auth.service", ["fleetops.audit.service"]) == []
     assert violations("fleetops.cli", ["fleetops.sim.demo", "fleetops.inventory.cli"]) == []
+
+
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 60
+
+
+def test_modules_and_functions_stay_readable() -> None:
+    """A module a newcomer can read in one sitting, a function on one screen."""
+    long: list[str] = []
+    for path in all_modules():
+        source = path.read_text(encoding="utf-8")
+        if (lines := len(source.splitlines())) > MAX_MODULE_LINES:
+            long.append(f"{module_name(path)}: {lines} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > MAX_FUNCTION_LINES:
+                    long.append(f"{module_name(path)}.{node.name}: {size} lines")
+    assert long == []

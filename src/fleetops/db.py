@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -74,6 +74,17 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def lock(session: Session, name: str) -> None:
+    """Take the named write lock until the transaction ends: writers of `name` on one PostgreSQL
+    database take turns (an advisory lock, keyed by schema and name, so test schemas and
+    unrelated locks do not collide). SQLite's write sessions are serialised already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':' || :name))"),
+            {"name": name},
+        )
 
 
 def alembic_config(url: str) -> Config:

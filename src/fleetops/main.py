@@ -65,6 +65,7 @@ from fleetops.inspection.pages import router as inspection_pages_router
 from fleetops.inspection.routes import router as inspection_router
 from fleetops.inspection.service import InspectionService
 from fleetops.inventory.routes import router as inventory_router
+from fleetops.kit.background import BackgroundService, Loop, start_all, stop_all
 from fleetops.kit.nul import RefuseNul, document_no_nul
 from fleetops.kit.openapi_links import Link, add_links
 from fleetops.logs.diagnosis_routes import router as diagnosis_router
@@ -106,53 +107,17 @@ def create_app(
         app.state.db = db
         app.state.read_sessions = make_session_factory(db, write=False)
         app.state.write_sessions = make_session_factory(db)
-        app.state.refusals = refusals = RefusalLog(app.state.write_sessions)
+        app.state.refusals = RefusalLog(app.state.write_sessions)
         app.state.library = load_library(*filter(None, [settings.operations_dir]))
-        runner = None
-        logs = None
         if local_principal is None:
             _bootstrap_admin(app, settings)
             _register_shipped(app)
-            if settings.engine_enabled:
-                runner = _start_engine(app, settings, executors)
-            if settings.ingest_enabled:
-                logs = LogServices(
-                    settings,
-                    app.state.write_sessions,
-                    realtime=settings.logs_realtime,
-                    refusals=refusals,
-                )
-                await logs.start()
-                app.state.ingest = logs.pipeline
-                app.state.log_services = logs
-        extra = [asyncio.create_task(job(), name="background") for job in background]
-        extra.append(asyncio.create_task(_flush_refusals(refusals), name="refusal-counts"))
-        if local_principal is None and settings.health_policy_enabled:
-            health = HealthPolicyTask(
-                app.state.write_sessions,
-                load_policy(settings.health_policy_file),
-                limits=device_limits(settings),
-                lifecycle=lifecycle_config(settings, app.state.library) if runner else None,
-                interval=settings.health_policy_interval,
-            )
-            extra.append(asyncio.create_task(health.run_forever(), name="health-policy"))
-        if local_principal is None and settings.repair_webhook_url:
-            webhooks = Deliverer(
-                app.state.write_sessions,
-                settings.repair_webhook_url,
-                settings.repair_webhook_secret.get_secret_value(),
-            )
-            extra.append(asyncio.create_task(webhooks.run_forever(), name="repair-webhooks"))
-        yield
-        for task in extra:
-            task.cancel()
-        await asyncio.gather(*extra, return_exceptions=True)
-        refusals.flush(everything=True)
-        if logs is not None:
-            await logs.stop()
-        if runner is not None:
-            await runner.stop()
-        db.dispose()
+        services = await start_all(_services(app, settings, executors, background))
+        try:
+            yield
+        finally:
+            await stop_all(services)
+            db.dispose()
 
     app = FastAPI(
         title="fleetops",
@@ -169,6 +134,11 @@ def create_app(
     _install_error_handlers(app)
     _document_api(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _include_routers(app)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
     app.include_router(_health_router())
     app.include_router(auth_router, prefix="/api/v1")
     app.include_router(audit_router, prefix="/api/v1")
@@ -189,20 +159,89 @@ def create_app(
     app.include_router(devices_pages_router)
     app.include_router(logs_pages_router)
     app.include_router(inspection_pages_router)
-    return app
+
+
+def _services(
+    app: FastAPI,
+    settings: Settings,
+    executors: Mapping[str, Executor] | None,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]],
+) -> list[BackgroundService]:
+    """The server's background work, in start order (stopped in reverse). The in-process CLI
+    (a local principal) runs none of it but the refusal counter."""
+    refusals: RefusalLog = app.state.refusals
+    services: list[BackgroundService] = []
+    server = app.state.local_principal is None
+    runner = _engine(app, settings, executors) if server and settings.engine_enabled else None
+    if runner is not None:
+        services.append(runner)
+    if server and settings.ingest_enabled:
+        services.append(_LogsService(app, settings, refusals))
+    services += [Loop(f"background-{i}", job) for i, job in enumerate(background)]
+
+    def last_counts() -> None:
+        refusals.flush(everything=True)
+
+    services.append(Loop("refusal-counts", lambda: _flush_refusals(refusals), on_stop=last_counts))
+    if server and settings.health_policy_enabled:
+        health = HealthPolicyTask(
+            app.state.write_sessions,
+            load_policy(settings.health_policy_file),
+            limits=device_limits(settings),
+            lifecycle=lifecycle_config(settings, app.state.library) if runner else None,
+            interval=settings.health_policy_interval,
+        )
+        services.append(Loop("health-policy", health.run_forever))
+    if server and settings.repair_webhook_url:
+        webhooks = Deliverer(
+            app.state.write_sessions,
+            settings.repair_webhook_url,
+            settings.repair_webhook_secret.get_secret_value(),
+        )
+        services.append(Loop("repair-webhooks", webhooks.run_forever))
+    return services
+
+
+class _LogsService:
+    """The logs domain's services, published on the app for the ingest routes once started."""
+
+    name = "logs"
+
+    def __init__(self, app: FastAPI, settings: Settings, refusals: RefusalLog) -> None:
+        self.app = app
+        self.logs = LogServices(
+            settings,
+            app.state.write_sessions,
+            realtime=settings.logs_realtime,
+            refusals=refusals,
+        )
+
+    async def start(self) -> None:
+        await self.logs.start()
+        self.app.state.ingest = self.logs.pipeline
+        self.app.state.log_services = self.logs
+
+    async def stop(self) -> None:
+        await self.logs.stop()
 
 
 class _EngineRunner:
     """The change engine as a background task of the server, with its executors."""
 
+    name = "change-engine"
+
     def __init__(self, engine: Engine, executors: Mapping[str, Executor]) -> None:
         self.engine = engine
         self.executors = executors
-        self.task = asyncio.create_task(engine.run_forever(), name="change-engine")
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.engine.run_forever(), name=self.name)
 
     async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
         await self.engine.stop()
         for executor in self.executors.values():
             await executor.close()
@@ -218,7 +257,7 @@ async def _flush_refusals(refusals: RefusalLog, every: float = 10.0) -> None:
             log.exception("writing counted refusals failed; retrying")
 
 
-def _start_engine(
+def _engine(
     app: FastAPI, settings: Settings, executors: Mapping[str, Executor] | None
 ) -> _EngineRunner:
     chosen = dict(executors) if executors is not None else default_executors(settings)

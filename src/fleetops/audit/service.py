@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from fleetops.db import lock
 from fleetops.kit.jsonable import canonical_json, to_jsonable
 from fleetops.models import AuditRecord, utcnow
 
 GENESIS = "0" * 64
-_PG_LOCK_KEY = 0x666C656574  # "fleet"
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,7 @@ def record(
     outcome: str = "ok",
 ) -> AuditRecord:
     """Append one record to the chain (flushed, not committed: it lands with the mutation)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    lock(session, "audit-chain")
     prev = session.scalar(select(AuditRecord.hash).order_by(AuditRecord.id.desc()).limit(1))
     rec = AuditRecord(
         at=utcnow(),

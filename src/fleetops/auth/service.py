@@ -36,6 +36,14 @@ TOKEN_PREFIX = "fo_"
 MIN_PASSWORD = 12
 
 
+def use_hasher(hasher: PasswordHasher) -> None:
+    """Replace the password hasher. Hashing is slow on purpose; a test suite that creates users
+    for every test uses cheap parameters (stored hashes name their own, so both verify)."""
+    global _hasher
+    _hasher = hasher
+    _dummy_hash.cache_clear()
+
+
 def sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 

@@ -19,7 +19,7 @@ from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.changes.approvals import Risk
 from fleetops.changes.exceptions import EmptyTargetSet, InvalidChange
-from fleetops.changes.states import ChangeState, transition
+from fleetops.changes.states import ChangeState, HostRunState, StepRunState, transition
 from fleetops.errors import Conflict
 from fleetops.models import ChangeRequest, Host, HostRun, StepRun, utcnow
 
@@ -76,18 +76,7 @@ def start(
     )
     session.add(change)
     session.flush()
-    session.add_all(
-        HostRun(
-            change_id=change.id,
-            stage_index=0,
-            batch_index=0,
-            host_id=t.host_id,
-            hostname=t.hostname,
-            state="running",
-            started_at=utcnow(),
-        )
-        for t in targets
-    )
+    _add_host_runs(session, change, targets)
     audit.record(
         session,
         ctx,
@@ -112,6 +101,22 @@ def start(
     return change
 
 
+def _add_host_runs(session: Session, change: ChangeRequest, targets: Sequence[AdhocTarget]) -> None:
+    """One running host run per target: an ad-hoc command is a single stage, a single batch."""
+    session.add_all(
+        HostRun(
+            change_id=change.id,
+            stage_index=0,
+            batch_index=0,
+            host_id=t.host_id,
+            hostname=t.hostname,
+            state=HostRunState.RUNNING,
+            started_at=utcnow(),
+        )
+        for t in targets
+    )
+
+
 def finish(
     session: Session, ctx: AuditContext, change: ChangeRequest, results: Sequence[AdhocResult]
 ) -> ChangeRequest:
@@ -129,7 +134,8 @@ def finish(
     now = utcnow()
     for result in results:
         run = runs[result.hostname]
-        run.state = "succeeded" if result.ok else "failed"
+        ok = HostRunState.SUCCEEDED if result.ok else HostRunState.FAILED
+        run.state = ok
         run.error = result.error[:2000] or ("" if result.ok else f"exit {result.exit_code}")
         run.finished_at = now
         run.step_index = 1
@@ -139,7 +145,7 @@ def finish(
                 step_index=0,
                 operation="exec",
                 phase="reported",  # by the caller's client: the server did not see it run
-                state=run.state,
+                state=StepRunState.SUCCEEDED if result.ok else StepRunState.FAILED,
                 exit_code=result.exit_code,
                 stdout=result.stdout[-MAX_OUTPUT:],
                 stderr=result.stderr[-MAX_OUTPUT:],
@@ -149,11 +155,11 @@ def finish(
             )
         )
     for run in runs.values():
-        if run.state == "running":
-            run.state, run.error = "failed", "no result reported"
+        if run.state == HostRunState.RUNNING:
+            run.state, run.error = HostRunState.FAILED, "no result reported"
     session.flush()
     counts = Counter(r.state for r in runs.values())
-    failed = counts.get("failed", 0)
+    failed = counts.get(HostRunState.FAILED, 0)
     transition(
         session,
         change,

@@ -23,7 +23,16 @@ from fleetops.changes.executor import Executor, Result, Target
 from fleetops.config import get_settings
 from fleetops.inventory import formats
 from fleetops.inventory.document import ImportFailed
-from fleetops.kit.cli import EXIT_ERROR, EXIT_USAGE, OutputOption, api, emit, fail, stderr
+from fleetops.kit.cli import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    ApiClient,
+    OutputOption,
+    api,
+    emit,
+    fail,
+    stderr,
+)
 
 
 def _targets_from_file(path: Path) -> list[Target]:
@@ -110,29 +119,56 @@ def exec_command(
     text = command[0] if len(command) == 1 else shlex.join(command)
     client = api(ctx)
     if inventory is not None:
-        targets = _targets_from_file(inventory)
-        started = client.post(
-            "/api/v1/adhoc",
-            {
-                "command": text,
-                "risk": risk,
-                "hosts": [{"hostname": t.hostname} for t in targets],
-                "source": f"inventory {inventory.name}",
-            },
-        )
+        started, targets = _start_from_file(client, text, risk=risk, inventory=inventory)
     else:
-        started = client.post("/api/v1/adhoc", {"command": text, "risk": risk, "selector": target})
-        targets = [
-            Target(
-                hostname=t["hostname"],
-                address=t["address"],
-                port=t["port"],
-                user=t["user"],
-                labels=t["labels"],
-            )
-            for t in started["targets"]
-        ]
+        started, targets = _start_from_selector(client, text, risk=risk, selector=target)
     show = output == "table" and stderr.is_terminal
+    results = _run_with_progress(targets, text, forks=forks, timeout=timeout, show=show)
+    change = _record_results(client, started, results)
+    _report(results, change, output)
+    if change["state"] != "succeeded":
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _start_from_file(
+    client: ApiClient, text: str, *, risk: str, inventory: Path
+) -> tuple[dict[str, Any], list[Target]]:
+    """Record the change for the hosts an inventory file lists; they are reached as it says."""
+    targets = _targets_from_file(inventory)
+    started = client.post(
+        "/api/v1/adhoc",
+        {
+            "command": text,
+            "risk": risk,
+            "hosts": [{"hostname": t.hostname} for t in targets],
+            "source": f"inventory {inventory.name}",
+        },
+    )
+    return started, targets
+
+
+def _start_from_selector(
+    client: ApiClient, text: str, *, risk: str, selector: str | None
+) -> tuple[dict[str, Any], list[Target]]:
+    """Record the change for the selected hosts; the server answers how to reach each one."""
+    started = client.post("/api/v1/adhoc", {"command": text, "risk": risk, "selector": selector})
+    targets = [
+        Target(
+            hostname=t["hostname"],
+            address=t["address"],
+            port=t["port"],
+            user=t["user"],
+            labels=t["labels"],
+        )
+        for t in started["targets"]
+    ]
+    return started, targets
+
+
+def _run_with_progress(
+    targets: list[Target], text: str, *, forks: int, timeout: float, show: bool
+) -> list[tuple[Target, Result]]:
+    """Run the command on every host, with a progress bar on stderr when `show`."""
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -141,9 +177,13 @@ def exec_command(
         console=stderr,
         disable=not show,
     ) as progress:
-        results = asyncio.run(
-            _fan_out(targets, text, forks=forks, timeout=timeout, progress=progress)
-        )
+        return asyncio.run(_fan_out(targets, text, forks=forks, timeout=timeout, progress=progress))
+
+
+def _record_results(
+    client: ApiClient, started: dict[str, Any], results: list[tuple[Target, Result]]
+) -> dict[str, Any]:
+    """Send every host's result to the server, which settles the change; the change."""
     body = [
         {
             "hostname": t.hostname,
@@ -154,10 +194,10 @@ def exec_command(
         }
         for t, r in results
     ]
-    change = client.post(f"/api/v1/adhoc/{started['change_id']}/results", {"results": body})
-    _report(results, change, output)
-    if change["state"] != "succeeded":
-        raise typer.Exit(EXIT_ERROR)
+    change: dict[str, Any] = client.post(
+        f"/api/v1/adhoc/{started['change_id']}/results", {"results": body}
+    )
+    return change
 
 
 def _report(results: list[tuple[Target, Result]], change: dict[str, Any], output: str) -> None:

@@ -28,7 +28,7 @@ from fleetops.changes.exceptions import ApprovalRefused, ChangeNotFound, Workflo
 from fleetops.changes.routes import ChangeId, change_read
 from fleetops.changes.schemas import ChangeRead
 from fleetops.changes.specs import SpecError
-from fleetops.changes.states import ChangeState
+from fleetops.changes.states import ChangeState, HostRunState
 from fleetops.dashboard.render import PageUser, check_csrf
 from fleetops.dashboard.render import page as render_page
 from fleetops.db import session_scope
@@ -62,7 +62,8 @@ TONES = {
     **dict.fromkeys(("failed", "aborted", "rejected", "rollback_failed", "high"), "bad"),
 }
 # Host-run states in the order progress bars stack them: done first, waiting last.
-HOST_ORDER = ("succeeded", "rolled_back", "failed", "rollback_failed", "running", "cancelled")
+H = HostRunState
+HOST_ORDER = (H.SUCCEEDED, H.ROLLED_BACK, H.FAILED, H.ROLLBACK_FAILED, H.RUNNING, H.CANCELLED)
 
 
 def tone(state: str) -> str:
@@ -71,8 +72,8 @@ def tone(state: str) -> str:
 
 def by_progress(counts: dict[str, int]) -> list[tuple[str, int]]:
     """Host-run counts in bar order; unknown states just before `pending`, which comes last."""
-    rank = {s: i for i, s in enumerate(HOST_ORDER)}
-    return sorted(counts.items(), key=lambda kv: (kv[0] == "pending", rank.get(kv[0], 99), kv[0]))
+    rank: dict[str, int] = {s.value: i for i, s in enumerate(HOST_ORDER)}
+    return sorted(counts.items(), key=lambda kv: (kv[0] == H.PENDING, rank.get(kv[0], 99), kv[0]))
 
 
 def page(
@@ -192,7 +193,7 @@ def allowed_actions(change: ChangeRead, who: Principal, *, voted: bool) -> list[
         out.append("pause")
     if operator and state == S.PAUSED:
         out.append("resume")
-    if operator and state in (S.FAILED, S.ABORTED) and change.hosts_by_state.get("failed"):
+    if operator and state in (S.FAILED, S.ABORTED) and change.hosts_by_state.get(H.FAILED):
         out.append("retry")
     cancellable = (S.DRAFT, S.PENDING_APPROVAL, S.APPROVED, S.SCHEDULED, S.RUNNING, S.PAUSED)
     if (operator or mine) and state in cancellable:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from fleetops.auth.dependencies import (
     Developer,
@@ -54,12 +54,13 @@ from fleetops.changes.schemas import (
     WorkflowSubmit,
 )
 from fleetops.changes.states import TransitionRefused
+from fleetops.changes.targets import WITH_FACTS, target_of
 from fleetops.changes.workflows import check_workflow, parse_workflow
 from fleetops.db import session_scope
 from fleetops.errors import ERROR_RESPONSES, NotFound, PermissionDenied
 from fleetops.inventory.selectors import select_hosts
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset, paginate
-from fleetops.models import ChangeRequest, FreezeWindow, Host, HostRun, StepRun
+from fleetops.models import ChangeRequest, FreezeWindow, HostRun, StepRun
 
 router = APIRouter(tags=["changes"], responses=ERROR_RESPONSES)
 ChangeId = Annotated[int, Path(ge=1, le=MAX_OFFSET)]
@@ -436,19 +437,17 @@ def start_adhoc(
     if (body.selector is None) == (body.hosts is None):
         raise InvalidChange("give exactly one of `selector` and `hosts`")
     if body.selector is not None:
-        found = list(
-            session.scalars(select_hosts(body.selector).options(selectinload(Host.labels)))
-        )
+        found = list(session.scalars(select_hosts(body.selector).options(*WITH_FACTS)).unique())
         targets = [adhoc.AdhocTarget(h.hostname, h.id) for h in found]
         reads = [
             AdhocTargetRead(
-                hostname=h.hostname,
-                address=h.address,
-                port=h.ssh_port,
-                user=h.ssh_user,
-                labels={x.key: x.value for x in h.labels},
+                hostname=t.hostname,
+                address=t.address,
+                port=t.port,
+                user=t.user,
+                labels=dict(t.labels),
             )
-            for h in found
+            for t in map(target_of, found)
         ]
         source = body.selector
     else:

@@ -23,12 +23,10 @@ from fleetops.changes.approvals import (
     Risk,
     Vote,
     approvals_count,
-    classify,
     refusal,
 )
 from fleetops.changes.exceptions import (
     ApprovalRefused,
-    EmptyTargetSet,
     InvalidChange,
     WorkflowNameReserved,
     WorkflowNotFound,
@@ -36,19 +34,16 @@ from fleetops.changes.exceptions import (
     WorkflowVersionExists,
 )
 from fleetops.changes.operations import OperationLibrary, SpecError, redact, validate_params
+from fleetops.changes.planning import classify_risk, plan_stage, resolve_stages
 from fleetops.changes.preview import StepPreview, check_renders, samples
 from fleetops.changes.preview import preview as preview_steps
-from fleetops.changes.states import ChangeState, TransitionRefused, transition
-from fleetops.changes.workflows import PlanHost, WorkflowSpec, check_workflow, parse_workflow
-from fleetops.changes.workflows import plan_batches as plan
-from fleetops.inventory.selectors import select_hosts
+from fleetops.changes.states import ChangeState, HostRunState, TransitionRefused, transition
+from fleetops.changes.workflows import WorkflowSpec, check_workflow, parse_workflow
 from fleetops.models import (
     Approval,
     ChangeRequest,
     FreezeWindow,
-    Host,
     HostRun,
-    Rack,
     Workflow,
 )
 
@@ -235,55 +230,26 @@ def submit(
     as the health policy's one-host isolation within the device safety limits; it is not offered
     to API callers, and it needs `pin`: the workflow must be exactly that (name, version,
     digest)."""
-    row = get_workflow(session, name=sub.workflow, version=sub.version)
-    if row is None and sub.version is None and standard.is_reserved(sub.workflow):
-        row, _ = pinned_workflow(session, sub.workflow, library=library)  # first use: register
-    if row is None:
-        raise WorkflowNotFound(f"workflow {sub.workflow!r} not found")
-    if preapproved and (
-        pin is None or (row.name, row.version, row.digest) != (pin.name, pin.version, pin.digest)
-    ):
-        raise WorkflowNotPinned(
-            f"a pre-approved change must run a pinned workflow; {row.name}@{row.version} "
-            f"({row.digest}) is not {pin or 'pinned'}"
-        )
+    row = _submitted_workflow(session, sub, library=library, preapproved=preapproved, pin=pin)
     spec = workflow_spec(row)
-    try:
-        values = validate_params(spec.params, sub.params, path="params")
-    except SpecError as exc:
-        raise _invalid(exc) from None
-    if sub.window_start and sub.window_end and sub.window_end <= sub.window_start:
-        raise InvalidChange("window_end must be after window_start")
-    stages = _resolve_stages(session, spec, sub.selector)
+    values = _validated(spec, sub)
+    stages = resolve_stages(session, spec, sub.selector)
     hosts = {h for stage in stages for h in stage}
-    fleet = session.scalar(select(func.count()).select_from(Host)) or 0
-    risks = [
-        _operation_risk(library, step.operation, step.version)
-        for stage in spec.stages
-        for step in stage.steps
-    ]
-    risk = classify(risks, hosts=len(hosts), fleet=fleet)
-    change = ChangeRequest(
-        title=sub.title,
-        reason=sub.reason,
-        workflow_id=row.id,
-        params=values,
-        params_redacted=redact(spec.params, values),
-        selector=sub.selector,
-        host_count=len(hosts),
-        risk=risk.value,
-        approvals_required=policy.required(risk),
-        state=S.DRAFT.value,
-        requester=ctx.actor,
-        kind=sub.kind,
-        window_start=sub.window_start,
-        window_end=sub.window_end,
+    risk = classify_risk(session, spec, library=library, hosts=len(hosts))
+    change = _draft(
+        session,
+        ctx,
+        sub,
+        row=row,
+        spec=spec,
+        values=values,
+        hosts=len(hosts),
+        risk=risk,
+        approvals=policy.required(risk),
     )
-    session.add(change)
-    session.flush()
     for index, (stage_spec, stage_hosts) in enumerate(zip(spec.stages, stages, strict=True)):
         if spec.planned(index):
-            _plan_stage(session, change, index, stage_hosts, stage_spec.strategy)
+            plan_stage(session, change, index, stage_hosts, stage_spec.strategy)
     try:  # what the approver will see must render, for a real host of each stage
         check_renders(spec, values, library, samples(session, change))
     except SpecError as exc:
@@ -302,6 +268,83 @@ def submit(
             "params": change.params_redacted,
         },
     )
+    _await_approval(session, ctx, change, risk=risk, preapproved=preapproved)
+    return change
+
+
+def _validated(spec: WorkflowSpec, sub: Submission) -> dict[str, Any]:
+    """The submission's parameters checked against the workflow's, and its window checked."""
+    try:
+        values = validate_params(spec.params, sub.params, path="params")
+    except SpecError as exc:
+        raise _invalid(exc) from None
+    if sub.window_start and sub.window_end and sub.window_end <= sub.window_start:
+        raise InvalidChange("window_end must be after window_start")
+    return values
+
+
+def _draft(
+    session: Session,
+    ctx: AuditContext,
+    sub: Submission,
+    *,
+    row: Workflow,
+    spec: WorkflowSpec,
+    values: dict[str, Any],
+    hosts: int,
+    risk: Risk,
+    approvals: int,
+) -> ChangeRequest:
+    """Store the change as a draft, its secrets redacted, so its plan can refer to its id."""
+    change = ChangeRequest(
+        title=sub.title,
+        reason=sub.reason,
+        workflow_id=row.id,
+        params=values,
+        params_redacted=redact(spec.params, values),
+        selector=sub.selector,
+        host_count=hosts,
+        risk=risk.value,
+        approvals_required=approvals,
+        state=S.DRAFT.value,
+        requester=ctx.actor,
+        kind=sub.kind,
+        window_start=sub.window_start,
+        window_end=sub.window_end,
+    )
+    session.add(change)
+    session.flush()
+    return change
+
+
+def _submitted_workflow(
+    session: Session,
+    sub: Submission,
+    *,
+    library: OperationLibrary,
+    preapproved: str,
+    pin: standard.Pin | None,
+) -> Workflow:
+    """The workflow a submission names (registering a reserved one on first use), pin checked."""
+    row = get_workflow(session, name=sub.workflow, version=sub.version)
+    if row is None and sub.version is None and standard.is_reserved(sub.workflow):
+        row, _ = pinned_workflow(session, sub.workflow, library=library)  # first use: register
+    if row is None:
+        raise WorkflowNotFound(f"workflow {sub.workflow!r} not found")
+    if preapproved and (
+        pin is None or (row.name, row.version, row.digest) != (pin.name, pin.version, pin.digest)
+    ):
+        raise WorkflowNotPinned(
+            f"a pre-approved change must run a pinned workflow; {row.name}@{row.version} "
+            f"({row.digest}) is not {pin or 'pinned'}"
+        )
+    return row
+
+
+def _await_approval(
+    session: Session, ctx: AuditContext, change: ChangeRequest, *, risk: Risk, preapproved: str
+) -> None:
+    """Move a submitted change on: approved in advance, by policy, or waiting for approvers."""
     if preapproved:
         change.approvals_required = 0
         transition(
@@ -327,68 +370,6 @@ def submit(
             ctx=ctx,
             reason=f"{risk.value} risk: needs {change.approvals_required} approval(s)",
         )
-    return change
-
-
-def _operation_risk(library: OperationLibrary, name: str, version: int | None) -> Risk:
-    op = library.get(name, version)
-    if op is None:
-        raise InvalidChange(
-            f"operation {name!r} (version {version or 'latest'}) is not in the "
-            "library any more; register a workflow version that does not use it"
-        )
-    return Risk(op.risk)
-
-
-def _resolve_stages(session: Session, spec: WorkflowSpec, selector: str) -> list[list[Host]]:
-    base = list(session.scalars(select_hosts(selector)))
-    if not base:
-        raise EmptyTargetSet(f"selector {selector!r} matches no host; a change needs targets")
-    out: list[list[Host]] = []
-    for stage in spec.stages:
-        hosts = base
-        if stage.targets:
-            hosts = list(session.scalars(select_hosts(f"({selector}) and ({stage.targets})")))
-        if not hosts:
-            raise EmptyTargetSet(f"stage {stage.name!r} ({stage.targets!r}) selects no host")
-        out.append(hosts)
-    return out
-
-
-def _plan_stage(
-    session: Session, change: ChangeRequest, index: int, hosts: list[Host], strategy: Any
-) -> None:
-    racks = {h.rack_id for h in hosts if h.rack_id}
-    rack_rows = (
-        session.execute(
-            select(Rack.id, Rack.name, Rack.datacenter_id).where(Rack.id.in_(racks))
-        ).all()
-        if racks
-        else []
-    )
-    rack_of = {rid: (name, dc) for rid, name, dc in rack_rows}
-    plan_hosts = [
-        PlanHost(
-            hostname=h.hostname,
-            rack=rack_of.get(h.rack_id or 0, (None, None))[0],
-            cluster=str(h.cluster_id) if h.cluster_id else None,
-            datacenter=str(rack_of.get(h.rack_id or 0, (None, None))[1] or "") or None,
-        )
-        for h in hosts
-    ]
-    by_name = {h.hostname: h for h in hosts}
-    for batch_index, batch in enumerate(plan(plan_hosts, strategy)):
-        for hostname in batch:
-            session.add(
-                HostRun(
-                    change_id=change.id,
-                    stage_index=index,
-                    batch_index=batch_index,
-                    host_id=by_name[hostname].id,
-                    hostname=hostname,
-                )
-            )
-    session.flush()
 
 
 # --- votes and controls -----------------------------------------------------------------------
@@ -526,7 +507,7 @@ def _failed_in_stage(session: Session, change: ChangeRequest) -> int:
             .where(
                 HostRun.change_id == change.id,
                 HostRun.stage_index == change.stage_index,
-                HostRun.state == "failed",
+                HostRun.state == HostRunState.FAILED,
             )
         )
         or 0
@@ -544,7 +525,7 @@ def _rolls_back(session: Session, change: ChangeRequest) -> bool:
 
 def _retry(session: Session, ctx: AuditContext, change: ChangeRequest) -> None:
     failed = session.scalars(
-        select(HostRun).where(HostRun.change_id == change.id, HostRun.state == "failed")
+        select(HostRun).where(HostRun.change_id == change.id, HostRun.state == HostRunState.FAILED)
     ).all()
     if not failed:
         raise TransitionRefused(f"change {change.id} has no failed host to retry")
@@ -552,8 +533,8 @@ def _retry(session: Session, ctx: AuditContext, change: ChangeRequest) -> None:
         raise TransitionRefused("pause the change first, or let it finish")
     session.execute(
         update(HostRun)
-        .where(HostRun.change_id == change.id, HostRun.state == "failed")
-        .values(state="pending", error="")
+        .where(HostRun.change_id == change.id, HostRun.state == HostRunState.FAILED)
+        .values(state=HostRunState.PENDING, error="")
     )
     change.stage_index = min(h.stage_index for h in failed)
     change.failures_acknowledged = 0

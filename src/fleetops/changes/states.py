@@ -1,12 +1,13 @@
-"""Change request states and the one way to move between them.
+"""Change request states and the one way to move between them; the states of host and step runs.
 
 `transition()` checks the move is allowed, runs the ordered named rules for it (each may refuse with
 a reason), sets the state and writes the audit record. Nothing else assigns `ChangeRequest.state`.
+Host and step runs are the engine's bookkeeping: their states are written by the engine's journal
+(and an ad-hoc run's recorder), never as bare strings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.errors import Conflict
+from fleetops.kit import statemachine
 from fleetops.models import ChangeRequest, utcnow
 
 
@@ -35,6 +37,25 @@ class ChangeState(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in TERMINAL
+
+
+class HostRunState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    CANCELLED = "cancelled"
+
+
+class StepRunState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SATISFIED = "satisfied"  # a check said the step's work is already done
+    UNSATISFIED = "unsatisfied"  # a check said it is not: the step runs
+    INTERRUPTED = "interrupted"  # the engine stopped while it ran
 
 
 TERMINAL = frozenset(
@@ -66,33 +87,23 @@ class TransitionRefused(Conflict):
     """The move is not allowed from this state, or a rule refused it."""
 
 
-@dataclass(frozen=True)
-class Move:
-    change: ChangeRequest
-    to: ChangeState
-    actor: str
-    reason: str
-
-
-class Rule:
-    """A named check on a move; `refuse` returns why not, or None."""
-
-    applies_to: frozenset[ChangeState] = frozenset()
-
-    def refuse(self, move: Move) -> str | None:
-        raise NotImplementedError
+Move = statemachine.Move[ChangeRequest, ChangeState]
+Rule = statemachine.Rule[ChangeRequest, ChangeState]
 
 
 class EmergencyNeedsReason(Rule):
-    applies_to = frozenset({S.APPROVED})
-
     def refuse(self, move: Move) -> str | None:
-        if move.change.emergency and len(move.reason.strip()) < 10:
+        if move.to is S.APPROVED and move.subject.emergency and len(move.reason.strip()) < 10:
             return "an emergency approval needs a reason of at least 10 characters"
         return None
 
 
-RULES: list[Rule] = [EmergencyNeedsReason()]
+MACHINE = statemachine.Machine(
+    ChangeState,
+    ALLOWED,
+    [statemachine.AllowedStep(ALLOWED, lambda c: f"change {c.id}"), EmergencyNeedsReason()],
+    TransitionRefused,
+)
 
 
 def transition(
@@ -100,12 +111,7 @@ def transition(
 ) -> None:
     """Move a change to `to`, or raise TransitionRefused with the rule's reason."""
     current = ChangeState(change.state)
-    if to not in ALLOWED.get(current, frozenset()):
-        raise TransitionRefused(f"change {change.id} is {current}; it cannot become {to}")
-    move = Move(change, to, ctx.actor, reason)
-    for rule in RULES:
-        if to in rule.applies_to and (why := rule.refuse(move)):
-            raise TransitionRefused(f"{type(rule).__name__}: {why}")
+    MACHINE.check(Move(change, current, to, ctx.actor, reason))
     change.state = to.value
     change.status_reason = reason[:500]
     now = utcnow()

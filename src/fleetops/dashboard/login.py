@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from fleetops.audit.refusals import RefusalLog
+from fleetops.audit.service import AuditContext
 from fleetops.auth import service as auth_service
 from fleetops.auth.dependencies import (
     SESSION_COOKIE,
@@ -128,11 +129,7 @@ def login_submit(
             error="Enter a username and a password.",
         )
     settings = _settings(request)
-    policy = auth_service.LoginPolicy(
-        max_failures=settings.login_max_failures,
-        window=timedelta(seconds=settings.login_window_seconds),
-        lockout=timedelta(seconds=settings.login_lockout_seconds),
-    )
+    policy = _login_policy(settings)
     ctx = audit_context(request, None)
     cookie = None
     # Commit whatever happened, failures included: they drive the lockout and the audit trail.
@@ -148,14 +145,7 @@ def login_submit(
                 session, user=outcome.user, hours=settings.session_hours, source=ctx.source
             )
     if outcome.refused:
-        refusals: RefusalLog = request.app.state.refusals
-        refusals.refuse(
-            ctx,
-            action="auth.login",
-            entity_type="user",
-            entity_id=username,
-            outcome=outcome.refused,
-        )
+        _log_refusal(request, ctx, username, outcome.refused)
     if cookie is None:
         error = outcome.error
         return _login_form(
@@ -165,11 +155,33 @@ def login_submit(
             status=error.status_code if error else 401,
             error=error.detail if error else "invalid username or password",
         )
+    return _signed_in(request, target, cookie, hours=settings.session_hours)
+
+
+def _log_refusal(request: Request, ctx: AuditContext, username: str, refused: str) -> None:
+    """Record a login refused before its password was checked (locked, rate limited)."""
+    refusals: RefusalLog = request.app.state.refusals
+    refusals.refuse(
+        ctx, action="auth.login", entity_type="user", entity_id=username, outcome=refused
+    )
+
+
+def _login_policy(settings: Settings) -> auth_service.LoginPolicy:
+    """The password throttle as configured."""
+    return auth_service.LoginPolicy(
+        max_failures=settings.login_max_failures,
+        window=timedelta(seconds=settings.login_window_seconds),
+        lockout=timedelta(seconds=settings.login_lockout_seconds),
+    )
+
+
+def _signed_in(request: Request, target: str, cookie: str, *, hours: int) -> Response:
+    """Redirect to `target` with the new session cookie; the login form's CSRF cookie is spent."""
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
-        max_age=settings.session_hours * 3600,
+        max_age=hours * 3600,
         httponly=True,
         samesite="lax",
         secure=_secure(request),

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
+from fleetops.changes import repository as change_queries
 from fleetops.changes import service as changes
 from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.operations import OperationLibrary
@@ -38,13 +39,12 @@ from fleetops.changes.states import ChangeState
 from fleetops.devices import repairs
 from fleetops.devices.repairs import RepairConfig, TicketStatus, TicketUpdate
 from fleetops.devices.states import Lifecycle, transition
+from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings
-from fleetops.findings.states import LIVE as FINDING_LIVE
 from fleetops.models import (
     ChangeRequest,
     DeviceState,
     DeviceTransition,
-    Finding,
     Host,
     RepairTicket,
     Workflow,
@@ -289,13 +289,19 @@ def reconcile(session: Session, config: LifecycleConfig, *, now: datetime) -> Re
     """Move every device whose change has ended; flush only. Idempotent."""
     done = Reconciled()
     rows = session.execute(
-        select(DeviceState, Host, ChangeRequest)
+        select(DeviceState, Host)
         .join(Host, Host.id == DeviceState.host_id)
-        .join(ChangeRequest, ChangeRequest.id == DeviceState.change_id)
-        .where(DeviceState.state.in_([L.DRAINING.value, L.VERIFYING.value]))
+        .where(
+            DeviceState.state.in_([L.DRAINING.value, L.VERIFYING.value]),
+            DeviceState.change_id.is_not(None),
+        )
         .order_by(DeviceState.host_id)
     ).all()
-    for row, host, change in rows:
+    changes_of = change_queries.by_ids(session, {row.change_id for row, _ in rows if row.change_id})
+    for row, host in rows:
+        change = changes_of.get(row.change_id or 0)
+        if change is None:
+            continue
         state = ChangeState(change.state)
         if not state.terminal:
             continue
@@ -379,14 +385,7 @@ def _resolve_before_repair(
     verification started, describe the hardware before the repair: once it passed, they are
     closed, so a new failure is a new finding (escalating on probation)."""
     cutoff = change.started_at or change.created_at
-    live = session.scalars(
-        select(Finding.id).where(
-            Finding.entity_type == "host",
-            Finding.entity == host.hostname,
-            Finding.status.in_([s.value for s in FINDING_LIVE]),
-            (Finding.last_seen <= cutoff) | Finding.id.in_(list(evidence)),
-        )
-    ).all()
+    live = finding_queries.live_about_host(session, host.hostname, seen_by=cutoff, or_ids=evidence)
     for finding_id in live:
         findings.resolve(
             session,
@@ -410,26 +409,53 @@ def _verification_ended(
     row.change_id = None
     ticket = repairs.live_ticket(session, host)
     if ok:
-        transition(
+        _verification_passed(session, ctx, host, row, change, ticket, config, now)
+    else:
+        _verification_failed(session, ctx, host, change, ticket, config, now)
+
+
+def _verification_passed(
+    session: Session,
+    ctx: AuditContext,
+    host: Host,
+    row: DeviceState,
+    change: ChangeRequest,
+    ticket: RepairTicket | None,
+    config: LifecycleConfig,
+    now: datetime,
+) -> None:
+    """Back in service on probation; the ticket is verified and its findings resolved."""
+    transition(
+        session,
+        host,
+        L.IN_SERVICE,
+        ctx=ctx,
+        reason=f"passed verification (change {change.id}); on probation",
+        now=now,
+    )
+    row.probation_until = now + config.repair.probation
+    _resolve_before_repair(session, ctx, host, ticket.evidence if ticket else [], change, now)
+    if ticket is not None:
+        repairs.close(
             session,
-            host,
-            L.IN_SERVICE,
-            ctx=ctx,
-            reason=f"passed verification (change {change.id}); on probation",
+            ctx,
+            ticket,
+            TicketStatus.VERIFIED,
+            reason=f"verification change {change.id} passed",
             now=now,
         )
-        row.probation_until = now + config.repair.probation
-        _resolve_before_repair(session, ctx, host, ticket.evidence if ticket else [], change, now)
-        if ticket is not None:
-            repairs.close(
-                session,
-                ctx,
-                ticket,
-                TicketStatus.VERIFIED,
-                reason=f"verification change {change.id} passed",
-                now=now,
-            )
-        return
+
+
+def _verification_failed(
+    session: Session,
+    ctx: AuditContext,
+    host: Host,
+    change: ChangeRequest,
+    ticket: RepairTicket | None,
+    config: LifecycleConfig,
+    now: datetime,
+) -> None:
+    """Back to repair: the ticket fails and climbs, or new hardware goes back to its vendor."""
     transition(
         session,
         host,

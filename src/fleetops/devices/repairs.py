@@ -26,9 +26,10 @@ from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.devices.exceptions import TicketNotFound
 from fleetops.errors import BadRequest, Conflict
+from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings
 from fleetops.findings.service import Severity
-from fleetops.findings.states import LIVE as FINDING_LIVE
+from fleetops.kit import statemachine
 from fleetops.models import DeviceState, Finding, Host, RepairTicket, WebhookDelivery, utcnow
 
 RUNGS = ("reboot", "reimage", "replace")
@@ -82,7 +83,25 @@ class InvalidTicketUpdate(BadRequest):
 
 
 class TicketUpdateRefused(Conflict):
-    """The ticket cannot move that way; `allowed` lists where it can go."""
+    """The ticket cannot move that way; `rule` names why and `allowed` lists where it can go."""
+
+
+Move = statemachine.Move[RepairTicket, TicketStatus]
+# Whoever repairs moves a live ticket along EXTERNAL; fleetops alone closes it, as verification
+# or the ladder saw the repair end.
+BY_REPAIRER: statemachine.Machine[RepairTicket, TicketStatus] = statemachine.Machine(
+    TicketStatus,
+    EXTERNAL,
+    [statemachine.AllowedStep(EXTERNAL, lambda t: f"ticket {t.id}")],
+    TicketUpdateRefused,
+)
+CLOSING = {s: frozenset({T.VERIFIED, T.FAILED}) for s in LIVE}
+BY_FLEETOPS: statemachine.Machine[RepairTicket, TicketStatus] = statemachine.Machine(
+    TicketStatus,
+    CLOSING,
+    [statemachine.AllowedStep(CLOSING, lambda t: f"ticket {t.id}")],
+    TicketUpdateRefused,
+)
 
 
 def next_rung(action: str) -> str | None:
@@ -268,13 +287,7 @@ def update(
     if change.status is None and not fields and not change.note:
         raise InvalidTicketUpdate("nothing to update: give a status, a note or an RMA field")
     if change.status is not None and change.status is not before:
-        allowed = EXTERNAL[before]
-        if change.status not in allowed:
-            names = ", ".join(s.value for s in T if s in allowed) or "none (fleetops closes it)"
-            raise TicketUpdateRefused(
-                f"ticket {ticket.id} is {before}; it cannot become {change.status} (next: {names})",
-                extra={"allowed": [s.value for s in T if s in allowed]},
-            )
+        BY_REPAIRER.check(Move(ticket, before, change.status, ctx.actor))
         ticket.status = change.status.value
         if change.status.closed:
             ticket.closed_at = at
@@ -310,6 +323,7 @@ def close(
     """Close a ticket as fleetops saw it end: verified (passed) or failed."""
     at = now or utcnow()
     before = ticket.status
+    BY_FLEETOPS.check(Move(ticket, T(before), status, ctx.actor, reason))
     ticket.status, ticket.closed_at, ticket.updated_at = status.value, at, at
     stamp = f"[{at:%Y-%m-%d %H:%M} {ctx.actor}] {reason}"
     ticket.notes = f"{ticket.notes}\n{stamp}".strip()[-20000:]
@@ -434,14 +448,7 @@ def check_sla(session: Session, *, now: datetime) -> list[Finding]:
 
 def _resolve_sla(session: Session, keys: list[str], now: datetime) -> None:
     """Close the SLA findings whose ticket is no longer overdue (the other repair findings stay)."""
-    live = session.scalars(
-        select(Finding).where(
-            Finding.detector == DETECTOR,
-            Finding.kind == SLA_KIND,
-            Finding.status.in_([s.value for s in FINDING_LIVE]),
-        )
-    ).all()
-    for finding in live:
+    for finding in finding_queries.live_from(session, detector=DETECTOR, kind=SLA_KIND):
         if finding.dedup_key not in keys:
             findings.resolve(
                 session,

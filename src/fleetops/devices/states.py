@@ -8,7 +8,7 @@ any state, except that nothing leaves `retired`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.errors import Conflict
-from fleetops.models import DeviceState, DeviceTransition, Finding, Host, utcnow
+from fleetops.findings.repository import existing_ids as finding_ids
+from fleetops.kit import statemachine
+from fleetops.models import DeviceState, DeviceTransition, Host, utcnow
 
 POLICY_PREFIX = "policy:"
 
@@ -58,39 +60,35 @@ class TransitionRefused(Conflict):
 
 
 @dataclass(frozen=True)
-class Move:
+class Device:
+    """What the rules need to know of the host being moved."""
+
     hostname: str
-    current: Lifecycle
-    to: Lifecycle
-    actor: str
-    reason: str
     evidence: tuple[int, ...]
     known_evidence: frozenset[int]  # those of `evidence` that exist as findings
-    override: bool
-
-    @property
-    def by_policy(self) -> bool:
-        return self.actor.startswith(POLICY_PREFIX)
 
 
-class Rule:
-    """A named check on a move; `refuse` returns why not, or None."""
+Move = statemachine.Move[Device, Lifecycle]
+Rule = statemachine.Rule[Device, Lifecycle]
 
-    def refuse(self, move: Move) -> str | None:
-        raise NotImplementedError
+
+def by_policy(move: Move) -> bool:
+    return move.actor.startswith(POLICY_PREFIX)
 
 
 class RetiredIsFinal(Rule):
     def refuse(self, move: Move) -> str | None:
         if move.current is L.RETIRED:
-            return f"{move.hostname} is retired; nothing, not even an override, brings it back"
+            return (
+                f"{move.subject.hostname} is retired; nothing, not even an override, brings it back"
+            )
         return None
 
 
 class AlreadyThere(Rule):
     def refuse(self, move: Move) -> str | None:
         if move.current is move.to:
-            return f"{move.hostname} is already {move.to}"
+            return f"{move.subject.hostname} is already {move.to}"
         return None
 
 
@@ -104,46 +102,38 @@ class ReasonRequired(Rule):
 
 class OverrideIsManual(Rule):
     def refuse(self, move: Move) -> str | None:
-        if move.override and move.by_policy:
+        if move.override and by_policy(move):
             return f"{move.actor} may not override; overrides are for operators"
         return None
 
 
-class AllowedStep(Rule):
-    def refuse(self, move: Move) -> str | None:
-        if move.override or move.to in ALLOWED[move.current]:
-            return None
-        return (
-            f"{move.hostname} is {move.current}; it cannot become {move.to} "
-            f"(next: {_names(ALLOWED[move.current])}; an operator override may jump)"
-        )
-
-
 class EvidenceExists(Rule):
     def refuse(self, move: Move) -> str | None:
-        missing = [i for i in move.evidence if i not in move.known_evidence]
+        device = move.subject
+        missing = [i for i in device.evidence if i not in device.known_evidence]
         if missing:
             return f"no finding with id {', '.join(map(str, missing))}"
         return None
 
 
-RULES: list[Rule] = [
-    RetiredIsFinal(),
-    AlreadyThere(),
-    ReasonRequired(),
-    OverrideIsManual(),
-    AllowedStep(),
-    EvidenceExists(),
-]
-
-
-def _names(states: Collection[Lifecycle]) -> str:
-    return ", ".join(s.value for s in Lifecycle if s in states) or "none"
+MACHINE = statemachine.Machine(
+    Lifecycle,
+    ALLOWED,
+    [
+        RetiredIsFinal(),
+        AlreadyThere(),
+        ReasonRequired(),
+        OverrideIsManual(),
+        statemachine.AllowedStep(ALLOWED, lambda d: d.hostname, overridable=True),
+        EvidenceExists(),
+    ],
+    TransitionRefused,
+)
 
 
 def next_states(current: Lifecycle) -> list[Lifecycle]:
     """The states a regular (non-override) transition may reach from `current`, in graph order."""
-    return [s for s in Lifecycle if s in ALLOWED[current]]
+    return MACHINE.next_states(current)
 
 
 def transition(
@@ -162,17 +152,10 @@ def transition(
     row = _locked_row(session, host)
     current = Lifecycle(row.state)
     ids = tuple(dict.fromkeys(evidence))  # keep order, drop repeats
-    known = set(session.scalars(select(Finding.id).where(Finding.id.in_(ids)))) if ids else set()
-    move = Move(
-        host.hostname, current, to, ctx.actor, reason.strip(), ids, frozenset(known), override
-    )
-    for rule in RULES:
-        if why := rule.refuse(move):
-            name = type(rule).__name__
-            raise TransitionRefused(
-                f"{name}: {why}",
-                extra={"rule": name, "allowed": [s.value for s in next_states(current)]},
-            )
+    known = finding_ids(session, ids)
+    device = Device(host.hostname, ids, frozenset(known))
+    move = Move(device, current, to, ctx.actor, reason.strip(), override)
+    MACHINE.check(move)
     row.state, row.since, row.reason, row.updated_by = to.value, at, move.reason, ctx.actor
     host.state = to.value  # the inventory's copy, for selectors (`state=in_service`) and pages
     step = DeviceTransition(

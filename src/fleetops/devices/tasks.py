@@ -14,17 +14,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleetops.db import session_scope
+from fleetops.db import lock, session_scope
 from fleetops.devices import repairs
 from fleetops.devices.lifecycle import LifecycleConfig, Reconciled, reconcile
 from fleetops.devices.policy import Applied, Decisions, Limits, Policy, apply, evaluate
 from fleetops.models import utcnow
 
 log = logging.getLogger(__name__)
-_PG_LOCK = 0x64657669636573  # "devices": one pass at a time, whichever server runs it
 INTERVAL = 30.0
 RECONCILE_INTERVAL = 2.0
 
@@ -32,8 +30,7 @@ RECONCILE_INTERVAL = 2.0
 def _serialise(session: Session) -> None:
     """Passes of several servers on one PostgreSQL database take turns, so two of them cannot
     both admit the last isolation a cap allows (SQLite has a single writer already)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+    lock(session, "health-policy")
 
 
 class HealthPolicyTask:

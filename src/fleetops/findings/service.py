@@ -127,30 +127,44 @@ def report(
             _bump(live, rep)
             session.flush()
             return live, False
-        finding = _new(rep)
-        try:
-            with session.begin_nested():
-                session.add(finding)
-                session.flush()
-        except IntegrityError:
+        finding = _insert(session, rep)
+        if finding is None:
             continue  # another reporter opened it first: bump theirs
-        audit.record(
-            session,
-            ctx or detector_context(rep.detector),
-            action="finding.create",
-            entity_type="finding",
-            entity_id=finding.id,
-            after={
-                "detector": rep.detector,
-                "kind": rep.kind,
-                "entity": f"{rep.entity_type}:{rep.entity}",
-                "severity": rep.severity.value,
-                "dedup_key": rep.key,
-                "title": rep.title,
-            },
-        )
+        _audit_opened(session, ctx or detector_context(rep.detector), finding, rep)
         return finding, True
     raise ReportContended(f"finding key {rep.key!r} kept changing hands; report it again")
+
+
+def _insert(session: Session, rep: _Report) -> Finding | None:
+    """Open a finding for the report, or None when a concurrent reporter opened one first (the
+    unique `active_key` refuses ours; the savepoint keeps the session usable)."""
+    finding = _new(rep)
+    try:
+        with session.begin_nested():
+            session.add(finding)
+            session.flush()
+    except IntegrityError:
+        return None
+    return finding
+
+
+def _audit_opened(session: Session, ctx: AuditContext, finding: Finding, rep: _Report) -> None:
+    """Audit the opening of a finding (its bumps are not audited: see the module docstring)."""
+    audit.record(
+        session,
+        ctx,
+        action="finding.create",
+        entity_type="finding",
+        entity_id=finding.id,
+        after={
+            "detector": rep.detector,
+            "kind": rep.kind,
+            "entity": f"{rep.entity_type}:{rep.entity}",
+            "severity": rep.severity.value,
+            "dedup_key": rep.key,
+            "title": rep.title,
+        },
+    )
 
 
 def _validate(

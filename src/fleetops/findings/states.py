@@ -7,7 +7,6 @@ the fields that go with it, and writes the audit record. Nothing else assigns `F
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.errors import Conflict
+from fleetops.kit import statemachine
 from fleetops.models import Finding
 
 DETECTOR_PREFIX = "detector:"
@@ -34,32 +34,20 @@ class TransitionRefused(Conflict):
     """A rule refused the move; the message names the rule and says why."""
 
 
-@dataclass(frozen=True)
-class Move:
-    finding: Finding
-    current: FindingStatus
-    to: FindingStatus
-    actor: str
-    reason: str
-
-    @property
-    def by_hand(self) -> bool:
-        """People act as usernames (no colon); detectors as `detector:<name>`."""
-        return not self.actor.startswith(DETECTOR_PREFIX)
+Move = statemachine.Move[Finding, FindingStatus]
+Rule = statemachine.Rule[Finding, FindingStatus]
 
 
-class Rule:
-    """A named check on a move; `refuse` returns why not, or None."""
-
-    def refuse(self, move: Move) -> str | None:
-        raise NotImplementedError
+def by_hand(move: Move) -> bool:
+    """People act as usernames (no colon); detectors as `detector:<name>`."""
+    return not move.actor.startswith(DETECTOR_PREFIX)
 
 
 class ResolvedIsFinal(Rule):
     def refuse(self, move: Move) -> str | None:
         if move.current is not FindingStatus.RESOLVED:
             return None
-        f = move.finding
+        f = move.subject
         when = f.resolved_at.isoformat() if f.resolved_at else "earlier"
         return (
             f"finding {f.id} was resolved by {f.resolved_by} at {when}; it cannot become "
@@ -70,35 +58,42 @@ class ResolvedIsFinal(Rule):
 class OpenIsInitial(Rule):
     def refuse(self, move: Move) -> str | None:
         if move.to is FindingStatus.OPEN:
-            return f"finding {move.finding.id} cannot go back to open; it is {move.current}"
+            return f"finding {move.subject.id} cannot go back to open; it is {move.current}"
         return None
 
 
 class AlreadyThere(Rule):
     def refuse(self, move: Move) -> str | None:
         if move.current is move.to:
-            who = move.finding.acknowledged_by if move.to is FindingStatus.ACKNOWLEDGED else ""
+            who = move.subject.acknowledged_by if move.to is FindingStatus.ACKNOWLEDGED else ""
             by = f" by {who}" if who else ""
-            return f"finding {move.finding.id} is already {move.to}{by}"
+            return f"finding {move.subject.id} is already {move.to}{by}"
         return None
 
 
 class ReasonRequiredToResolveByHand(Rule):
     def refuse(self, move: Move) -> str | None:
-        if move.to is FindingStatus.RESOLVED and move.by_hand and not move.reason.strip():
+        if move.to is FindingStatus.RESOLVED and by_hand(move) and not move.reason.strip():
             return (
-                f"resolving finding {move.finding.id} by hand needs a reason "
+                f"resolving finding {move.subject.id} by hand needs a reason "
                 "(what was done, or why it is not a problem)"
             )
         return None
 
 
-RULES: list[Rule] = [
-    ResolvedIsFinal(),
-    OpenIsInitial(),
-    AlreadyThere(),
-    ReasonRequiredToResolveByHand(),
-]
+F = FindingStatus
+# Acknowledging is optional; resolving is final (the rules say why a refused move is refused).
+ALLOWED: dict[FindingStatus, frozenset[FindingStatus]] = {
+    F.OPEN: frozenset({F.ACKNOWLEDGED, F.RESOLVED}),
+    F.ACKNOWLEDGED: frozenset({F.RESOLVED}),
+    F.RESOLVED: frozenset(),
+}
+MACHINE = statemachine.Machine(
+    FindingStatus,
+    ALLOWED,
+    [ResolvedIsFinal(), OpenIsInitial(), AlreadyThere(), ReasonRequiredToResolveByHand()],
+    TransitionRefused,
+)
 
 
 def transition(
@@ -113,9 +108,7 @@ def transition(
     """Move a finding to `to`, or raise TransitionRefused naming the rule that refused."""
     current = FindingStatus(finding.status)
     move = Move(finding, current, to, ctx.actor, reason.strip())
-    for rule in RULES:
-        if why := rule.refuse(move):
-            raise TransitionRefused(f"{type(rule).__name__}: {why}")
+    MACHINE.check(move)
     finding.status = to.value
     if to is FindingStatus.ACKNOWLEDGED:
         finding.acknowledged_by, finding.acknowledged_at = ctx.actor, now

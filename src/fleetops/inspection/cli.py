@@ -127,16 +127,28 @@ def inspect_run(
     started: dict[str, Any] = client.post("/api/v1/inspections", body)
     cid = started["change_id"]
     if no_wait:
-        if output != "table":
-            emit(started, output)
-            return
-        stdout.print(
-            f"change {cid}: {started['state']}, inspecting {started['host_count']} host(s); "
-            f"follow it with `fleetops change logs {cid} -f`",
-            highlight=False,
-            markup=False,
-        )
+        _print_submitted(started, cid, output)
         return
+    change = _follow_and_report(client, cid, output)
+    if change["state"] != "succeeded":
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _print_submitted(started: dict[str, Any], cid: int, output: str) -> None:
+    """With --no-wait: the submitted change, and how to follow it."""
+    if output != "table":
+        emit(started, output)
+        return
+    stdout.print(
+        f"change {cid}: {started['state']}, inspecting {started['host_count']} host(s); "
+        f"follow it with `fleetops change logs {cid} -f`",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _follow_and_report(client: ApiClient, cid: int, output: str) -> dict[str, Any]:
+    """Wait for the change to end, print every host's last verdict per probe; the change."""
     change = follow(client, cid, show=output == "table" and stderr.is_terminal)
     verdicts = latest_verdicts(client, cid)
     if output != "table":
@@ -144,8 +156,7 @@ def inspect_run(
     else:
         emit(verdicts, "table", VERDICT_COLUMNS, title=f"change {cid}: {change['state']}")
         stdout.print(_ending(change), highlight=False, markup=False)
-    if change["state"] != "succeeded":
-        raise typer.Exit(EXIT_ERROR)
+    return change
 
 
 def _open(change: dict[str, Any]) -> int:

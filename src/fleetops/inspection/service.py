@@ -5,6 +5,10 @@ probe runs over the host's executor, its result is stored as a `ProbeRun` with t
 against the active baseline of the host's hardware model, and the action's exit code tells the
 change whether the host passed. Baselines are built from the latest quiet, healthy result of each
 in-service host of a model; each rebuild is a new version and the old one stays readable.
+
+This module holds the use cases (the action, recording a result, submitting an inspection) and
+stays the public place for the domain's names; the queries are in `repository`, baseline builds
+in `baselining`, the busy limits in `verdicts` and the errors in `exceptions`.
 """
 
 from __future__ import annotations
@@ -12,29 +16,32 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.changes import service as changes
 from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.executor import Executor, Result, Target
 from fleetops.changes.operations import OperationLibrary
 from fleetops.db import session_scope
-from fleetops.errors import Conflict, NotFound
-from fleetops.inspection.baselines import MIN_SAMPLES, Band, Baseline, Verdict, judge
+from fleetops.inspection.baselines import MIN_SAMPLES, Verdict, judge
+from fleetops.inspection.baselining import (
+    BASELINE_WINDOW,
+    bands_json,
+    baseline_label,
+    build_baseline,
+    healthy_runs,
+    to_baseline,
+)
+from fleetops.inspection.exceptions import InspectionNotFound, ModelNotFound, NotEnoughResults
 from fleetops.inspection.health import smart_verdict
 from fleetops.inspection.probes import (
     CpuProbe,
     DiskProbe,
-    LoadSample,
     MemoryProbe,
     NetworkProbe,
     Probe,
@@ -42,7 +49,41 @@ from fleetops.inspection.probes import (
     ProbeResult,
     SmartProbe,
 )
-from fleetops.models import BaselineRow, ChangeRequest, HardwareModel, Host, ProbeRun, utcnow
+from fleetops.inspection.repository import (
+    OUTLIER_MARGIN,
+    active_baseline,
+    get_baseline,
+    get_result,
+    host_facts,
+    latest_results,
+    list_baselines,
+    outliers,
+    query_results,
+)
+from fleetops.inspection.verdicts import LoadLimits, busy_reasons, to_result
+from fleetops.models import BaselineRow, ChangeRequest, ProbeRun
+
+__all__ = [  # the queries, baselines and verdict helpers moved out stay reachable from here
+    "BASELINE_WINDOW",
+    "OUTLIER_MARGIN",
+    "InspectionNotFound",
+    "LoadLimits",
+    "ModelNotFound",
+    "NotEnoughResults",
+    "active_baseline",
+    "bands_json",
+    "build_baseline",
+    "busy_reasons",
+    "get_baseline",
+    "get_result",
+    "healthy_runs",
+    "latest_results",
+    "list_baselines",
+    "outliers",
+    "query_results",
+    "to_baseline",
+    "to_result",
+]
 
 PROBES = ("cpu", "memory", "disk", "smart", "network")
 DEFAULT_PROBES = ("cpu", "memory", "disk")  # smart needs a device, network an iperf3 server
@@ -51,33 +92,6 @@ TOOLS = {"cpu": "sysbench", "memory": "sysbench", "disk": "fio"}
 DEFAULT_DIRECTORY = "/var/tmp"
 WORKFLOW = "inspect-hardware"
 AUTO_ACTOR = "inspection"
-BASELINE_WINDOW = timedelta(days=30)
-OUTLIER_MARGIN = 0.15  # a point this far below its model's median is worth a look
-_PG_LOCK_BASE = 0x1E5B0000  # advisory lock keys of baseline builds, one per (model, probe)
-
-
-class InspectionNotFound(NotFound):
-    pass
-
-
-class ModelNotFound(NotFound):
-    pass
-
-
-class NotEnoughResults(Conflict):
-    """Too few healthy hosts of a model have a usable result to build its baseline."""
-
-
-@dataclass(frozen=True)
-class LoadLimits:
-    """Overrides of judge()'s busy limits; None keeps judge's own default."""
-
-    busy_load: float | None = None
-    busy_cpu: float | None = None
-    busy_steal: float | None = None
-
-    def kwargs(self) -> dict[str, float]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 # --- probes --------------------------------------------------------------------------------------
@@ -247,14 +261,11 @@ class InspectionService:
 
     def _host(self, hostname: str) -> HostInfo:
         with self.sessions() as session:
-            row = session.execute(
-                select(Host.id, Host.state, HardwareModel.name)
-                .outerjoin(HardwareModel, HardwareModel.id == Host.model_id)
-                .where(Host.hostname == hostname)
-            ).first()
+            row = host_facts(session, hostname=hostname)
         if row is None:
             return HostInfo(hostname)
-        return HostInfo(hostname, row[0], row[2] or "", row[1])
+        host_id, state, model = row
+        return HostInfo(hostname, host_id, model, state)
 
     def _record(self, host: HostInfo, measured: Measured, change_id: int | None) -> Outcome:
         with session_scope(self.sessions) as session:
@@ -264,7 +275,7 @@ class InspectionService:
                 run.probe,
                 run.status,
                 list(run.reasons),
-                _label(baseline) if baseline else "",
+                baseline_label(baseline) if baseline else "",
                 measured.unreachable,
             )
 
@@ -284,10 +295,6 @@ def action_result(outcomes: Sequence[Outcome], *, record_only: bool = False) -> 
         return Result(exit_code=0, stdout=summary + verdicts + "\n")
     stderr = "".join(o.line(status_first=True) + "\n" for o in bad) + verdicts + "\n"
     return Result(exit_code=1, stdout=summary, stderr=stderr)
-
-
-def _label(row: BaselineRow) -> str:
-    return f"{row.model}/{row.probe} v{row.version}"
 
 
 # --- storing and judging -------------------------------------------------------------------------
@@ -355,243 +362,6 @@ def _verdict(
         )
         return None, Verdict("inconclusive", {}, [why])
     return baseline, judge(result, to_baseline(baseline), **limits.kwargs())
-
-
-def to_result(run: ProbeRun) -> ProbeResult:
-    """A stored run back as the probe's result."""
-    return ProbeResult(
-        probe=run.probe,
-        tool_version=run.tool_version or None,
-        points=dict(run.points),
-        units=dict(run.units),
-        load=LoadSample(**run.load),
-    )
-
-
-def busy_reasons(result: ProbeResult, limits: LoadLimits | None = None) -> list[str]:
-    """Why judge() would call the result's machine busy; empty when it was quiet."""
-    # Judged on an empty baseline of enough samples, only the load can make it inconclusive.
-    empty = Baseline(probe=result.probe, samples=MIN_SAMPLES, bands={})
-    verdict = judge(result, empty, **(limits or LoadLimits()).kwargs())
-    return verdict.reasons if verdict.status == "inconclusive" else []
-
-
-# --- baselines -----------------------------------------------------------------------------------
-
-
-def to_baseline(row: BaselineRow) -> Baseline:
-    """A stored baseline version as the judge reads it."""
-    return Baseline(
-        probe=row.probe,
-        samples=row.samples,
-        bands={name: Band(**band) for name, band in row.bands.items()},
-    )
-
-
-def bands_json(baseline: Baseline) -> dict[str, dict[str, Any]]:
-    """A baseline's bands as stored: {point: {median, mad, low, high, unit}}."""
-    return {name: dataclasses.asdict(band) for name, band in baseline.bands.items()}
-
-
-def healthy_runs(
-    session: Session,
-    model: str,
-    probe: str,
-    *,
-    limits: LoadLimits | None = None,
-    now: datetime | None = None,
-) -> list[ProbeRun]:
-    """The result each in-service host of the model contributes to its baseline, oldest first.
-
-    Per host, the latest result measured in service on a quiet machine within BASELINE_WINDOW;
-    a host whose latest such result failed contributes nothing.
-    """
-    since = (now or utcnow()) - BASELINE_WINDOW
-    rows = session.scalars(
-        select(ProbeRun)
-        .where(
-            ProbeRun.model == model,
-            ProbeRun.probe == probe,
-            ProbeRun.status != "error",
-            ProbeRun.host_state == "in_service",
-            ProbeRun.at >= since,
-        )
-        .order_by(ProbeRun.id.desc())
-    )
-    latest: dict[str, ProbeRun] = {}
-    for run in rows:
-        if run.hostname not in latest and _quiet(run, limits):
-            latest[run.hostname] = run
-    return sorted((r for r in latest.values() if r.status != "fail"), key=lambda r: r.id)
-
-
-def _quiet(run: ProbeRun, limits: LoadLimits | None) -> bool:
-    """Whether a stored result was measured on a quiet machine (unknown load: no)."""
-    try:
-        result = to_result(run)
-    except TypeError:  # a load reading without the LoadSample fields
-        return False
-    return bool(result.points) and not busy_reasons(result, limits)
-
-
-def build_baseline(
-    session: Session,
-    model: str,
-    probe: str,
-    *,
-    actor: str | AuditContext,
-    reason: str,
-    limits: LoadLimits | None = None,
-) -> BaselineRow | None:
-    """Build a new baseline version from the model's healthy results, or None with too few.
-
-    The new version becomes the active one; the previous stays, inactive, for the results it
-    judged."""
-    ctx = actor if isinstance(actor, AuditContext) else AuditContext(actor, source="inspection")
-    if session.get_bind().dialect.name == "postgresql":  # one build of a (model, probe) at once
-        key = _PG_LOCK_BASE + zlib.crc32(f"{model}\0{probe}".encode()) % 0xFFFF
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-    runs = healthy_runs(session, model, probe, limits=limits)
-    if len(runs) < MIN_SAMPLES:
-        return None
-    built = Baseline.build([to_result(r) for r in runs])
-    previous = session.scalar(
-        select(func.max(BaselineRow.version)).where(
-            BaselineRow.model == model, BaselineRow.probe == probe
-        )
-    )
-    session.execute(
-        update(BaselineRow)
-        .where(BaselineRow.model == model, BaselineRow.probe == probe, BaselineRow.active)
-        .values(active=False)
-    )
-    row = BaselineRow(
-        model=model,
-        probe=probe,
-        version=(previous or 0) + 1,
-        active=True,
-        samples=built.samples,
-        bands=bands_json(built),
-        source_runs=[r.id for r in runs],
-        built_by=ctx.actor,
-        reason=reason,
-    )
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        ctx,
-        action="baseline.build",
-        entity_type="baseline",
-        entity_id=row.id,
-        after={
-            "baseline": _label(row),
-            "samples": row.samples,
-            "hosts": [r.hostname for r in runs],
-            "limits": (limits or LoadLimits()).kwargs(),
-            "reason": reason,
-        },
-    )
-    return row
-
-
-def active_baseline(session: Session, model: str, probe: str) -> BaselineRow | None:
-    return session.scalar(
-        select(BaselineRow)
-        .where(BaselineRow.model == model, BaselineRow.probe == probe, BaselineRow.active)
-        .order_by(BaselineRow.version.desc())
-        .limit(1)
-    )
-
-
-def get_baseline(session: Session, baseline_id: int) -> BaselineRow | None:
-    return session.get(BaselineRow, baseline_id)
-
-
-def list_baselines(
-    session: Session, *, model: str | None = None, probe: str | None = None, history: bool = False
-) -> list[BaselineRow]:
-    """Baselines by model and probe, newest version first; only the active ones without
-    `history`."""
-    stmt = select(BaselineRow)
-    if model is not None:
-        stmt = stmt.where(BaselineRow.model == model)
-    if probe is not None:
-        stmt = stmt.where(BaselineRow.probe == probe)
-    if not history:
-        stmt = stmt.where(BaselineRow.active)
-    order = (BaselineRow.model, BaselineRow.probe, BaselineRow.version.desc())
-    return list(session.scalars(stmt.order_by(*order)))
-
-
-# --- results -------------------------------------------------------------------------------------
-
-
-def get_result(session: Session, run_id: int) -> ProbeRun:
-    run = session.get(ProbeRun, run_id)
-    if run is None:
-        raise InspectionNotFound(f"no inspection result {run_id}")
-    return run
-
-
-def _latest_ids() -> Select[Any]:
-    """The newest result id of each (host, probe)."""
-    return select(func.max(ProbeRun.id)).group_by(ProbeRun.hostname, ProbeRun.probe)
-
-
-def query_results(
-    session: Session,
-    *,
-    hostname: str | None = None,
-    model: str | None = None,
-    probe: str | None = None,
-    status: str | None = None,
-    change_id: int | None = None,
-    latest: bool = False,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[list[ProbeRun], int]:
-    """Results newest first, and how many match; `latest` keeps each host's last per probe."""
-    stmt = select(ProbeRun)
-    for column, value in (
-        (ProbeRun.hostname, hostname),
-        (ProbeRun.model, model),
-        (ProbeRun.probe, probe),
-        (ProbeRun.status, status),
-        (ProbeRun.change_id, change_id),
-    ):
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if latest:
-        stmt = stmt.where(ProbeRun.id.in_(_latest_ids()))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(stmt.order_by(ProbeRun.id.desc()).limit(limit).offset(offset))
-    return list(rows), total
-
-
-def latest_results(
-    session: Session, *, model: str | None = None, probe: str | None = None
-) -> list[ProbeRun]:
-    """Each host's latest result of each probe, by hostname."""
-    rows, _ = query_results(session, model=model, probe=probe, latest=True, limit=1_000_000)
-    return sorted(rows, key=lambda r: (r.hostname, r.probe))
-
-
-def outliers(
-    session: Session,
-    *,
-    model: str | None = None,
-    probe: str | None = None,
-    margin: float = OUTLIER_MARGIN,
-) -> list[ProbeRun]:
-    """Latest results that failed, or whose lowest point is `margin` below its model's median;
-    worst first."""
-    found = [
-        r
-        for r in latest_results(session, model=model, probe=probe)
-        if r.status == "fail" or (r.ratios and min(r.ratios.values()) < 1 - margin)
-    ]
-    return sorted(found, key=lambda r: (r.status != "fail", min(r.ratios.values(), default=0)))
 
 
 def result_json(run: ProbeRun, baseline: BaselineRow | None = None) -> dict[str, Any]:

@@ -361,43 +361,58 @@ def export_document(session: Session, *, selector: str | None = None) -> Invento
             ClusterDoc(name=c.name, scheduler=c.scheduler, description=c.description)
             for c in session.scalars(select(Cluster).order_by(Cluster.name))
         ],
-        hardware_models=[
-            HardwareModelDoc(
-                name=m.name,
-                vendor=m.vendor,
-                cpu_model=m.cpu_model,
-                cpu_cores=m.cpu_cores,
-                memory_gb=m.memory_gb,
-                disks=m.disks,
-                nics=m.nics,
-            )
-            for m in session.scalars(select(HardwareModel).order_by(HardwareModel.name))
-        ],
-        racks=[
-            RackDoc(
-                name=r.name,
-                datacenter=names["datacenter"][r.datacenter_id],
-                cluster=names["cluster"].get(r.cluster_id or 0),
-                failure_domains=r.failure_domains,
-            )
-            for r in session.scalars(select(Rack).order_by(Rack.name))
-        ],
-        switches=[
-            SwitchDoc(
-                name=s.name,
-                role=s.role,
-                datacenter=names["datacenter"][s.datacenter_id],
-                rack=names["rack"].get(s.rack_id or 0),
-                address=s.address,
-            )
-            for s in session.scalars(select(Switch).order_by(Switch.name))
-        ],
+        hardware_models=_export_hardware_models(session),
+        racks=_export_racks(session, names),
+        switches=_export_switches(session, names),
         hosts=[_host_doc(h) for h in hosts],
         links=_export_links(
             session, names, {h.id: h.hostname for h in hosts}, full=selector is None
         ),
     )
     return doc
+
+
+def _export_hardware_models(session: Session) -> list[HardwareModelDoc]:
+    """Every hardware model with its specification, by name."""
+    return [
+        HardwareModelDoc(
+            name=m.name,
+            vendor=m.vendor,
+            cpu_model=m.cpu_model,
+            cpu_cores=m.cpu_cores,
+            memory_gb=m.memory_gb,
+            disks=m.disks,
+            nics=m.nics,
+        )
+        for m in session.scalars(select(HardwareModel).order_by(HardwareModel.name))
+    ]
+
+
+def _export_racks(session: Session, names: dict[str, dict[int, str]]) -> list[RackDoc]:
+    """Every rack, by name, its datacenter and cluster named as the document refers to them."""
+    return [
+        RackDoc(
+            name=r.name,
+            datacenter=names["datacenter"][r.datacenter_id],
+            cluster=names["cluster"].get(r.cluster_id or 0),
+            failure_domains=r.failure_domains,
+        )
+        for r in session.scalars(select(Rack).order_by(Rack.name))
+    ]
+
+
+def _export_switches(session: Session, names: dict[str, dict[int, str]]) -> list[SwitchDoc]:
+    """Every switch, by name, its datacenter and rack named as the document refers to them."""
+    return [
+        SwitchDoc(
+            name=s.name,
+            role=s.role,
+            datacenter=names["datacenter"][s.datacenter_id],
+            rack=names["rack"].get(s.rack_id or 0),
+            address=s.address,
+        )
+        for s in session.scalars(select(Switch).order_by(Switch.name))
+    ]
 
 
 def _names(session: Session) -> dict[str, dict[int, str]]:

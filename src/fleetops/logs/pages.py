@@ -398,25 +398,12 @@ def search(
 ) -> HTMLResponse:
     """Stored lines newest first, by host, template, text and time; more on demand; live tail."""
     host, q = host.strip(), q.strip()
-    start = diagnosis.parse_time(since, "from")
-    end = diagnosis.parse_time(until, "to")
-    if start is None and end is None and last.strip():
-        rng = range_view("", "", last).rng
-        start, key = rng.start, last.strip()
-    else:
-        key = ""
+    start, end, bounds = _search_bounds(since, until, last)
     query = logs.LineQuery(
         host=host or None, template_id=template, contains=q or None, since=start, until=end
     )
     rows = diagnosis.older_lines(session, query, before_id=before, limit=LINES_PER_PAGE)
-    filters = {
-        "host": host,
-        "template": template,
-        "q": q,
-        "range": key,
-        "from": iso(start) if start and not key else "",
-        "to": iso(end) if end else "",
-    }
+    filters = {"host": host, "template": template, "q": q, **bounds}
     more = rows[-1].id if len(rows) == LINES_PER_PAGE else None
     context: dict[str, Any] = {
         "lines": rows,
@@ -436,7 +423,7 @@ def search(
         q=q,
         since=filters["from"],
         until=filters["to"],
-        key=key,
+        key=filters["range"],
         ranges=RANGES,
         tail=tail == "1" and end is None,
         tail_query=urlencode({k: v for k, v in api_filters.items() if v not in (None, "")}),
@@ -446,6 +433,25 @@ def search(
         retention_hours=request.app.state.settings.logs_retention_hours,
         no_logs=_empty_hint(session),
     )
+
+
+def _search_bounds(
+    since: str, until: str, last: str
+) -> tuple[datetime | None, datetime | None, dict[str, str]]:
+    """The search's time bounds, and how its links say them: explicit from/to win; a relative
+    range is given by its key, so the links stay relative."""
+    start = diagnosis.parse_time(since, "from")
+    end = diagnosis.parse_time(until, "to")
+    if start is None and end is None and last.strip():
+        start, key = range_view("", "", last).rng.start, last.strip()
+    else:
+        key = ""
+    bounds = {
+        "range": key,
+        "from": iso(start) if start and not key else "",
+        "to": iso(end) if end else "",
+    }
+    return start, end, bounds
 
 
 def _template_text(session: Session, template_id: int | None) -> str | None:

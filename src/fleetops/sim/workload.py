@@ -19,171 +19,61 @@ import random
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fleetops.inventory.document import InventoryDoc
 from fleetops.sim import faults as fx
-from fleetops.sim.faults import UPLINK, Effects, Fault, Flaps
-
-S = 1_000_000  # µs per second
-PORT = 50010  # DataNode transfer port
-BLOCK = 128 * 1024 * 1024
-FIRST_BLOCK = 1073741825
-CORES = 4  # spark.executor.cores
-MAX_FAILURES = 4  # spark.task.maxFailures
-SLOTS_PER_WORKER = 2.5  # busy task slots per worker at load 1.0 (≈ 1.5–2 lines/s per worker)
-JOB_SLOT_SECONDS = 2.75 * 2 * 9.0  # mean waves × stages × task seconds, per executor slot
-DISK_MBPS = 160.0  # one HDD streaming one block: the healthy bottleneck of every transfer
-TOR_MBPS, UPLINK_MBPS, SPINE_MBPS, DCI_MBPS = 1200.0, 600.0, 900.0, 300.0  # per-flow shares
-CONNECT_TIMEOUT = 3 * S
-WRITE_P = 0.2  # share of final-stage tasks that write an output block
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
-# Level and logger of each kind of line, as log4j prints them.
-TRACE = f"INFO {fx.DN_LOG}.clienttrace"
-DN_INFO, DN_WARN, DN_ERROR = (f"{level} {fx.DN_LOG}" for level in ("INFO", "WARN", "ERROR"))
-PAUSE = "INFO org.apache.hadoop.util.JvmPauseMonitor"
-RMAPP = "INFO org.apache.hadoop.yarn.server.resourcemanager.rmapp.RMAppImpl"
-SUMMARY = "INFO org.apache.hadoop.yarn.server.resourcemanager.RMAppManager$ApplicationSummary"
-TSM, TSM_WARN, TSM_ERROR = (f"{lv} scheduler.TaskSetManager" for lv in ("INFO", "WARN", "ERROR"))
-DAG = "INFO scheduler.DAGScheduler"
-EXEC, EXEC_ERROR = "INFO executor.Executor", "ERROR executor.Executor"
-AM, AM_ERROR = "INFO yarn.ApplicationMaster", "ERROR yarn.ApplicationMaster"
-DFS_WARN, STREAMER = "WARN hdfs.DFSClient", "INFO hdfs.DataStreamer"
-BACKEND = "INFO executor.CoarseGrainedExecutorBackend"
-YARN_BACKEND = "INFO cluster.YarnClusterSchedulerBackend"
-YARN_SCHEDULER = "INFO cluster.YarnClusterScheduler"
-JOBS = ("EventsRollup", "SessionJoin", "ClickDedup", "FeatureExtract", "DailyAggregates")
-DATASETS = ("events", "clicks", "sessions", "impressions", "orders")
-TASK_ERRORS = (
-    "java.io.IOException: Connection reset by peer",
-    "java.net.SocketTimeoutException: Read timed out",
-    "java.io.IOException: Filesystem closed",
-)
-BENIGN_KERNEL = (
-    "perf: interrupt took too long ({a} > 2500), lowering kernel.perf_event_max_sample_rate to {b}",
-    "TCP: request_sock_TCP: Possible SYN flooding on port 50010. Sending cookies.  Check SNMP "
-    "counters.",
-    "hrtimer: interrupt took {a}0 ns",
-    "device eth0 entered promiscuous mode",
-    "device eth0 left promiscuous mode",
+from fleetops.sim.faults import UPLINK, Effects, Fault
+from fleetops.sim.workload_faults import FaultEffects
+from fleetops.sim.workload_hdfs import HdfsTraffic
+from fleetops.sim.workload_model import (
+    AM,
+    AM_ERROR,
+    BACKEND,
+    BENIGN_KERNEL,
+    BLOCK,
+    CORES,
+    DAG,
+    DATASETS,
+    DISK_MBPS,
+    EXEC,
+    EXEC_ERROR,
+    FIRST_BLOCK,
+    JOB_SLOT_SECONDS,
+    JOBS,
+    MAX_FAILURES,
+    PAUSE,
+    RMAPP,
+    SLOTS_PER_WORKER,
+    SUMMARY,
+    TASK_ERRORS,
+    TSM,
+    TSM_ERROR,
+    TSM_WARN,
+    WRITE_P,
+    YARN_BACKEND,
+    YARN_SCHEDULER,
+    ActiveFault,
+    Container,
+    Job,
+    S,
+    SimHost,
+    SimLine,
+    Task,
+    YarnCluster,
+    rm_state,
+    stage_site,
+    utc,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class SimLine:
-    """One log line as a shipper reads it from `file` on `host`.
-
-    `labels` dicts are shared between the lines of one source: treat them as read-only."""
-
-    ts: datetime
-    host: str
-    file: str
-    message: str
-    labels: dict[str, str]
+__all__ = ["SimLine", "Workload"]
 
 
-@dataclass(slots=True, eq=False)
-class _Host:
-    name: str
-    ip: str
-    rack: str
-    dc: str
-    cluster: str
-    gbps: float
-    disk_mbps: float
-    uptime: int  # kernel uptime at start, µs
-    uuid: str  # the DataNode's storage id
-    peers: list[_Host] = field(default_factory=list)  # the other workers of its rack
-    dn_file: str = ""
-    dn_labels: dict[str, str] = field(default_factory=dict)
-    kern_labels: dict[str, str] = field(default_factory=dict)
+class Workload(HdfsTraffic, FaultEffects):
+    """The simulated fleet's jobs and logs; `advance` moves the simulated clock.
 
-    def __post_init__(self) -> None:
-        self.dn_file = f"/var/log/hadoop/hdfs/hadoop-hdfs-datanode-{self.name}.log"
-        self.dn_labels = {"app": "hdfs-datanode", "cluster": self.cluster, "rack": self.rack}
-        self.kern_labels = {"app": "kernel", "cluster": self.cluster, "rack": self.rack}
-
-    @property
-    def nic_mbps(self) -> float:
-        return self.gbps * 125 / 4  # a flow's share of a busy NIC
-
-
-@dataclass(slots=True, eq=False)
-class _Container:
-    """A Spark driver or executor (YARN container): where its lines go."""
-
-    host: _Host
-    id: int
-    file: str
-    labels: dict[str, str]
-    cli: str = ""  # its DFSClient name
-    port: int = 0
-
-
-@dataclass(slots=True, eq=False)
-class _Cluster:
-    workers: list[_Host]
-    rm: _Host
-    bp: str  # HDFS block pool id
-    app_ts: int  # ResourceManager start, ms: the middle of every application id
-    apps: int = 0
-    rm_file: str = ""
-    rm_labels: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True, eq=False)
-class _Job:
-    app: str
-    cluster: _Cluster
-    name: str
-    stages: int
-    submitted: int
-    dataset: str
-    driver: _Container | None = None
-    executors: list[_Container] = field(default_factory=list)
-    done: bool = False
-    stage: int = -1
-    stage_start: int = 0
-    median: float = 0.0  # the current stage's median task compute time, s
-    n_tasks: int = 0
-    task_bytes: int = 0
-    pending: deque[tuple[int, int]] = field(default_factory=deque)  # (partition, attempt)
-    running: int = 0
-    finished: int = 0
-    tid: int = 0
-    failures: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True, eq=False)
-class _Task:
-    job: _Job
-    executor: _Container
-    part: int
-    attempt: int
-    tid: int
-    start: int
-    error: str = ""
-
-    def name(self) -> str:
-        """`3.0 in stage 1.0 (TID 17`: Spark closes the parenthesis, or goes on with the host."""
-        return f"{self.part}.{self.attempt} in stage {self.job.stage}.0 (TID {self.tid}"
-
-
-@dataclass(slots=True, eq=False)
-class _Active:
-    """A fault with its own random stream, so that its lines do not shift the workload's."""
-
-    fault: Fault
-    rng: random.Random
-    on: bool = False
-    since: int = 0
-    dimm: tuple[int, int, int, int] = (0, 0, 0, 0)
-
-
-class Workload:
-    """The simulated fleet's jobs and logs; `advance` moves the simulated clock."""
+    The clock and log writers, HDFS traffic and fault handlers are its bases, one module each."""
 
     def __init__(
         self,
@@ -196,11 +86,11 @@ class Workload:
     ) -> None:
         if load < 0:
             raise ValueError("load must be ≥ 0")
-        self.start = _utc(start)
+        self.start = utc(start)
         self.seed = seed
         self.load = load
         self.faults: list[Fault] = []
-        self._actives: list[_Active] = []
+        self._actives: list[ActiveFault] = []
         self._rng = random.Random(seed)
         self._epoch = (self.start - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
         self._now = 0
@@ -210,7 +100,7 @@ class Workload:
         self._lines: list[tuple[int, int, str, str, str, dict[str, str]]] = []
         self._stamps: dict[int, tuple[str, str, str]] = {}
         self._effects = Effects()
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, Job] = {}
         self._build(fleet)
         self._start_processes()
         for fault in faults:
@@ -243,7 +133,7 @@ class Workload:
         self._check_target(fault)
         self.faults.append(fault)
         rng = random.Random(f"{self.seed}:{fault.kind}:{fault.target}:{fault.onset.isoformat()}")
-        active = _Active(fault, rng)
+        active = ActiveFault(fault, rng)
         self._actives.append(active)
         onset = max(self._us(fault.onset), self._now + 1)
         self._at(onset, self._fault_on, active)
@@ -278,10 +168,10 @@ class Workload:
             m.name: float(m.nics[0].get("speed_gbps", 25)) for m in fleet.hardware_models if m.nics
         }
         self._rtt = {frozenset((x.a, x.b)): x.rtt_ms for x in fleet.latencies}
-        self._hosts: dict[str, _Host] = {}
+        self._hosts: dict[str, SimHost] = {}
         for d in fleet.hosts:
             rack = d.rack or "-"
-            self._hosts[d.hostname] = _Host(
+            self._hosts[d.hostname] = SimHost(
                 d.hostname,
                 d.address,
                 rack,
@@ -294,7 +184,7 @@ class Workload:
             )
         self._all = list(self._hosts.values())
         self._tor_rack = {tor: rack for rack, tor in fx.tor_of(fleet).items()}
-        self._clusters: dict[str, _Cluster] = {}
+        self._clusters: dict[str, YarnCluster] = {}
         for names in fx.yarn_workers(fleet).values():
             rack_hosts = [self._hosts[n] for n in names]
             for h in rack_hosts:
@@ -303,7 +193,7 @@ class Workload:
         self._workers = [h for c in self._clusters.values() for h in c.workers]
         self._next_block = FIRST_BLOCK + rng.randrange(10**7)
 
-    def _cluster(self, fleet: InventoryDoc, name: str) -> _Cluster:
+    def _cluster(self, fleet: InventoryDoc, name: str) -> YarnCluster:
         """The cluster's ResourceManager (a master), block pool and application id prefix."""
         if cluster := self._clusters.get(name):
             return cluster
@@ -315,7 +205,7 @@ class Workload:
         nn = self._hosts[roles.get("namenode") or rm.name]
         app_ts = self._epoch // 1000 - rng.randrange(86400_000, 30 * 86400_000)
         bp = f"BP-{rng.randrange(10**8, 2 * 10**9)}-{nn.ip}-{app_ts - rng.randrange(10**10)}"
-        cluster = _Cluster([], rm, bp, app_ts)
+        cluster = YarnCluster([], rm, bp, app_ts)
         cluster.rm_file = f"/var/log/hadoop/yarn/hadoop-yarn-resourcemanager-{rm.name}.log"
         cluster.rm_labels = {"app": "yarn-rm", "cluster": name, "rack": rm.rack}
         self._clusters[name] = cluster
@@ -328,58 +218,6 @@ class Workload:
             known = fault.target.removesuffix(UPLINK) in self._tor_rack
         if not known:
             raise ValueError(f"{fault.kind} target {fault.target!r} is not in the fleet")
-
-    # -- clock and lines ---------------------------------------------------------------------
-
-    def _us(self, at: datetime) -> int:
-        return (_utc(at) - self.start) // timedelta(microseconds=1)
-
-    def _at(self, us: int, handler: Callable[[Any], None], arg: Any) -> None:
-        heapq.heappush(self._events, (us, next(self._seq), handler, arg))
-
-    def _after(self, seconds: float, handler: Callable[[Any], None], arg: Any) -> None:
-        self._at(self._t + int(seconds * S) + 1, handler, arg)
-
-    def _stamp(self, us: int) -> tuple[tuple[str, str, str], int]:
-        """(log4j ISO8601 to the second, Spark's yy/MM/dd, syslog's 'Mmm dd'), and the µs."""
-        sec, frac = divmod(self._epoch + us, S)
-        stamp = self._stamps.get(sec)
-        if stamp is None:
-            d = datetime.fromtimestamp(sec, UTC)
-            hms = f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
-            stamp = (
-                f"{d.year:04d}-{d.month:02d}-{d.day:02d} {hms}",
-                f"{d.year % 100:02d}/{d.month:02d}/{d.day:02d} {hms}",
-                f"{MONTHS[d.month - 1]} {d.day:2d} {hms}",
-            )
-            if len(self._stamps) > 4096:
-                self._stamps.clear()
-            self._stamps[sec] = stamp
-        return stamp, frac
-
-    def _line(self, us: int, host: str, file: str, labels: dict[str, str], line: str) -> None:
-        heapq.heappush(self._lines, (us, next(self._seq), host, file, line, labels))
-
-    def _dn(self, us: int, host: _Host, head: str, msg: str) -> None:
-        """A DataNode line: `2026-11-26 17:02:03,123 INFO <logger>: msg`."""
-        stamp, frac = self._stamp(us)
-        line = f"{stamp[0]},{frac // 1000:03d} {head}: {msg}"
-        self._line(us, host.name, host.dn_file, host.dn_labels, line)
-
-    def _rm(self, us: int, cluster: _Cluster, head: str, msg: str) -> None:
-        stamp, frac = self._stamp(us)
-        line = f"{stamp[0]},{frac // 1000:03d} {head}: {msg}"
-        self._line(us, cluster.rm.name, cluster.rm_file, cluster.rm_labels, line)
-
-    def _spark(self, us: int, c: _Container, head: str, msg: str) -> None:
-        """A driver/executor line: `26/11/26 17:02:03 INFO scheduler.TaskSetManager: msg`."""
-        self._line(us, c.host.name, c.file, c.labels, f"{self._stamp(us)[0][1]} {head}: {msg}")
-
-    def _kernel(self, us: int, host: _Host, msg: str) -> None:
-        """kern.log as rsyslog writes it: `Nov 26 17:02:03 dn-0042 kernel: [  12.345678] msg`."""
-        up = host.uptime + us
-        line = f"{self._stamp(us)[0][2]} {host.name} kernel: [{up // S:5d}.{up % S:06d}] {msg}"
-        self._line(us, host.name, "/var/log/kern.log", host.kern_labels, line)
 
     # -- background ----------------------------------------------------------------------
 
@@ -425,27 +263,27 @@ class Workload:
 
     # -- applications ------------------------------------------------------------------------
 
-    def _arrive(self, arg: tuple[_Cluster, float]) -> None:
+    def _arrive(self, arg: tuple[YarnCluster, float]) -> None:
         self._submit(arg[0])
         self._after(self._rng.expovariate(arg[1]), self._arrive, arg)
 
-    def _submit(self, cluster: _Cluster) -> None:
+    def _submit(self, cluster: YarnCluster) -> None:
         rng, t = self._rng, self._t
         cluster.apps += 1
         app = f"application_{cluster.app_ts}_{cluster.apps:04d}"
         dataset = f"/warehouse/{rng.choice(DATASETS)}/dt={self.start - timedelta(days=1):%Y-%m-%d}"
-        job = _Job(app, cluster, rng.choice(JOBS), rng.choice((1, 2, 2, 3)), t, dataset)
+        job = Job(app, cluster, rng.choice(JOBS), rng.choice((1, 2, 2, 3)), t, dataset)
         self._jobs[app] = job
-        self._rm(t, cluster, RMAPP, f"{app} {_state('SUBMITTED', 'ACCEPTED', 'APP_ACCEPTED')}")
+        self._rm(t, cluster, RMAPP, f"{app} {rm_state('SUBMITTED', 'ACCEPTED', 'APP_ACCEPTED')}")
         self._after(rng.uniform(1, 3), self._am_start, job)
 
-    def _container(self, job: _Job, host: _Host, n: int, kind: str) -> _Container:
+    def _container(self, job: Job, host: SimHost, n: int, kind: str) -> Container:
         serial = job.app.removeprefix("application_")
         file = f"/var/log/hadoop-yarn/containers/{job.app}/container_e07_{serial}_01_{n:06d}/stderr"
         labels = {"app": kind, "cluster": host.cluster, "rack": host.rack, "application": job.app}
-        return _Container(host, n - 1, file, labels)
+        return Container(host, n - 1, file, labels)
 
-    def _am_start(self, job: _Job) -> None:
+    def _am_start(self, job: Job) -> None:
         """The driver (ApplicationMaster) starts and asks for its executors."""
         rng, t, workers = self._rng, self._t, job.cluster.workers
         job.driver = driver = self._container(job, rng.choice(workers), 1, "spark-driver")
@@ -462,7 +300,7 @@ class Workload:
         self._spark(t, driver, AM, f"ApplicationAttemptId: {attempt}_000001")
         self._after(rng.uniform(2, 5), self._executors_up, job)
 
-    def _executors_up(self, job: _Job) -> None:
+    def _executors_up(self, job: Job) -> None:
         rng, t, driver = self._rng, self._t, job.driver
         assert driver is not None
         for ex in job.executors:
@@ -474,7 +312,7 @@ class Workload:
             )
         self._after(1, self._stage_start, job)
 
-    def _stage_start(self, job: _Job) -> None:
+    def _stage_start(self, job: Job) -> None:
         rng, t, driver = self._rng, self._t, job.driver
         assert driver is not None
         job.stage += 1
@@ -485,7 +323,7 @@ class Workload:
         job.pending = deque((p, 0) for p in range(job.n_tasks))
         job.running = job.finished = 0
         job.failures = {}
-        kind, site = _stage_site(job, job.stage)
+        kind, site = stage_site(job, job.stage)
         rdd = f"MapPartitionsRDD[{2 * job.stage + 1}] at {site}"
         tasks = f"{job.n_tasks} missing tasks from {kind} {job.stage} ({rdd})"
         self._spark(t, driver, DAG, f"Submitting {tasks}")
@@ -497,12 +335,12 @@ class Workload:
                 if job.pending:
                     self._launch(job, ex)
 
-    def _launch(self, job: _Job, ex: _Container) -> None:
+    def _launch(self, job: Job, ex: Container) -> None:
         """Start the next pending task on `ex`: its lines and its end are all decided now."""
         rng, t, host, eff = self._rng, self._t, ex.host, self._effects
         assert job.driver is not None
         part, attempt = job.pending.popleft()
-        task = _Task(job, ex, part, attempt, job.tid, t)
+        task = Task(job, ex, part, attempt, job.tid, t)
         job.tid += 1
         job.running += 1
         sources = [self._source(host) for _ in range(rng.choice((1, 1, 2, 2, 3)))]
@@ -530,7 +368,7 @@ class Workload:
                 t = self._write(task, t)
         self._at(t + rng.randrange(1000, 10000), self._task_end, task)
 
-    def _source(self, reader: _Host) -> _Host:
+    def _source(self, reader: SimHost) -> SimHost:
         """The datanode a block is read from: the local replica, else the rack, else anywhere."""
         rng = self._rng
         r = rng.random()
@@ -540,7 +378,7 @@ class Workload:
             return rng.choice(reader.peers)
         return rng.choice(self._clusters[reader.cluster].workers)
 
-    def _task_end(self, task: _Task) -> None:
+    def _task_end(self, task: Task) -> None:
         job, ex, t, driver = task.job, task.executor, self._t, task.job.driver
         if job.done or driver is None:
             return  # its application was aborted: running tasks are killed without a word
@@ -566,9 +404,9 @@ class Workload:
         elif job.running == 0:
             self._stage_done(job, driver)
 
-    def _stage_done(self, job: _Job, driver: _Container) -> None:
+    def _stage_done(self, job: Job, driver: Container) -> None:
         t = self._t + 5000
-        kind, site = _stage_site(job, job.stage)
+        kind, site = stage_site(job, job.stage)
         took = f"finished in {(t - job.stage_start) / S:.3f} s"
         self._spark(t, driver, DAG, f"{kind} {job.stage} ({site}) {took}")
         if job.stage < job.stages - 1:
@@ -578,12 +416,12 @@ class Workload:
         self._spark(t + 2000, driver, AM, "Final app status: SUCCEEDED, exitCode: 0")
         self._finish(job, driver, t, ok=True)
 
-    def _abort(self, job: _Job, task: _Task) -> None:
+    def _abort(self, job: Job, task: Task) -> None:
         t, driver, stage = self._t + 4000, job.driver, f"stage {job.stage}.0"
         assert driver is not None
         failed = f"Task {task.part} in {stage} failed {MAX_FAILURES} times"
         self._spark(t, driver, TSM_ERROR, f"{failed}; aborting job")
-        site = _stage_site(job, job.stages - 1)[1]
+        site = stage_site(job, job.stages - 1)[1]
         took = f"took {(t - job.submitted) / S:.6f} s"
         self._spark(t + 1000, driver, DAG, f"Job 0 failed: {site}, {took}")
         ex = task.executor
@@ -597,7 +435,7 @@ class Workload:
         self._spark(t + 3000, driver, AM, final)
         self._finish(job, driver, t, ok=False)
 
-    def _finish(self, job: _Job, driver: _Container, t: int, *, ok: bool) -> None:
+    def _finish(self, job: Job, driver: Container, t: int, *, ok: bool) -> None:
         """The ResourceManager's view of the end: its state changes and one-line summary."""
         job.done = True
         del self._jobs[job.app]
@@ -616,7 +454,7 @@ class Workload:
             ]
         )
         for i, (a, b, event) in enumerate(steps):
-            self._rm(t + i * 5000, cluster, RMAPP, f"{app} {_state(a, b, event)}")
+            self._rm(t + i * 5000, cluster, RMAPP, f"{app} {rm_state(a, b, event)}")
         sub, end = (self._epoch + job.submitted) // 1000, (self._epoch + t) // 1000
         seconds, cores = (end - sub) // 1000, len(job.executors) * CORES + 1
         summary = (
@@ -630,255 +468,3 @@ class Workload:
             "preemptedNonAMContainers=0,applicationType=SPARK"
         )
         self._rm(t + 20000, cluster, SUMMARY, summary)
-
-    # -- HDFS over the network ---------------------------------------------------------------
-
-    def _xfer(self, src: _Host, dst: _Host, nbytes: int, t: int, disk: _Host) -> tuple[int, str]:
-        """(µs, failure) of moving a block src → dst, `disk` being the disk read or written.
-
-        The flow runs at the rate of the slowest component on its path: the disk, both NICs, the
-        ToR (same rack) or ToR → uplink → spine (ECMP) → uplink → ToR (other rack), the link
-        between sites. Failure is "" (none), "down" (cannot connect) or "reset" (mid-transfer)."""
-        eff = self._effects
-        rate = disk.disk_mbps / eff.disk.get(disk.name, 1.0)
-        latency, fail = 0.0003, 0.0
-        if src is not dst:
-            if eff.flaps and (eff.link_down(src.name, t) or eff.link_down(dst.name, t)):
-                return 0, "down"
-            rate = min(rate, src.nic_mbps, dst.nic_mbps)
-            if src.rack == dst.rack:
-                rate = min(rate, TOR_MBPS)
-                if bad := eff.tor.get(src.rack):
-                    rate, fail = min(rate, DISK_MBPS / bad[0]), bad[1]
-            else:
-                rate = min(rate, UPLINK_MBPS, SPINE_MBPS)
-                for rack in (src.rack, dst.rack):
-                    if bad := eff.tor.get(rack):
-                        rate, fail = min(rate, DISK_MBPS / bad[0]), max(fail, bad[1])
-                    if k := eff.uplink.get(rack):
-                        rate = min(rate, DISK_MBPS / k)
-                if src.dc != dst.dc:
-                    rate = min(rate, DCI_MBPS)
-                    latency += self._rtt.get(frozenset((src.dc, dst.dc)), 10.0) / 2000
-        seconds = nbytes / (rate * 1e6)
-        rng = self._rng
-        if fail and rng.random() < fail:
-            return int(seconds * rng.uniform(0.1, 0.9) * S), "reset"
-        return int((seconds * rng.lognormvariate(0, 0.15) + latency) * S), ""
-
-    def _read(self, task: _Task, src: _Host, nbytes: int, t: int) -> int:
-        """Read a block for `task` from `src`, else from one other replica; return when the read
-        ends (setting task.error when the block could not be had)."""
-        rng, ex = self._rng, task.executor
-        reader = ex.host
-        block = self._block(task.job.cluster, self._rng.randrange(self._next_block - FIRST_BLOCK))
-        path = f"{task.job.dataset}/part-{task.part:05d}"
-        for tries in range(2):
-            took, fail = self._xfer(src, reader, nbytes, t, src)
-            port = rng.randrange(32768, 61000)
-            if not fail:
-                trace = (
-                    f"src: /{src.ip}:{PORT}, dest: /{reader.ip}:{port}, bytes: {nbytes}, "
-                    f"op: HDFS_READ, cliID: {ex.cli}, offset: 0, srvID: {src.uuid}, "
-                    f"blockid: {block}, duration(ns): {took * 1000 + rng.randrange(1000)}"
-                )
-                self._dn(t + took, src, TRACE, trace)
-                return t + took
-            if fail == "down":
-                t += CONNECT_TIMEOUT
-                msg = (
-                    f"Failed to connect to /{src.ip}:{PORT} for file {path} for block {block}, "
-                    "add to deadNodes and continue. java.net.ConnectException: Connection timed out"
-                )
-                self._spark(t, ex, DFS_WARN, msg)
-            else:
-                t += took
-                msg = (
-                    f"{src.name}:{PORT}:DataXceiver error processing READ_BLOCK operation  "
-                    f"src: /{reader.ip}:{port} dst: /{src.ip}:{PORT}"
-                )
-                self._dn(t, src, DN_ERROR, msg)
-                node = f"DatanodeInfoWithStorage[{src.ip}:{PORT},DS-{src.uuid},DISK]"
-                msg = f"Exception while reading from {block} of {path} from {node}"
-                self._spark(t + 1000, ex, DFS_WARN, msg)
-            if tries == 0:
-                others = [h for h in (reader, *reader.peers) if h is not src]
-                src = rng.choice(
-                    others if others and rng.random() < 0.5 else task.job.cluster.workers
-                )
-        missing = "org.apache.hadoop.hdfs.BlockMissingException: Could not obtain block"
-        task.error = f"{missing}: {block} file={path}"
-        return t
-
-    def _accepts(self, dn: _Host, writer: _Host, t: int) -> bool:
-        """Whether `dn` can take a block from `writer` at `t` (space left, links up)."""
-        eff = self._effects
-        if dn.name in eff.full:
-            return False
-        return dn is writer or not (eff.link_down(dn.name, t) or eff.link_down(writer.name, t))
-
-    def _block(self, cluster: _Cluster, offset: int) -> str:
-        return f"{cluster.bp}:blk_{FIRST_BLOCK + offset}_{1001 + offset}"
-
-    def _write(self, task: _Task, t: int) -> int:
-        """Write an output block through a pipeline (local, another rack, a peer there); a datanode
-        that refuses it or cannot be reached is excluded and replaced. Return when it ends."""
-        rng, ex, eff, cluster = self._rng, task.executor, self._effects, task.job.cluster
-        writer = ex.host
-        block_id = self._next_block
-        self._next_block += 1
-        block = self._block(cluster, block_id - FIRST_BLOCK)
-        remote = rng.choice(cluster.workers)
-        for _ in range(3):  # HDFS puts the second replica on another rack
-            if remote.rack != writer.rack:
-                break
-            remote = rng.choice(cluster.workers)
-        pipeline: list[_Host] = []
-        for dn in (writer, remote, rng.choice(remote.peers or cluster.workers)):
-            if not self._accepts(dn, writer, t):
-                full = dn.name in eff.full
-                if full:
-                    self._dn(t + 2000, dn, DN_INFO, fx.out_of_space_message(block, BLOCK))
-                t += 5000 if full else CONNECT_TIMEOUT
-                node = f"DatanodeInfoWithStorage[{dn.ip}:{PORT},DS-{dn.uuid},DISK]"
-                self._spark(t, ex, STREAMER, f"Excluding datanode {node}")
-                dn = rng.choice(cluster.workers)
-                if not self._accepts(dn, writer, t):
-                    continue
-            if dn not in pipeline:
-                pipeline.append(dn)
-        pipeline = [dn for dn in pipeline if self._accepts(dn, writer, t)]  # t may have moved
-        if not pipeline:
-            return t
-        nbytes = rng.randrange(BLOCK // 4, BLOCK + 1)
-        ups, ports = [writer, *pipeline[:-1]], [rng.randrange(32768, 61000) for _ in pipeline]
-        took = 0
-        for i, dn in enumerate(pipeline):
-            msg = f"Receiving {block} src: /{ups[i].ip}:{ports[i]} dest: /{dn.ip}:{PORT}"
-            self._dn(t + 1000 * i, dn, DN_INFO, msg)
-            took = max(took, self._xfer(ups[i], dn, nbytes, t, dn)[0])
-        end = t + took + 2000 * len(pipeline)
-        for i, dn in enumerate(pipeline):
-            at = end - 2000 * i  # the last datanode acknowledges first
-            if (factor := eff.disk.get(dn.name)) or rng.random() < 0.003:
-                cost = int(300 + rng.uniform(10, 600) * (factor or 1.0))
-                self._dn(at - 1000, dn, DN_WARN, fx.slow_write_message(rng, cost, block_id))
-            trace = (
-                f"src: /{ups[i].ip}:{ports[i]}, dest: /{dn.ip}:{PORT}, bytes: {nbytes}, "
-                f"op: HDFS_WRITE, cliID: {ex.cli}, offset: 0, srvID: {dn.uuid}, "
-                f"blockid: {block}, duration(ns): {(at - t) * 1000 + rng.randrange(1000)}"
-            )
-            self._dn(at, dn, TRACE, trace)
-            after = pipeline[i + 1 :]
-            kind = "LAST_IN_PIPELINE"
-            if after:
-                downstreams = ", ".join(f"{d.ip}:{PORT}" for d in after)
-                kind = f"HAS_DOWNSTREAM_IN_PIPELINE, downstreams={len(after)}:[{downstreams}]"
-            self._dn(at, dn, DN_INFO, f"PacketResponder: {block}, type={kind} terminating")
-        return end
-
-    # -- faults ------------------------------------------------------------------------------
-
-    def _fault_on(self, active: _Active) -> None:
-        fault, eff, t = active.fault, self._effects, self._t
-        active.on, active.since = True, t
-        kind, target, intensity = fault.kind, fault.target, fault.intensity
-        if kind == "slow_disk":
-            eff.disk[target] = fx.slow_disk_factor(intensity)
-            self._at(t + 1, self._slow_disk_tick, active)
-        elif kind == "full_disk":
-            eff.full[target] = fx.full_disk_task_failure(intensity)
-            self._at(t + 1, self._full_disk_tick, active)
-        elif kind == "bad_dimm":
-            active.dimm = fx.pick_dimm(active.rng)
-            self._at(t + 1, self._dimm_tick, active)
-        elif kind == "flapping_link":
-            end = None if fault.end is None else self._us(fault.end)
-            eff.flaps[target] = flaps = Flaps(fault, self.seed, t, end)
-            if first := flaps.first_from(t):
-                self._at(first[0], self._flap, active)
-        elif kind == "congested_link":
-            eff.uplink[self._tor_rack[target.removesuffix(UPLINK)]] = fx.congestion_factor(
-                intensity
-            )
-        else:
-            eff.tor[self._tor_rack[target]] = fx.bad_tor_effect(intensity)
-
-    def _fault_off(self, active: _Active) -> None:
-        eff, target = self._effects, active.fault.target
-        active.on = False
-        if active.fault.kind == "congested_link":
-            eff.uplink.pop(self._tor_rack[target.removesuffix(UPLINK)], None)
-        elif active.fault.kind == "bad_tor":
-            eff.tor.pop(self._tor_rack[target], None)
-        else:
-            for table in (eff.disk, eff.full, eff.flaps):
-                table.pop(target, None)
-
-    def _slow_disk_tick(self, active: _Active) -> None:
-        """Slow writes and flushes every few seconds; now and then a failed read, a hung task."""
-        if not active.on:
-            return
-        rng, t, host = active.rng, self._t, self._hosts[active.fault.target]
-        cost = int(rng.uniform(300, 900) * fx.slow_disk_factor(active.fault.intensity))
-        block_id = FIRST_BLOCK + rng.randrange(self._next_block - FIRST_BLOCK + 1)
-        slow = fx.slow_write_message if rng.random() < 0.6 else fx.slow_flush_message
-        self._dn(t, host, DN_WARN, slow(rng, cost, block_id))
-        if rng.random() < 0.2:
-            self._kernel(t + 1, host, fx.io_error_message(rng))
-        if rng.random() < 0.02:
-            self._kernel(t + 2, host, fx.hung_task_message(rng))
-        self._after(rng.expovariate(active.fault.intensity / 8.0), self._slow_disk_tick, active)
-
-    def _full_disk_tick(self, active: _Active) -> None:
-        if not active.on:
-            return
-        host = self._hosts[active.fault.target]
-        self._dn(self._t, host, f"WARN {fx.VOLUME_CHECKER}", fx.volume_check_message(active.rng))
-        self._after(active.rng.uniform(20, 60), self._full_disk_tick, active)
-
-    def _dimm_tick(self, active: _Active) -> None:
-        """Bursts of corrected errors on one DIMM, rising from 2/min to 10/min over 30 minutes."""
-        if not active.on:
-            return
-        rng, t, host = active.rng, self._t, self._hosts[active.fault.target]
-        # A weak cell is read again and again: its corrected errors come in bursts on one page,
-        # which sets a failing DIMM apart from the fleet's scattered single errors.
-        page = rng.randrange(0x100000, 0x3FFFFF)
-        for i in range(rng.choice((2, 2, 3, 4))):
-            at = t + i * rng.randrange(2000, 40000)
-            self._kernel(at, host, fx.edac_message(rng, active.dimm, page))
-        if rng.random() < 0.15:
-            self._kernel(t + 150, host, fx.MCE_MESSAGE)
-        per_min = active.fault.intensity * (2 + 8 * min(1.0, (t - active.since) / (1800 * S)))
-        self._after(rng.expovariate(per_min / 60), self._dimm_tick, active)
-
-    def _flap(self, active: _Active) -> None:
-        flaps = self._effects.flaps.get(active.fault.target)
-        if not active.on or flaps is None:
-            return
-        t, host = self._t, self._hosts[active.fault.target]
-        interval = flaps.first_from(t)
-        if interval is None or interval[0] != t:
-            return
-        down, up = fx.link_messages(host.gbps)
-        self._kernel(t, host, down)
-        self._kernel(interval[1], host, up)
-        flaps.forget(t)
-        if following := flaps.first_from(t + 1):
-            self._at(following[0], self._flap, active)
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def _state(before: str, after: str, event: str) -> str:
-    return f"State change from {before} to {after} on event = {event}"
-
-
-def _stage_site(job: _Job, stage: int) -> tuple[str, str]:
-    """('ResultStage' | 'ShuffleMapStage', call site) of a stage, as the DAGScheduler names them."""
-    if stage == job.stages - 1:
-        return "ResultStage", f"saveAsTextFile at {job.name}.scala:{88 + stage}"
-    return "ShuffleMapStage", f"map at {job.name}.scala:{42 + 7 * stage}"

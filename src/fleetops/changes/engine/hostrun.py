@@ -21,8 +21,11 @@ from fleetops.changes.operations import (
     validate_params,
 )
 from fleetops.changes.specs import Issue, SpecError
+from fleetops.changes.states import HostRunState
 from fleetops.changes.templating import HostFacts, operation_context, render, render_value
 from fleetops.changes.workflows import StageSpec
+
+H = HostRunState
 
 
 @dataclass(frozen=True)
@@ -52,28 +55,28 @@ class HostRunner:
         # Database work runs in a thread: a lock wait must never stall the event loop.
         await asyncio.to_thread(self.journal.host, host_run_id, **fields)
 
-    async def run(self, job: HostJob, keep_going: Callable[[], Awaitable[bool]]) -> str:
+    async def run(self, job: HostJob, keep_going: Callable[[], Awaitable[bool]]) -> HostRunState:
         """Run the host's remaining steps; return its state (pending if stopped by a pause)."""
         state, first = await asyncio.to_thread(self.journal.host_state, job.host_run_id)
-        if state in ("succeeded", "failed", "cancelled"):
+        if state in (H.SUCCEEDED, H.FAILED, H.CANCELLED):
             return state
-        await self._host(job.host_run_id, state="running", started_at=self.journal.now())
+        await self._host(job.host_run_id, state=H.RUNNING, started_at=self.journal.now())
         for index in range(first, len(job.stage.steps)):
             if not await keep_going():
-                await self._host(job.host_run_id, state="pending")
-                return "pending"
+                await self._host(job.host_run_id, state=H.PENDING)
+                return H.PENDING
             error = await self._step(job, index)
             if error:
                 await self._host(
                     job.host_run_id,
-                    state="failed",
+                    state=H.FAILED,
                     error=error[:2000],
                     finished_at=self.journal.now(),
                 )
-                return "failed"
+                return H.FAILED
             await self._host(job.host_run_id, step_index=index + 1)
-        await self._host(job.host_run_id, state="succeeded", finished_at=self.journal.now())
-        return "succeeded"
+        await self._host(job.host_run_id, state=H.SUCCEEDED, finished_at=self.journal.now())
+        return H.SUCCEEDED
 
     def operation(self, job: HostJob, index: int) -> tuple[OperationSpec, dict[str, Any]]:
         """The step's operation and its parameter values rendered for this host."""

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.changes.executor import Result
+from fleetops.changes.states import HostRunState, StepRunState
 from fleetops.db import session_scope
 from fleetops.models import HostRun, StepRun, utcnow
 
@@ -36,7 +37,7 @@ class Journal:
                 operation=operation,
                 phase=phase,
                 attempt=attempt,
-                state="running",
+                state=StepRunState.RUNNING,
                 exit_code=None,
             )
             s.add(row)
@@ -67,9 +68,9 @@ class Journal:
                 )
             if row.phase == "check" and not result.error:
                 # A check answers a question; "no" is not a failure.
-                row.state = "satisfied" if result.ok else "unsatisfied"
+                row.state = StepRunState.SATISFIED if result.ok else StepRunState.UNSATISFIED
             else:
-                row.state = "succeeded" if result.ok else "failed"
+                row.state = StepRunState.SUCCEEDED if result.ok else StepRunState.FAILED
             row.exit_code = result.exit_code
             row.stdout, row.stderr = result.stdout, result.stderr
             row.error = (result.error + (" (output truncated)" if result.truncated else ""))[:2000]
@@ -79,12 +80,12 @@ class Journal:
         with session_scope(self.sessions) as s:
             s.execute(update(HostRun).where(HostRun.id == host_run_id).values(**fields))
 
-    def host_state(self, host_run_id: int) -> tuple[str, int]:
+    def host_state(self, host_run_id: int) -> tuple[HostRunState, int]:
         with self.read_sessions() as s:
             row = s.execute(
                 select(HostRun.state, HostRun.step_index).where(HostRun.id == host_run_id)
             ).one()
-            return str(row[0]), int(row[1])
+            return HostRunState(row[0]), int(row[1])
 
     def now(self) -> datetime:
         return utcnow()
@@ -92,4 +93,4 @@ class Journal:
 
 def interrupted_steps(session: Session) -> list[StepRun]:
     """Steps that were in flight when the previous process died."""
-    return list(session.scalars(select(StepRun).where(StepRun.state == "running")))
+    return list(session.scalars(select(StepRun).where(StepRun.state == StepRunState.RUNNING)))

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, text
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.audit.service import AuditContext
 from fleetops.changes.actions import ActionHandler
@@ -24,16 +24,23 @@ from fleetops.changes.engine.hostrun import HostJob, HostRunner
 from fleetops.changes.engine.journal import Journal, interrupted_steps
 from fleetops.changes.executor import Executor, Target
 from fleetops.changes.operations import OperationLibrary
-from fleetops.changes.states import TERMINAL, ChangeState, transition
+from fleetops.changes.states import (
+    TERMINAL,
+    ChangeState,
+    HostRunState,
+    StepRunState,
+    transition,
+)
+from fleetops.changes.targets import load_target
 from fleetops.changes.workflows import StageSpec, WorkflowSpec, failure_threshold, parse_workflow
-from fleetops.db import session_scope
-from fleetops.models import ChangeRequest, Host, HostRun, Workflow, utcnow
+from fleetops.db import lock, session_scope
+from fleetops.models import ChangeRequest, HostRun, Workflow, utcnow
 
 log = logging.getLogger(__name__)
 S = ChangeState
+H = HostRunState
 ENGINE = AuditContext(actor="engine")
 ACTIVE = (S.APPROVED, S.SCHEDULED, S.RUNNING, S.ABORTING)
-_PG_LOCK = 0x656E67696E65  # "engine": serialises lease decisions
 
 
 @dataclass(frozen=True)
@@ -154,19 +161,20 @@ class Engine:
         """Settle what a crash left in flight: the check-first loop re-resolves each step."""
         with session_scope(self.sessions) as s:
             for step in interrupted_steps(s):
-                step.state, step.error = "interrupted", "the engine stopped while this ran"
+                step.state = StepRunState.INTERRUPTED
+                step.error = "the engine stopped while this ran"
                 step.finished_at = utcnow()
                 host_run = s.get(HostRun, step.host_run_id)
                 if host_run is None or step.phase != "run":
                     continue
                 op = self.runner.library.get(step.operation)
                 if op is None or (op.check is None and not op.idempotent):
-                    host_run.state = "failed"
+                    host_run.state = H.FAILED
                     host_run.error = (
                         f"{step.operation} was interrupted; it has no check and is not "
                         "idempotent, so it is not re-run: inspect the host, then retry"
                     )
-            s.execute(text("UPDATE host_runs SET state = 'pending' WHERE state = 'running'"))
+            s.execute(update(HostRun).where(HostRun.state == H.RUNNING).values(state=H.PENDING))
 
     async def _drive(self, change_id: int) -> None:
         try:
@@ -192,8 +200,7 @@ class Engine:
 
     def _next(self, change_id: int) -> Next:
         with session_scope(self.sessions) as s:
-            if s.get_bind().dialect.name == "postgresql":
-                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+            lock(s, "engine-leases")
             change = s.get(ChangeRequest, change_id)
             if change is None:
                 return None
@@ -246,11 +253,11 @@ class Engine:
                 )
             )
         )
-        failed = sum(r.state == "failed" for r in runs)
+        failed = sum(r.state == H.FAILED for r in runs)
         threshold = failure_threshold(stage.strategy.max_failures, len(runs))
         if failed - change.failures_acknowledged >= max(1, threshold):
             return self._on_threshold(s, change, stage, failed)
-        open_runs = [r for r in runs if r.state in ("pending", "running")]
+        open_runs = [r for r in runs if r.state in (H.PENDING, H.RUNNING)]
         if not open_runs:
             change.stage_index += 1
             if (
@@ -332,7 +339,7 @@ class Engine:
     def _finish(self, s: Session, change: ChangeRequest) -> None:
         failed = s.scalars(
             select(HostRun.hostname).where(
-                HostRun.change_id == change.id, HostRun.state == "failed"
+                HostRun.change_id == change.id, HostRun.state == H.FAILED
             )
         ).all()
         if failed:
@@ -372,14 +379,14 @@ class Engine:
         limit = asyncio.Semaphore(max(1, batch.concurrency))
         watch = _StateWatch(lambda: asyncio.to_thread(self._state, change_id), self.tick)
 
-        async def one(job: HostJob) -> tuple[HostJob, str]:
+        async def one(job: HostJob) -> tuple[HostJob, HostRunState]:
             async with limit:
                 if not await watch.running():
-                    return job, "pending"
+                    return job, H.PENDING
                 return job, await self.runner.run(job, watch.running)
 
         results = await asyncio.gather(*(one(job) for job in batch.jobs))
-        done = [job.host_run_id for job, state in results if state == "succeeded"]
+        done = [job.host_run_id for job, state in results if state == H.SUCCEEDED]
         if done:
             await asyncio.to_thread(self._release_done, change_id, done)
 
@@ -396,16 +403,16 @@ class Engine:
         runs = s.scalars(
             select(HostRun).where(
                 HostRun.change_id == change.id,
-                HostRun.state.in_(["succeeded", "failed", "pending", "running"]),
+                HostRun.state.in_([H.SUCCEEDED, H.FAILED, H.PENDING, H.RUNNING]),
             )
         ).all()
-        todo = [r for r in runs if r.state in ("succeeded", "failed") or r.step_index > 0]
+        todo = [r for r in runs if r.state in (H.SUCCEEDED, H.FAILED) or r.step_index > 0]
         if not todo:
             for r in runs:
-                r.state = "cancelled"
+                r.state = H.CANCELLED
             broken = s.scalar(
                 select(HostRun.id)
-                .where(HostRun.change_id == change.id, HostRun.state == "rollback_failed")
+                .where(HostRun.change_id == change.id, HostRun.state == H.ROLLBACK_FAILED)
                 .limit(1)
             )
             target = S.ABORTED if broken else S.ROLLED_BACK
@@ -421,7 +428,7 @@ class Engine:
         jobs = []
         for r in todo:
             stage = spec.host_stage(r.stage_index)
-            last = r.step_index if r.state == "failed" else r.step_index - 1
+            last = r.step_index if r.state == H.FAILED else r.step_index - 1
             jobs.append((self._job(s, change, stage, r), last))
         change.status_reason = f"rolling back {len(jobs)} host(s)"
         return RollBack(jobs)
@@ -432,7 +439,7 @@ class Engine:
             await asyncio.to_thread(
                 self.runner.journal.host,
                 job.host_run_id,
-                state="rollback_failed" if error else "rolled_back",
+                state=H.ROLLBACK_FAILED if error else H.ROLLED_BACK,
                 error=error[:2000],
             )
 
@@ -460,27 +467,5 @@ class _StateWatch:
 
 
 def host_target(s: Session, host_id: int | None) -> Target:
-    """A host as its executor sees it: address, SSH user and port, and the labels a step's
-    `by_label` choice reads (its own, plus scheduler, cluster, rack and model)."""
-    host = s.scalar(
-        select(Host)
-        .where(Host.id == host_id)
-        .options(joinedload(Host.cluster), joinedload(Host.rack), joinedload(Host.model))
-    )
-    assert host is not None
-    s.refresh(host, attribute_names=["labels"])
-    labels = {label.key: label.value for label in host.labels}
-    if host.cluster is not None:
-        labels.setdefault("scheduler", host.cluster.scheduler)
-        labels.setdefault("cluster", host.cluster.name)
-    if host.rack is not None:
-        labels.setdefault("rack", host.rack.name)
-    if host.model is not None:
-        labels.setdefault("model", host.model.name)
-    return Target(
-        hostname=host.hostname,
-        address=host.address,
-        port=host.ssh_port,
-        user=host.ssh_user,
-        labels=labels,
-    )
+    """A host as its executor sees it (`changes.targets`)."""
+    return load_target(s, host_id)

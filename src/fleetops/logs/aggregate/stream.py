@@ -394,38 +394,12 @@ class Aggregator:
         return closed
 
     def _emit(self, w: _Window, out: Closed) -> None:
+        """Hand a final window over as rollup rows. Only minute windows carry the per-template,
+        per-error, per-host and per-job figures, and feed the history the burst detector reads."""
         if w.seconds == SHORT:
             out.windows_closed.append(w.start + timedelta(seconds=SHORT))
-        for metric, sketch in (("job", w.jobs), ("task", w.tasks)):
-            if sketch.count:
-                out.latency.append(
-                    {
-                        "start": w.start,
-                        "seconds": w.seconds,
-                        "metric": metric,
-                        "count": sketch.count,
-                        "p50": sketch.quantile(0.5),
-                        "p95": sketch.quantile(0.95),
-                        "p99": sketch.quantile(0.99),
-                        "max": sketch.max,
-                        "sketch": sketch.to_dict(),
-                    }
-                )
-        for (src, dst), cell in w.links.items():
-            out.links.append(
-                {
-                    "start": w.start,
-                    "seconds": w.seconds,
-                    "src_rack": src,
-                    "dst_rack": dst,
-                    "transfers": cell.transfers,
-                    "bytes": cell.bytes,
-                    "slow": cell.slow,
-                    "p50_ms": cell.ms.quantile(0.5),
-                    "p95_ms": cell.ms.quantile(0.95),
-                    "mbps_p50": cell.mbps.quantile(0.5),
-                }
-            )
+        out.latency += _latency_rows(w)
+        out.links += _link_rows(w)
         if w.seconds != LONG:
             return
         out.job_tasks += [
@@ -441,20 +415,7 @@ class Aggregator:
             out.errors.append(
                 {"start": w.start, "host": host, "signature": signature, "count": count}
             )
-        for host in w.host_tasks.keys() | w.host_failed.keys():
-            durations = sorted(w.host_tasks.get(host, []))
-            ratios = w.host_ratios.get(host)
-            out.host_tasks.append(
-                {
-                    "start": w.start,
-                    "host": host,
-                    "tasks": len(durations),
-                    "failed": w.host_failed.get(host, 0),
-                    "p50_ms": _pct(durations, 0.5),
-                    "p95_ms": _pct(durations, 0.95),
-                    "ratio": median(ratios) if ratios else None,
-                }
-            )
+        out.host_tasks += _host_task_rows(w)
 
     @staticmethod
     def _job_row(job: Job) -> dict[str, Any]:
@@ -553,6 +514,65 @@ class _Peers:
         if n % 2 == 1:
             return values[n // 2]
         return (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def _latency_rows(w: _Window) -> list[dict[str, Any]]:
+    """Job and task latency of a window, quantiles with the sketch itself so windows can be
+    merged into longer ranges later; none for a metric without samples."""
+    return [
+        {
+            "start": w.start,
+            "seconds": w.seconds,
+            "metric": metric,
+            "count": sketch.count,
+            "p50": sketch.quantile(0.5),
+            "p95": sketch.quantile(0.95),
+            "p99": sketch.quantile(0.99),
+            "max": sketch.max,
+            "sketch": sketch.to_dict(),
+        }
+        for metric, sketch in (("job", w.jobs), ("task", w.tasks))
+        if sketch.count
+    ]
+
+
+def _link_rows(w: _Window) -> list[dict[str, Any]]:
+    """One row per rack pair that moved blocks in the window: the heatmap's cells."""
+    return [
+        {
+            "start": w.start,
+            "seconds": w.seconds,
+            "src_rack": src,
+            "dst_rack": dst,
+            "transfers": cell.transfers,
+            "bytes": cell.bytes,
+            "slow": cell.slow,
+            "p50_ms": cell.ms.quantile(0.5),
+            "p95_ms": cell.ms.quantile(0.95),
+            "mbps_p50": cell.mbps.quantile(0.5),
+        }
+        for (src, dst), cell in w.links.items()
+    ]
+
+
+def _host_task_rows(w: _Window) -> list[dict[str, Any]]:
+    """Each host's tasks in a minute window, failed ones included even when none finished."""
+    rows = []
+    for host in w.host_tasks.keys() | w.host_failed.keys():
+        durations = sorted(w.host_tasks.get(host, []))
+        ratios = w.host_ratios.get(host)
+        rows.append(
+            {
+                "start": w.start,
+                "host": host,
+                "tasks": len(durations),
+                "failed": w.host_failed.get(host, 0),
+                "p50_ms": _pct(durations, 0.5),
+                "p95_ms": _pct(durations, 0.95),
+                "ratio": median(ratios) if ratios else None,
+            }
+        )
+    return rows
 
 
 def _pct(values: list[float], q: float) -> float | None:

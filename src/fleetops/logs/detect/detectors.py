@@ -120,16 +120,7 @@ def stragglers(
     exclude: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[Candidate]:
     since = now - config.straggler_window
-    ratios: dict[str, list[float]] = defaultdict(list)
-    first_slow: dict[str, datetime] = {}
-    for task in reversed(agg.tasks):
-        if task.ts < since:
-            break
-        if task.ts > now or task.ratio is None:
-            continue
-        ratios[task.host].append(task.ratio)
-        if task.ratio >= config.straggler_ratio:
-            first_slow[task.host] = task.ts  # iterating backwards: ends at the earliest
+    ratios, first_slow = _task_ratios(agg, since, now, config)
     scores = {h: median(r) for h, r in ratios.items() if len(r) >= config.straggler_min_tasks}
     if len(scores) < 5:
         return []
@@ -143,37 +134,79 @@ def stragglers(
         if host in exclude or score < config.straggler_ratio or z < config.straggler_z:
             continue
         found.append(
-            Candidate(
-                kind="straggler",
-                detector="straggler",
-                entity_type="host",
-                entity=host,
-                severity="warning",
-                score=round(score, 2),
-                title=(
-                    f"{host}: tasks take {score:.1f}× as long as the same stages elsewhere "
-                    f"({len(ratios[host])} tasks, fleet median {mid:.2f}×)"
-                ),
-                evidence=[
-                    {
-                        "type": "window",
-                        "metric": "host_tasks",
-                        "entity": host,
-                        "from": _iso(since),
-                        "to": _iso(now),
-                    },
-                    {"type": "lines", "host": host, "from": _iso(since), "to": _iso(now)},
-                ],
-                details={
-                    "ratio": round(score, 3),
-                    "z": round(z, 2),
-                    "tasks": len(ratios[host]),
-                    "fleet_ratio": round(mid, 3),
-                },
-                onset_at=first_slow.get(host, since),
+            _straggler(
+                host,
+                score,
+                z=z,
+                fleet_ratio=mid,
+                tasks=len(ratios[host]),
+                since=since,
+                now=now,
+                onset=first_slow.get(host, since),
             )
         )
     return found
+
+
+def _task_ratios(
+    agg: Aggregator, since: datetime, now: datetime, config: DetectorConfig
+) -> tuple[dict[str, list[float]], dict[str, datetime]]:
+    """Each host's task durations over the window relative to their stages' medians, and when
+    each host first ran a task slow enough to count."""
+    ratios: dict[str, list[float]] = defaultdict(list)
+    first_slow: dict[str, datetime] = {}
+    for task in reversed(agg.tasks):
+        if task.ts < since:
+            break
+        if task.ts > now or task.ratio is None:
+            continue
+        ratios[task.host].append(task.ratio)
+        if task.ratio >= config.straggler_ratio:
+            first_slow[task.host] = task.ts  # iterating backwards: ends at the earliest
+    return ratios, first_slow
+
+
+def _straggler(
+    host: str,
+    score: float,
+    *,
+    z: float,
+    fleet_ratio: float,
+    tasks: int,
+    since: datetime,
+    now: datetime,
+    onset: datetime,
+) -> Candidate:
+    """The finding for a host whose tasks run far slower than the same stages elsewhere."""
+    return Candidate(
+        kind="straggler",
+        detector="straggler",
+        entity_type="host",
+        entity=host,
+        severity="warning",
+        score=round(score, 2),
+        title=(
+            f"{host}: tasks take {score:.1f}× as long as the same stages elsewhere "
+            f"({tasks} tasks, fleet median {fleet_ratio:.2f}×)"
+        ),
+        evidence=[
+            {
+                "type": "window",
+                "metric": "host_tasks",
+                "entity": host,
+                "from": _iso(since),
+                "to": _iso(now),
+            },
+            {"type": "lines", "host": host, "from": _iso(since), "to": _iso(now)},
+        ],
+        details={
+            "ratio": round(score, 3),
+            "z": round(z, 2),
+            "tasks": tasks,
+            "fleet_ratio": round(fleet_ratio, 3),
+        },
+        onset_at=onset,
+    )
 
 
 def _components(t: Transfer, agg: Aggregator) -> list[tuple[str, str]]:
@@ -400,52 +433,54 @@ def template_bursts(agg: Aggregator, now: datetime, config: DetectorConfig) -> l
             and start >= now - timedelta(minutes=2)
             and start - watched_since >= config.new_template_after
         ):
-            found.append(
-                Candidate(
-                    kind="new_template",
-                    detector="template-burst",
-                    entity_type="template",
-                    entity=str(template_id),
-                    severity="info",
-                    score=float(count),
-                    title=f"template {template_id} appeared: {count} lines in its first minute",
-                    evidence=[
-                        {
-                            "type": "lines",
-                            "template_id": template_id,
-                            "from": _iso(start),
-                            "to": _iso(start + timedelta(minutes=1)),
-                        }
-                    ],
-                    details={"count": count},
-                    onset_at=start,
-                )
-            )
+            found.append(_new_template(template_id, start, count))
             continue
         if start < now - timedelta(minutes=2) or count < config.burst_min:
             continue
         before = [c for _, c in list(history)[:-1]]
         usual = median(before) if before else 0.0
         if len(before) >= 5 and count >= config.burst_factor * max(usual, 1.0):
-            found.append(
-                Candidate(
-                    kind="template_burst",
-                    detector="template-burst",
-                    entity_type="template",
-                    entity=str(template_id),
-                    severity="info",
-                    score=round(count / max(usual, 1.0), 1),
-                    title=f"template {template_id}: {count} lines in a minute, usually {usual:.0f}",
-                    evidence=[
-                        {
-                            "type": "lines",
-                            "template_id": template_id,
-                            "from": _iso(start),
-                            "to": _iso(start + timedelta(minutes=1)),
-                        }
-                    ],
-                    details={"count": count, "usual": usual},
-                    onset_at=start,
-                )
-            )
+            found.append(_template_burst(template_id, start, count, usual))
     return found
+
+
+def _new_template(template_id: int, start: datetime, count: int) -> Candidate:
+    """The finding for a template first seen in the minute starting at `start`."""
+    return Candidate(
+        kind="new_template",
+        detector="template-burst",
+        entity_type="template",
+        entity=str(template_id),
+        severity="info",
+        score=float(count),
+        title=f"template {template_id} appeared: {count} lines in its first minute",
+        evidence=[_minute_of_lines(template_id, start)],
+        details={"count": count},
+        onset_at=start,
+    )
+
+
+def _template_burst(template_id: int, start: datetime, count: int, usual: float) -> Candidate:
+    """The finding for a template whose minute starting at `start` far exceeds its usual one."""
+    return Candidate(
+        kind="template_burst",
+        detector="template-burst",
+        entity_type="template",
+        entity=str(template_id),
+        severity="info",
+        score=round(count / max(usual, 1.0), 1),
+        title=f"template {template_id}: {count} lines in a minute, usually {usual:.0f}",
+        evidence=[_minute_of_lines(template_id, start)],
+        details={"count": count, "usual": usual},
+        onset_at=start,
+    )
+
+
+def _minute_of_lines(template_id: int, start: datetime) -> dict[str, Any]:
+    """Evidence: the template's lines in the minute that made the finding."""
+    return {
+        "type": "lines",
+        "template_id": template_id,
+        "from": _iso(start),
+        "to": _iso(start + timedelta(minutes=1)),
+    }

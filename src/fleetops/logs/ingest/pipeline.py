@@ -268,74 +268,96 @@ class IngestPipeline:
         self, batches: list[_Batch], cursors: dict[tuple[str, str], int], now: datetime
     ) -> tuple[list[IngestResult], list[StoredLine], list[dict[str, Any]], _Templates]:
         """De-duplicate, split headers, mine: the rows to insert and the lines to hand on."""
+        out = _Prepared()
+        for batch in batches:
+            out.results.append(self._prepare_batch(batch, cursors, now, out))
+        return out.results, out.stored, out.rows, out.templates
+
+    def _prepare_batch(
+        self, batch: _Batch, cursors: dict[tuple[str, str], int], now: datetime, out: _Prepared
+    ) -> IngestResult:
+        """One request's new lines: cut to size, stamped with a trusted time, mined, queued."""
         limits = self.limits
         max_bytes = limits.max_line_bytes
         future, past = now + limits.future_skew, now - limits.past_skew
         assign = self._miner.assign
         invalid_utf8, truncated_flag = LogLine.FLAG_INVALID_UTF8, LogLine.FLAG_TRUNCATED
         no_timestamp, clock_skew = LogLine.FLAG_NO_TIMESTAMP, LogLine.FLAG_CLOCK_SKEW
-        results: list[IngestResult] = []
-        stored: list[StoredLine] = []
-        rows: list[dict[str, Any]] = []
-        templates: _Templates = {}  # the batch's lines per template
-        for batch in batches:
-            accepted = duplicates = truncated = skewed = 0
-            source = batch.source
-            for record in batch.records:
-                file, offset = record.file, record.offset
-                if file is not None and offset is not None:
-                    if offset <= cursors.get((source, file), -1):
-                        duplicates += 1
-                        continue
-                    cursors[(source, file)] = offset
-                message = record.message
-                size = record.size
-                if size < 0:
-                    size = len(message.encode())
-                flags = invalid_utf8 if record.invalid_utf8 else 0
-                if size > max_bytes:
-                    message = message.encode()[:max_bytes].decode(errors="ignore")
-                    flags |= truncated_flag
-                    truncated += 1
-                header_ts, level, content = split(message, now)
-                ts = record.ts or header_ts
-                labels = record.labels
-                if ts is None:
-                    ts, flags = now, flags | no_timestamp
-                elif ts > future or ts < past:
-                    labels = {**labels, "original_ts": ts.isoformat()}
-                    ts, flags = now, flags | clock_skew
-                    skewed += 1
-                template = assign(content)
-                tid = template.id
-                pair = templates.get(tid)
-                if pair is None:
-                    templates[tid] = (template, _TemplateBatch(ts, ts, content[:2000]))
-                else:
-                    entry = pair[1]
-                    entry.delta += 1
-                    if ts > entry.seen:
-                        entry.seen = ts
-                host = record.host or source
-                rows.append(
-                    {
-                        "ts": ts,
-                        "received_at": now,
-                        "host": host,
-                        "source": source,
-                        "file": file,
-                        "offset": offset,
-                        "template_id": tid,
-                        "message": message,
-                        "labels": labels,
-                        "flags": flags,
-                        "size": size,
-                    }
-                )
-                stored.append(StoredLine(ts, host, source, tid, content, level, labels, flags))
-                accepted += 1
-            results.append(IngestResult(accepted, duplicates, truncated, skewed))
-        return results, stored, rows, templates
+        rows, stored, templates = out.rows, out.stored, out.templates
+        source = batch.source
+        records, duplicates = _fresh(batch, cursors)
+        accepted = truncated = skewed = 0
+        for record in records:
+            message = record.message
+            size = record.size
+            if size < 0:
+                size = len(message.encode())
+            flags = invalid_utf8 if record.invalid_utf8 else 0
+            if size > max_bytes:
+                message = message.encode()[:max_bytes].decode(errors="ignore")
+                flags |= truncated_flag
+                truncated += 1
+            header_ts, level, content = split(message, now)
+            ts = record.ts or header_ts
+            labels = record.labels
+            if ts is None:
+                ts, flags = now, flags | no_timestamp
+            elif ts > future or ts < past:
+                labels = {**labels, "original_ts": ts.isoformat()}
+                ts, flags = now, flags | clock_skew
+                skewed += 1
+            tid = _count_template(templates, assign(content), ts, content)
+            host = record.host or source
+            rows.append(
+                {
+                    "ts": ts,
+                    "received_at": now,
+                    "host": host,
+                    "source": source,
+                    "file": record.file,
+                    "offset": record.offset,
+                    "template_id": tid,
+                    "message": message,
+                    "labels": labels,
+                    "flags": flags,
+                    "size": size,
+                }
+            )
+            stored.append(StoredLine(ts, host, source, tid, content, level, labels, flags))
+            accepted += 1
+        return IngestResult(accepted, duplicates, truncated, skewed)
+
+
+def _fresh(batch: _Batch, cursors: dict[tuple[str, str], int]) -> tuple[list[LogRecord], int]:
+    """The records not yet stored, and how many were: an agent resending after a crash repeats
+    lines at or before its file's cursor. Advances the cursors past what is kept."""
+    source = batch.source
+    fresh: list[LogRecord] = []
+    duplicates = 0
+    for record in batch.records:
+        file, offset = record.file, record.offset
+        if file is not None and offset is not None:
+            if offset <= cursors.get((source, file), -1):
+                duplicates += 1
+                continue
+            cursors[(source, file)] = offset
+        fresh.append(record)
+    return fresh, duplicates
+
+
+def _count_template(templates: _Templates, template: Template, ts: datetime, content: str) -> int:
+    """Count a line against its template in this commit (how many, first and newest time, an
+    example), for the template table; the template's id."""
+    tid = template.id
+    pair = templates.get(tid)
+    if pair is None:
+        templates[tid] = (template, _TemplateBatch(ts, ts, content[:2000]))
+    else:
+        entry = pair[1]
+        entry.delta += 1
+        if ts > entry.seen:
+            entry.seen = ts
+    return tid
 
 
 _Templates = dict[int, tuple[Template, "_TemplateBatch"]]
@@ -349,3 +371,13 @@ class _TemplateBatch:
     seen: datetime
     example: str
     delta: int = 1
+
+
+@dataclass
+class _Prepared:
+    """One commit's batches made ready: an answer per batch, the rows, the lines to hand on."""
+
+    results: list[IngestResult] = field(default_factory=list)
+    stored: list[StoredLine] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    templates: _Templates = field(default_factory=dict)  # the commit's lines per template

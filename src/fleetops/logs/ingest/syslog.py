@@ -6,6 +6,9 @@ a device sends becomes a `LogRecord` (unrecognised text is kept whole), because 
 is dropped for being malformed is often the one that explains an outage. Memory is bounded
 everywhere: frames are cut at `max_frame`, a TCP connection holds at most one batch and stops
 being read while the sink is full, and UDP (which cannot push back) counts what it drops.
+
+This module is the listener and the public place for syslog names; the pure parts live in
+`syslog_parse` (messages) and `syslog_framing` (the TCP byte stream).
 """
 
 from __future__ import annotations
@@ -13,359 +16,39 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from fleetops.logs.ingest.records import LogRecord, Overloaded, Sink
+from fleetops.logs.ingest.syslog_framing import SyslogFramer
+from fleetops.logs.ingest.syslog_parse import (
+    FACILITIES,
+    SEVERITIES,
+    parse_message,
+    parse_message_checked,
+)
+
+__all__ = [
+    "FACILITIES",
+    "LOOPBACK_ONLY",
+    "READ_SIZE",
+    "SEVERITIES",
+    "UDP_IN_FLIGHT",
+    "SenderBinding",
+    "SyslogFramer",
+    "SyslogServer",
+    "SyslogStats",
+    "parse_allow_list",
+    "parse_message",
+    "parse_message_checked",
+    "peer_address",
+]
 
 log = logging.getLogger(__name__)
 
-FACILITIES = (
-    *("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron"),
-    *("authpriv", "ftp", "ntp", "audit", "alert", "clock"),
-    *(f"local{i}" for i in range(8)),
-)
-SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 LOOPBACK_ONLY = ("127.0.0.0/8", "::1/128")
-
-_PRI = re.compile(r"<(\d{1,3})>")
-_HEADER_5424 = re.compile(r"(\d{1,2}) (\S+) (\S+) (\S+) (\S+) (\S+)(?: |$)")
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:?\d\d)?(?= |$)"
-)
-_BSD_TS = re.compile(
-    r"([A-Za-z]{3}) +(\d{1,2}) (?:(\d{4}) )?(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?(?= |$)"
-)
-_MONTHS = {
-    m: i for i, m in enumerate(("jan feb mar apr may jun jul aug sep oct nov dec").split(), 1)
-}
-# A 3164 TAG: "app:", "app[pid]:" or "app[pid]"; a hostname never looks like one.
-_TAG = re.compile(r"([^\s\[\]:]{1,64})(?:\[([^\]\s]{0,64})\](:?)|(:))(?: |$)")
-_SD_NAME = re.compile(r'[^\s=\]"\[]{1,64}')
-_SD_VALUE = re.compile(r'((?:[^"\\]|\\.)*)"', re.DOTALL)
-_SD_ESCAPE = re.compile(r'\\(["\\\]])')
-_TRAILER = "\r\n\x00"
-
-
-# --- parsing -------------------------------------------------------------------------------
-
-
-def parse_message(
-    data: bytes, *, peer: str, now: datetime, transport: str | None = None
-) -> LogRecord:
-    """Turn one syslog message into a record; never raises, whatever `data` holds.
-
-    RFC 5424 and RFC 3164 (with the common variants: no PRI, an ISO timestamp, no HOSTNAME) are
-    recognised; anything else keeps its whole text as the message. `now` resolves the year of
-    BSD timestamps (which carry none) to the one nearest to it.
-    """
-    return parse_message_checked(data, peer=peer, now=now, transport=transport)[0]
-
-
-def parse_message_checked(
-    data: bytes, *, peer: str, now: datetime, transport: str | None = None
-) -> tuple[LogRecord, bool]:
-    """Like `parse_message`, also saying whether a syslog header was recognised."""
-    try:
-        text, invalid = data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, invalid = data.decode("utf-8", errors="replace"), True
-    labels = {"transport": transport, "peer": peer} if transport else {"peer": peer}
-    record = LogRecord("", host=peer, labels=dict(labels), size=len(data), invalid_utf8=invalid)
-    try:
-        recognised = _parse_into(record, text, now)
-    except Exception:  # a parser bug must not lose the line
-        log.exception("syslog: parser failed; keeping the raw text")
-        recognised = False
-    if not recognised:
-        record.message, record.ts, record.host = text.rstrip(_TRAILER), None, peer
-        record.labels = labels
-    return record, recognised
-
-
-def _parse_into(record: LogRecord, text: str, now: datetime) -> bool:
-    pri = _PRI.match(text)
-    if pri and int(pri.group(1)) <= 191:
-        facility, severity = divmod(int(pri.group(1)), 8)
-        record.labels["facility"] = FACILITIES[facility]
-        record.labels["severity"] = SEVERITIES[severity]
-        rest = text[pri.end() :]
-        header = _HEADER_5424.match(rest)
-        if header and header.group(1) != "0" and _parse_5424(record, rest, header):
-            return True
-        _parse_3164(record, rest, now)
-        return True  # a valid PRI is syslog, even when nothing after it is
-    return _parse_3164(record, text, now)
-
-
-def _parse_5424(record: LogRecord, rest: str, header: re.Match[str]) -> bool:
-    stamp, host, app, procid, msgid = header.group(2, 3, 4, 5, 6)
-    if stamp == "-":
-        record.ts = None
-    else:
-        ts = _RFC3339.fullmatch(stamp)
-        if ts is None:
-            return False  # not a 5424 header after all ("<13>1 word ..." is a 3164 message)
-        record.ts = _rfc3339(ts)
-    if host != "-":
-        record.host = host
-    for key, value in (("app", app), ("procid", procid), ("msgid", msgid)):
-        if value != "-":
-            record.labels[key] = value
-    pos = header.end()
-    parsed = _parse_sd(rest, pos)
-    if parsed is None:  # malformed structured data: keep it in the message rather than lose it
-        message = rest[pos:]
-    else:
-        sd, pos = parsed
-        record.labels.update(sd)
-        message = rest[pos + 1 :] if rest.startswith(" ", pos) else rest[pos:]
-    record.message = message.removeprefix("\ufeff").rstrip(_TRAILER)
-    return True
-
-
-def _parse_sd(text: str, pos: int) -> tuple[dict[str, str], int] | None:
-    """Structured data at `pos` as `sd.<id>.<name>` labels and the index after it."""
-    if text.startswith("-", pos):
-        return {}, pos + 1
-    out: dict[str, str] = {}
-    if not text.startswith("[", pos):
-        return None
-    while text.startswith("[", pos):
-        name = _SD_NAME.match(text, pos + 1)
-        if name is None:
-            return None
-        sd_id, pos = name.group(), name.end()
-        while text.startswith(" ", pos):
-            name = _SD_NAME.match(text, pos + 1)
-            if name is None or not text.startswith('="', name.end()):
-                return None
-            value = _SD_VALUE.match(text, name.end() + 2)
-            if value is None:
-                return None
-            out[f"sd.{sd_id}.{name.group()}"] = _SD_ESCAPE.sub(r"\1", value.group(1))
-            pos = value.end()
-        if not text.startswith("]", pos):
-            return None
-        pos += 1
-    return out, pos
-
-
-def _parse_3164(record: LogRecord, rest: str, now: datetime) -> bool:
-    """Fill `record` from a BSD-style message; False when it has no timestamp."""
-    bsd = _BSD_TS.match(rest)
-    iso = None if bsd else _RFC3339.match(rest)
-    if bsd:
-        record.ts = _bsd(bsd, now)
-        rest = rest[bsd.end() :]
-    elif iso:
-        record.ts = _rfc3339(iso)
-        rest = rest[iso.end() :]
-    else:
-        record.message = rest.rstrip(_TRAILER)
-        return False
-    rest = rest.lstrip(" ")
-    token = rest.split(" ", 1)[0]
-    if token and not _TAG.fullmatch(token + " "):  # `logger` to a local socket sends no HOSTNAME
-        record.host = token
-        rest = rest[len(token) + 1 :]
-    tag = _TAG.match(rest)
-    if tag:
-        record.labels["app"] = tag.group(1)
-        if tag.group(2):
-            record.labels["procid"] = tag.group(2)
-        rest = rest[tag.end() :]
-    record.message = rest.rstrip(_TRAILER)
-    return True
-
-
-def _rfc3339(m: re.Match[str]) -> datetime | None:
-    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
-    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
-    zone = m.group(8)
-    tz = UTC
-    if zone and zone not in "Zz":
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        if offset >= timedelta(hours=24):
-            return None
-        tz = timezone(sign * offset)
-    try:
-        ts = datetime(year, month, day, hour, minute, min(second, 59), micro, tzinfo=tz)
-        return ts.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _bsd(m: re.Match[str], now: datetime) -> datetime | None:
-    month = _MONTHS.get(m.group(1).lower())
-    if month is None:
-        return None
-    day, hour, minute, second = (int(g) for g in m.group(2, 4, 5, 6))
-    micro = int((m.group(7) or "0").ljust(6, "0"))
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    years = [int(m.group(3))] if m.group(3) else [now.year - 1, now.year, now.year + 1]
-    found: list[datetime] = []
-    for year in years:
-        try:
-            found.append(datetime(year, month, day, hour, minute, min(second, 59), micro, UTC))
-        except ValueError:  # Feb 29 outside leap years, day 31 of a short month...
-            continue
-    return min(found, key=lambda ts: abs(ts - now), default=None)
-
-
-# --- TCP framing ---------------------------------------------------------------------------
-
-_START, _COUNTED, _LINE, _SKIP_COUNTED, _SKIP_LINE = range(5)
-_MAX_LEN_DIGITS = 10
-_DIGITS = frozenset(b"0123456789")
-_DELIMITER = re.compile(b"[\n\x00]")
-_CR = 0x0D
-
-
-class SyslogFramer:
-    """Split a TCP byte stream into syslog frames (RFC 6587), holding at most `max_frame` bytes.
-
-    Each frame is either octet-counted (`LEN SP MSG`, chosen when it starts with a non-zero
-    digit run and a space) or ends at LF, CRLF or NUL. A frame longer than `max_frame` is cut
-    there and the rest skipped up to the next boundary, so a broken or hostile sender cannot make
-    the listener buffer without bound; `oversize` counts such frames. Empty lines are dropped.
-    """
-
-    def __init__(self, max_frame: int = 65536) -> None:
-        if max_frame < 16:
-            raise ValueError("max_frame must be at least 16 bytes")
-        self.max_frame = max_frame
-        self.oversize = 0
-        self._buf = bytearray()
-        self._mode = _START
-        self._remaining = 0  # bytes left in the current octet-counted frame
-        self._cr = False  # a line of exactly max_frame bytes then CR: is LF next?
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held for an incomplete frame (never more than `max_frame`)."""
-        return len(self._buf)
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The frames completed by `chunk`, in order."""
-        out: list[bytes] = []
-        pos, end = 0, len(chunk)
-        steps = {
-            _START: self._start,
-            _COUNTED: self._counted,
-            _LINE: self._line,
-            _SKIP_COUNTED: self._skip_counted,
-            _SKIP_LINE: self._skip_line,
-        }
-        while pos < end:
-            pos = steps[self._mode](chunk, pos, out)
-        return out
-
-    def flush(self) -> list[bytes]:
-        """End of stream: the incomplete frame, if any (a sender may omit the last LF)."""
-        frame = bytes(self._buf)
-        if self._mode == _LINE and not self._cr:
-            frame = frame.removesuffix(b"\r")
-        keep = self._mode in (_START, _COUNTED, _LINE)
-        self._buf.clear()
-        self._mode, self._remaining, self._cr = _START, 0, False
-        return [frame] if keep and frame else []
-
-    def _start(self, chunk: bytes, pos: int, out: list[bytes]) -> int:
-        end = len(chunk)
-        if not self._buf:
-            while pos < end and chunk[pos] in (0x0A, 0x00):  # stray trailers between frames
-                pos += 1
-        i = pos
-        while i < end and chunk[i] in _DIGITS and len(self._buf) + i - pos < _MAX_LEN_DIGITS:
-            i += 1
-        self._buf += chunk[pos:i]
-        if i == end:
-            return end  # the length may continue in the next chunk
-        if self._buf and self._buf[0] != 0x30 and chunk[i] == 0x20:
-            self._mode, self._remaining = _COUNTED, int(self._buf)
-            self._buf.clear()
-            return i + 1
-        self._mode = _LINE  # digits so far (if any) are the start of a line
-        return i
-
-    def _counted(self, chunk: bytes, pos: int, out: list[bytes]) -> int:
-        take = min(self._remaining, len(chunk) - pos)
-        keep = min(take, self.max_frame - len(self._buf))
-        self._buf += chunk[pos : pos + keep]
-        self._remaining -= take
-        if self._remaining == 0 and keep == take:
-            self._emit(out, _START)
-        elif len(self._buf) == self.max_frame:
-            self.oversize += 1
-            self._emit(out, _SKIP_COUNTED if self._remaining else _START)
-        return pos + take
-
-    def _skip_counted(self, chunk: bytes, pos: int, out: list[bytes]) -> int:
-        take = min(self._remaining, len(chunk) - pos)
-        self._remaining -= take
-        if self._remaining == 0:
-            self._mode = _START
-        return pos + take
-
-    def _line(self, chunk: bytes, pos: int, out: list[bytes]) -> int:
-        if self._cr:  # max_frame bytes then CR were held: only a trailer now keeps it in bounds
-            self._cr = False
-            if chunk[pos] in (0x0A, 0x00):
-                self._emit(out, _START)
-                return pos + 1
-            self.oversize += 1
-            self._emit(out, _SKIP_LINE)
-            return pos
-        found = _DELIMITER.search(chunk, pos)
-        if found is not None:
-            stop = found.start()
-            total = len(self._buf) + stop - pos
-            self._buf += chunk[pos : min(stop, pos + self.max_frame + 1 - len(self._buf))]
-            if len(self._buf) == total and self._buf.endswith(b"\r"):
-                del self._buf[-1]
-                total -= 1
-            if total > self.max_frame:
-                self.oversize += 1
-                del self._buf[self.max_frame :]
-            self._emit(out, _START)
-            return stop + 1
-        end = len(chunk)
-        total = len(self._buf) + end - pos
-        if total <= self.max_frame:
-            self._buf += chunk[pos:]
-            return end
-        if total == self.max_frame + 1 and chunk[end - 1] == _CR:
-            self._buf += chunk[pos : end - 1]
-            self._cr = True
-            return end
-        room = self.max_frame - len(self._buf)
-        self._buf += chunk[pos : pos + room]
-        self.oversize += 1
-        self._emit(out, _SKIP_LINE)
-        return pos + room
-
-    def _skip_line(self, chunk: bytes, pos: int, out: list[bytes]) -> int:
-        found = _DELIMITER.search(chunk, pos)
-        if found is None:
-            return len(chunk)
-        self._mode = _START
-        return found.end()
-
-    def _emit(self, out: list[bytes], mode: int) -> None:
-        if self._buf:
-            out.append(bytes(self._buf))
-            self._buf.clear()
-        self._mode = mode
-
-
-# --- the listener --------------------------------------------------------------------------
-
 READ_SIZE = 65536
 UDP_IN_FLIGHT = 2  # UDP batches being committed at once; beyond that, datagrams are dropped
 STOP_GRACE_S = 5.0

@@ -1,0 +1,69 @@
+"""Read queries on findings that other domains need: the findings table is this domain's alone.
+
+The devices domain decides what to do with a host from its findings; it asks here instead of
+querying the table, so the meaning of "live", "open" and "about a host" is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleetops.findings.states import LIVE, FindingStatus
+from fleetops.models import Finding
+
+_LIVE = [s.value for s in LIVE]
+
+
+def existing_ids(session: Session, ids: Collection[int]) -> set[int]:
+    """Those of `ids` that are findings."""
+    if not ids:
+        return set()
+    return set(session.scalars(select(Finding.id).where(Finding.id.in_(list(ids)))))
+
+
+def open_about_hosts(session: Session) -> list[Finding]:
+    """Open (not yet acknowledged) findings about hosts, oldest first."""
+    return list(
+        session.scalars(
+            select(Finding)
+            .where(Finding.entity_type == "host", Finding.status == FindingStatus.OPEN.value)
+            .order_by(Finding.id)
+        )
+    )
+
+
+def live_about_host(
+    session: Session, hostname: str, *, seen_by: datetime, or_ids: Collection[int] = ()
+) -> list[int]:
+    """Live findings about `hostname` last seen by `seen_by`, and those of `or_ids` still live."""
+    return list(
+        session.scalars(
+            select(Finding.id).where(
+                Finding.entity_type == "host",
+                Finding.entity == hostname,
+                Finding.status.in_(_LIVE),
+                (Finding.last_seen <= seen_by) | Finding.id.in_(list(or_ids)),
+            )
+        )
+    )
+
+
+def any_live(session: Session, *, kind: str) -> bool:
+    """Whether a finding of `kind` is live."""
+    found = select(Finding.id).where(Finding.kind == kind, Finding.status.in_(_LIVE)).limit(1)
+    return session.scalar(found) is not None
+
+
+def live_from(session: Session, *, detector: str, kind: str) -> list[Finding]:
+    """Live findings one detector reported of one kind."""
+    return list(
+        session.scalars(
+            select(Finding).where(
+                Finding.detector == detector, Finding.kind == kind, Finding.status.in_(_LIVE)
+            )
+        )
+    )
