@@ -154,6 +154,32 @@ def test_a_secret_cannot_hide_a_command_from_its_approver(
     assert SECRET not in page.text
 
 
+def test_a_playbook_step_cannot_reach_off_its_directory_or_move_its_connection(
+    client: TestClient, users: Tokens
+) -> None:
+    """Refused at submission (422, audited) as the server would refuse it on every host."""
+    playbook = workflow(
+        "play",
+        "  book: {type: string, required: true}\n  vars: {type: object, default: {}}",
+        "      - operation: ansible_playbook\n"
+        '        params: {playbook: "{{ params.book }}", extra_vars: "{{ params.vars }}"}',
+    )
+    assert register(client, users, playbook).status_code == 201
+    attacks = [
+        ({"book": "roles/../../../root/steal.yml"}, "must be a path inside"),
+        ({"book": "site.yml", "vars": {"ansible_connection": "local"}}, "may not set"),
+        ({"book": "site.yml", "vars": {"ansible_ssh_common_args": "-o ProxyCommand=id"}}, "may"),
+    ]
+    for params, why in attacks:
+        answer = submit(client, users, "play", **params)
+        assert answer.status_code == 422, answer.text
+        assert why in answer.json()["detail"]
+    assert refusals(client, users) == {("developer", "/api/v1/changes", "invalid"): 3}
+    fine = submit(client, users, "play", book="site.yml", vars={"ansible_become": True})
+    assert fine.status_code == 201, fine.text
+    assert fine.json()["state"] == "pending_approval"  # medium risk: an operator reviews it
+
+
 def test_an_operation_may_not_put_a_secret_into_command_text(ops_dir: Path) -> None:
     from fleetops.changes.operations import SpecError, load_library
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -232,13 +232,8 @@ class Playbooks:
         except ValueError as exc:
             raise StepRefused(str(exc)) from None
         given = dict(params.get("extra_vars") or {})
-        if refused := sorted(
-            k for k in given if k.startswith("ansible_") and k not in ANSIBLE_VARS_ALLOWED
-        ):
-            raise StepRefused(
-                f"extra_vars may not set {', '.join(refused)}: the connection is the "
-                "server's (allowed ansible_ vars: " + ", ".join(sorted(ANSIBLE_VARS_ALLOWED)) + ")"
-            )
+        if why := _refused_vars(given):
+            raise StepRefused(why)
         program = shutil.which(self.program)
         if program is None:
             return Result(
@@ -276,6 +271,29 @@ class Playbooks:
                 truncated=result.truncated,
             )
         return result
+
+
+def refusal(action: str, params: Params) -> str | None:
+    """Why the server would refuse this action with these (rendered) parameters whatever its
+    settings, or None: submission refuses such a step up front, the run refuses it again."""
+    if action != "ansible_playbook":
+        return None
+    playbook = str(params.get("playbook", ""))
+    if playbook.startswith("/") or ".." in PurePosixPath(playbook).parts:
+        return f"playbook {playbook!r} must be a path inside the playbook directories"
+    extra = params.get("extra_vars") or {}
+    return _refused_vars(extra) if isinstance(extra, dict) else None
+
+
+def _refused_vars(given: Mapping[str, Any]) -> str | None:
+    refused = sorted(k for k in given if k.startswith("ansible_") and k not in ANSIBLE_VARS_ALLOWED)
+    if not refused:
+        return None
+    allowed = ", ".join(sorted(ANSIBLE_VARS_ALLOWED))
+    return (
+        f"extra_vars may not set {', '.join(refused)}: the connection is the server's "
+        f"(allowed ansible_ vars: {allowed})"
+    )
 
 
 def _required(action: str, params: Params, name: str) -> Any:

@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.auth.dependencies import Principal, SessionDep, audit_context
 from fleetops.auth.roles import Role
-from fleetops.changes import service
+from fleetops.changes import repository, service
 from fleetops.changes.exceptions import ApprovalRefused, ChangeNotFound, WorkflowNotFound
-from fleetops.changes.routes import ChangeId, change_read
+from fleetops.changes.repository import change_read
+from fleetops.changes.routes import ChangeId
 from fleetops.changes.schemas import ChangeRead
 from fleetops.changes.specs import SpecError
 from fleetops.changes.states import ChangeState, HostRunState
@@ -105,11 +106,7 @@ def change_list(
 ) -> HTMLResponse:
     """Change requests, newest first, filtered by state and requester (all in the URL)."""
     requester = requester.strip()
-    stmt = select(ChangeRequest).order_by(ChangeRequest.id.desc())
-    if state:
-        stmt = stmt.where(ChangeRequest.state == state)
-    if requester:
-        stmt = stmt.where(ChangeRequest.requester == requester)
+    stmt = repository.list_query(state=state, requester=requester)
     rows, total = paginate(session, stmt, limit=limit, offset=offset)
     params = {"state": state, "requester": requester, "limit": limit if limit != 50 else ""}
     pager = {
@@ -122,7 +119,7 @@ def change_list(
         request,
         "changes/list.html",
         who,
-        changes=[change_read(session, c) for c in rows],
+        changes=repository.change_reads(session, rows),
         total=total,
         state=state,
         requester=requester,

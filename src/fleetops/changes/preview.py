@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleetops.changes.actions import refusal
 from fleetops.changes.engine.hostrun import mask_secrets, phase_context, step_operation
 from fleetops.changes.engine.runner import host_target
-from fleetops.changes.executor import Target
+from fleetops.changes.executor import StepRefused, Target
 from fleetops.changes.operations import OperationLibrary, OperationSpec
 from fleetops.changes.specs import Issue, SpecError
 from fleetops.changes.templating import render, render_value
@@ -150,6 +151,8 @@ def _step(
         runs, stdin = _call(op, values, target, change_id, params)
     except SpecError as exc:  # e.g. no `by_label` case for this host: it fails there alone
         return _masked(replace(blank, error=_issues(exc)), hidden)
+    except StepRefused as exc:  # the server would refuse it on every host: submission does
+        return _masked(replace(blank, error=f"refused: {exc}", invalid=True), hidden)
     own = [str(values[k]) for k, spec in op.params.items() if spec.secret and values.get(k)]
     return _masked(
         StepPreview(stage, target.hostname, number, op.name, op.risk, runs, stdin, ""),
@@ -170,6 +173,8 @@ def _call(
         stdin = render(op.stdin, context, shell=False) if op.stdin else ""
         return render(call, context), stdin
     shown = {k: render_value(v, context) for k, v in call.params.items()}
+    if why := refusal(call.action, shown):
+        raise StepRefused(why)
     return f"action {call.action} {json.dumps(shown, default=str, sort_keys=True)}", ""
 
 

@@ -1,13 +1,16 @@
-"""Read queries on changes that other domains need: the change tables are this domain's alone."""
+"""Read queries on changes: the API, the pages and other domains share them (the change tables
+are this domain's alone)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from fleetops.models import ChangeRequest
+from fleetops.changes.schemas import ChangeRead
+from fleetops.models import Approval, ChangeRequest, HostRun, Workflow
 
 
 def by_ids(session: Session, ids: Collection[int]) -> dict[int, ChangeRequest]:
@@ -16,3 +19,78 @@ def by_ids(session: Session, ids: Collection[int]) -> dict[int, ChangeRequest]:
         return {}
     rows = session.scalars(select(ChangeRequest).where(ChangeRequest.id.in_(list(ids))))
     return {c.id: c for c in rows}
+
+
+def list_query(*, state: str = "", requester: str = "") -> Select[ChangeRequest]:
+    """Change requests, newest first, filtered as the API and the list page filter them."""
+    stmt = select(ChangeRequest).order_by(ChangeRequest.id.desc())
+    if state:
+        stmt = stmt.where(ChangeRequest.state == state)
+    if requester:
+        stmt = stmt.where(ChangeRequest.requester == requester)
+    return stmt
+
+
+def change_reads(session: Session, changes: Sequence[ChangeRequest]) -> list[ChangeRead]:
+    """The API's view of each change, in three queries however many there are (workflows,
+    host-run counts by state, approving votes), not three per change."""
+    ids = [c.id for c in changes]
+    workflow_ids = {c.workflow_id for c in changes if c.workflow_id}
+    workflows = (
+        {w.id: w for w in session.scalars(select(Workflow).where(Workflow.id.in_(workflow_ids)))}
+        if workflow_ids
+        else {}
+    )
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    approvals: Counter[int] = Counter()
+    if ids:
+        for change_id, state, n in session.execute(
+            select(HostRun.change_id, HostRun.state, func.count())
+            .where(HostRun.change_id.in_(ids))
+            .group_by(HostRun.change_id, HostRun.state)
+        ):
+            counts[change_id][state] = n
+        for change_id, n in session.execute(
+            select(Approval.change_id, func.count())
+            .where(Approval.change_id.in_(ids), Approval.decision == "approve")
+            .group_by(Approval.change_id)
+        ):
+            approvals[change_id] = n
+    return [
+        _read(c, workflows.get(c.workflow_id or 0), counts[c.id], approvals[c.id]) for c in changes
+    ]
+
+
+def change_read(session: Session, change: ChangeRequest) -> ChangeRead:
+    """The API's view of one change."""
+    return change_reads(session, [change])[0]
+
+
+def _read(
+    change: ChangeRequest, workflow: Workflow | None, counts: Counter[str], approvals: int
+) -> ChangeRead:
+    return ChangeRead(
+        id=change.id,
+        title=change.title,
+        reason=change.reason,
+        workflow=workflow.name if workflow else None,
+        workflow_version=workflow.version if workflow else None,
+        selector=change.selector,
+        params=change.params_redacted,
+        host_count=change.host_count,
+        risk=change.risk,
+        approvals_required=change.approvals_required,
+        approvals=approvals,
+        state=change.state,
+        status=change.status_reason,
+        requester=change.requester,
+        kind=change.kind,
+        emergency=change.emergency,
+        window_start=change.window_start,
+        window_end=change.window_end,
+        stage_index=change.stage_index,
+        created_at=change.created_at,
+        started_at=change.started_at,
+        finished_at=change.finished_at,
+        hosts_by_state=dict(sorted(counts.items())),
+    )

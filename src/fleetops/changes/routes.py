@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleetops.auth.dependencies import (
@@ -20,7 +19,7 @@ from fleetops.auth.dependencies import (
     record_refusal,
 )
 from fleetops.auth.roles import Role
-from fleetops.changes import adhoc, service
+from fleetops.changes import adhoc, repository, service
 from fleetops.changes.approvals import ApprovalPolicy, Risk
 from fleetops.changes.exceptions import (
     ApprovalRefused,
@@ -30,6 +29,7 @@ from fleetops.changes.exceptions import (
     WorkflowNotFound,
 )
 from fleetops.changes.operations import OperationLibrary, OperationSpec, SpecError
+from fleetops.changes.repository import change_read
 from fleetops.changes.schemas import (
     AdhocResults,
     AdhocStart,
@@ -159,44 +159,6 @@ def create_workflow(
     return WorkflowRead.model_validate(row)
 
 
-def change_read(session: Session, change: ChangeRequest) -> ChangeRead:
-    workflow = service.workflow_of(session, change)
-    counts = Counter(
-        dict(
-            session.execute(
-                select(HostRun.state, func.count())
-                .where(HostRun.change_id == change.id)
-                .group_by(HostRun.state)
-            ).all()
-        )
-    )
-    return ChangeRead(
-        id=change.id,
-        title=change.title,
-        reason=change.reason,
-        workflow=workflow.name if workflow else None,
-        workflow_version=workflow.version if workflow else None,
-        selector=change.selector,
-        params=change.params_redacted,
-        host_count=change.host_count,
-        risk=change.risk,
-        approvals_required=change.approvals_required,
-        approvals=len([a for a in service.approvals(session, change) if a.decision == "approve"]),
-        state=change.state,
-        status=change.status_reason,
-        requester=change.requester,
-        kind=change.kind,
-        emergency=change.emergency,
-        window_start=change.window_start,
-        window_end=change.window_end,
-        stage_index=change.stage_index,
-        created_at=change.created_at,
-        started_at=change.started_at,
-        finished_at=change.finished_at,
-        hosts_by_state=dict(sorted(counts.items())),
-    )
-
-
 def _change(session: Session, change_id: int) -> ChangeRequest:
     change = service.get_change(session, change_id)
     if change is None:
@@ -249,14 +211,10 @@ def list_changes(
     offset: Offset = 0,
 ) -> ChangePage:
     """Change requests, newest first."""
-    stmt = select(ChangeRequest).order_by(ChangeRequest.id.desc())
-    if state:
-        stmt = stmt.where(ChangeRequest.state == state)
-    if requester:
-        stmt = stmt.where(ChangeRequest.requester == requester)
+    stmt = repository.list_query(state=state or "", requester=requester or "")
     rows, total = paginate(session, stmt, limit=limit, offset=offset)
     return ChangePage(
-        items=[change_read(session, c) for c in rows], total=total, limit=limit, offset=offset
+        items=repository.change_reads(session, rows), total=total, limit=limit, offset=offset
     )
 
 
