@@ -30,7 +30,7 @@ from fleetops.changes.routes import ChangeId
 from fleetops.changes.schemas import ChangeRead
 from fleetops.changes.specs import SpecError
 from fleetops.changes.states import ChangeState, HostRunState
-from fleetops.dashboard.render import PageUser, check_csrf
+from fleetops.dashboard.render import PageUser, check_csrf, pager
 from fleetops.dashboard.render import page as render_page
 from fleetops.db import session_scope
 from fleetops.errors import Conflict, PermissionDenied
@@ -109,12 +109,6 @@ def change_list(
     stmt = repository.list_query(state=state, requester=requester)
     rows, total = paginate(session, stmt, limit=limit, offset=offset)
     params = {"state": state, "requester": requester, "limit": limit if limit != 50 else ""}
-    pager = {
-        "first": offset + 1 if total else 0,
-        "last": min(offset + limit, total),
-        "prev": max(offset - limit, 0) if offset > 0 else None,
-        "next": offset + limit if offset + limit < total else None,
-    }
     return page(
         request,
         "changes/list.html",
@@ -125,7 +119,7 @@ def change_list(
         requester=requester,
         limit=limit,
         params=params,
-        pager=pager,
+        pager=pager(total, limit, offset),
         states=list(ChangeState),
         page_sizes=PAGE_SIZES,
     )

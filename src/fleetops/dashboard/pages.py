@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from fleetops.audit import service as audit
 from fleetops.auth.dependencies import SessionDep
 from fleetops.dashboard.login import router as login_router
-from fleetops.dashboard.render import PageUser, page, state_items
+from fleetops.dashboard.render import PageUser, page, pager, state_items
 from fleetops.errors import NotFound
 from fleetops.inventory import service as inventory
 from fleetops.inventory.schemas import RackRead
@@ -49,16 +49,6 @@ def state_counts(session: Session, hosts: Select[Any]) -> dict[str, int]:
     sub = hosts.order_by(None).subquery()
     rows = session.execute(select(sub.c.state, func.count()).group_by(sub.c.state))
     return dict(state_items(dict(rows.all())))
-
-
-def _pager(total: int, limit: int, offset: int) -> dict[str, int | None]:
-    """Offsets of the neighbouring pages (None at either end)."""
-    return {
-        "first": offset + 1 if total else 0,
-        "last": min(offset + limit, total),
-        "prev": max(offset - limit, 0) if offset > 0 else None,
-        "next": offset + limit if offset + limit < total else None,
-    }
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -129,7 +119,7 @@ def hosts(
         hosts=[inventory.host_view(h) for h in rows],
         total=total,
         by_state=by_state,
-        pager=_pager(total, limit, offset),
+        pager=pager(total, limit, offset),
         columns=HOST_COLUMNS,
         page_sizes=PAGE_SIZES,
     )
@@ -216,7 +206,7 @@ def audit_log(
         entity_id=entity_id,
         limit=limit,
         offset=offset,
-        pager=_pager(total, limit, offset),
+        pager=pager(total, limit, offset),
         verified=checked,
         page_sizes=PAGE_SIZES,
     )

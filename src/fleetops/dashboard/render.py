@@ -146,6 +146,17 @@ def utc(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
+def pager(total: int, limit: int, offset: int) -> dict[str, int | None]:
+    """Where a list page is (first and last row shown) and the offsets of its neighbouring
+    pages (None at either end), for the `pager` macro."""
+    return {
+        "first": offset + 1 if total else 0,
+        "last": min(offset + limit, total),
+        "prev": max(offset - limit, 0) if offset > 0 else None,
+        "next": offset + limit if offset + limit < total else None,
+    }
+
+
 def state_class(state: str) -> str:
     """The badge colour of a host state: ok, info, warn, bad or muted."""
     return _STATE_CLASSES.get(state, "muted")

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.auth.dependencies import Principal, SessionDep, audit_context
 from fleetops.auth.roles import Role
-from fleetops.dashboard.render import PageUser, check_csrf
+from fleetops.dashboard.render import PageUser, check_csrf, pager
 from fleetops.dashboard.render import page as render_page
 from fleetops.db import session_scope
 from fleetops.devices import metrics, repairs, service
@@ -67,15 +67,6 @@ def page(
     return render_page(
         request, name, who, status_code, ticket_tone=ticket_tone, **HELPERS, **context
     )
-
-
-def _pager(total: int, limit: int, offset: int) -> dict[str, int | None]:
-    return {
-        "first": offset + 1 if total else 0,
-        "last": min(offset + limit, total),
-        "prev": max(offset - limit, 0) if offset > 0 else None,
-        "next": offset + limit if offset + limit < total else None,
-    }
 
 
 def _flash(done: str) -> tuple[str, str] | None:
@@ -217,7 +208,7 @@ def board(
         rows=rows,
         total=total,
         strip=strip,
-        pager=_pager(total, LIST_LIMIT, offset),
+        pager=pager(total, LIST_LIMIT, offset),
         limit=LIST_LIMIT,
         out_of_service=[s.value for s in OUT_OF_SERVICE],
         poll=POLL_SECONDS,
@@ -277,7 +268,7 @@ def _timeline(
         rack=_racks(session, [hostname]).get(hostname),
         steps=steps,
         total=total,
-        pager=_pager(total, HISTORY_LIMIT, offset),
+        pager=pager(total, HISTORY_LIMIT, offset),
         limit=HISTORY_LIMIT,
         tickets=_rows(tickets, now),
         ticket_total=ticket_total,
@@ -425,7 +416,7 @@ def repair_queue(
         live=live,
         closed=closed,
         total=total,
-        pager=_pager(total, CLOSED_LIMIT, offset),
+        pager=pager(total, CLOSED_LIMIT, offset),
         limit=CLOSED_LIMIT,
         counts=repairs.counts(session),
         load=metrics.ticket_load(session, now=now),

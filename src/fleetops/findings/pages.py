@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.auth.dependencies import Principal, SessionDep, audit_context
 from fleetops.auth.roles import Role
-from fleetops.dashboard.render import PageUser, check_csrf, pretty_json
+from fleetops.dashboard.render import PageUser, check_csrf, pager, pretty_json
 from fleetops.dashboard.render import page as render_page
 from fleetops.db import session_scope
 from fleetops.errors import Conflict, PermissionDenied
@@ -109,15 +109,6 @@ def page(
     return render_page(request, name, who, status_code, tone=tone, **context)
 
 
-def _pager(total: int, limit: int, offset: int) -> dict[str, int | None]:
-    return {
-        "first": offset + 1 if total else 0,
-        "last": min(offset + limit, total),
-        "prev": max(offset - limit, 0) if offset > 0 else None,
-        "next": offset + limit if offset + limit < total else None,
-    }
-
-
 def _kinds(session: Session) -> list[str]:
     return list(session.scalars(select(Finding.kind).distinct().order_by(Finding.kind)))
 
@@ -179,7 +170,7 @@ def finding_list(
         severities=list(Severity),
         limit=limit,
         params=params,
-        pager=_pager(total, limit, offset),
+        pager=pager(total, limit, offset),
         page_sizes=PAGE_SIZES,
         operator=who.can(Role.OPERATOR),
         back=_drop_done(here),

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from fleetops.auth.dependencies import Principal, SessionDep
-from fleetops.dashboard.render import PageUser
+from fleetops.dashboard.render import PageUser, pager
 from fleetops.dashboard.render import page as render_page
 from fleetops.errors import NotFound
 from fleetops.kit.pagination import MAX_OFFSET
@@ -362,12 +362,7 @@ def templates(
         orders=TEMPLATE_ORDERS,
         limit=limit,
         params=params,
-        pager={
-            "first": offset + 1 if total else 0,
-            "last": min(offset + limit, total),
-            "prev": max(offset - limit, 0) if offset > 0 else None,
-            "next": offset + limit if offset + limit < total else None,
-        },
+        pager=pager(total, limit, offset),
         page_sizes=TEMPLATE_PAGE_SIZES,
         no_logs=_empty_hint(session),
     )
