@@ -8,8 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,19 +19,9 @@ from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.logs import service
 from tests.fixtures.server import cli_env, free_port
+from tests.fixtures.waiting import wait_for
 
 T = TypeVar("T")
-
-
-def wait_for(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 def create_ingest_token(db_url: str, name: str) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
@@ -18,6 +17,7 @@ from fleetops.inventory.document import (
     RackDoc,
     RegionDoc,
 )
+from tests.fixtures.waiting import wait_for  # noqa: F401  (re-exported)
 
 APPEND_OP = """
 name: append_line
@@ -113,28 +113,6 @@ def load_fleet(db_url: str, doc: InventoryDoc) -> None:
     with session_scope(make_session_factory(engine)) as session:
         apply_document(session, AuditContext(actor="test"), doc)
     engine.dispose()
-
-
-T = TypeVar("T")
-
-
-def wait_for(
-    probe: Callable[[], T],
-    *,
-    timeout: float = 60,
-    what: str = "condition",
-    explain: Callable[[], Any] | None = None,
-) -> T:
-    """Poll until `probe` returns something truthy (the engine runs in the background)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.05)
-    context = explain() if explain else last
-    raise AssertionError(f"timed out waiting for {what}; last: {context!r}")
 
 
 RESTART_WORKFLOW = """

@@ -17,8 +17,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from fleetops.logs.ingest.syslog import (
     SyslogServer,
     parse_allow_list,
 )
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -99,14 +99,6 @@ async def serving(sink: RecordingSink, **options: Any) -> AsyncIterator[SyslogSe
         yield server
     finally:
         await server.stop()
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def logger(*args: str, stdin: bytes | None = None) -> None:
