@@ -6,7 +6,6 @@ after creation. Login failures are counted per user (lockout) and per source add
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -29,6 +28,7 @@ from fleetops.auth.exceptions import (
 )
 from fleetops.auth.roles import Role
 from fleetops.errors import AppError, NotFound
+from fleetops.kit.digest import sha256
 from fleetops.models import ApiToken, LoginFailure, User, WebSession, utcnow
 
 _hasher = PasswordHasher()
@@ -42,10 +42,6 @@ def use_hasher(hasher: PasswordHasher) -> None:
     global _hasher
     _hasher = hasher
     _dummy_hash.cache_clear()
-
-
-def sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def hash_password(password: str) -> str:

@@ -8,21 +8,20 @@ The statistics themselves are in `baselines`; this is the part that reads and wr
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.db import lock
 from fleetops.inspection.baselines import MIN_SAMPLES, Band, Baseline
 from fleetops.inspection.verdicts import LoadLimits, busy_reasons, to_result
 from fleetops.models import BaselineRow, ProbeRun, utcnow
 
 BASELINE_WINDOW = timedelta(days=30)
-_PG_LOCK_BASE = 0x1E5B0000  # advisory lock keys of baseline builds, one per (model, probe)
 
 
 def baseline_label(row: BaselineRow) -> str:
@@ -99,9 +98,7 @@ def build_baseline(
     The new version becomes the active one; the previous stays, inactive, for the results it
     judged."""
     ctx = actor if isinstance(actor, AuditContext) else AuditContext(actor, source="inspection")
-    if session.get_bind().dialect.name == "postgresql":  # one build of a (model, probe) at once
-        key = _PG_LOCK_BASE + zlib.crc32(f"{model}\0{probe}".encode()) % 0xFFFF
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    lock(session, f"baseline:{model}:{probe}")  # one build of a (model, probe) at once
     runs = healthy_runs(session, model, probe, limits=limits)
     if len(runs) < MIN_SAMPLES:
         return None

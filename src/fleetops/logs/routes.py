@@ -25,7 +25,6 @@ from fleetops.auth.dependencies import (
     optional_principal,
     record_refusal,
 )
-from fleetops.auth.service import sha256
 from fleetops.errors import (
     ERROR_RESPONSES,
     INGEST_RESPONSES,
@@ -37,6 +36,7 @@ from fleetops.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from fleetops.kit.digest import sha256
 from fleetops.kit.instants import Instant
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
 from fleetops.logs import service

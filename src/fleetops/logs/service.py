@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
-from fleetops.auth.service import sha256
 from fleetops.errors import BadRequest, Conflict, NotFound
 from fleetops.inventory.selectors import select_hosts
+from fleetops.kit.digest import sha256
 from fleetops.kit.pagination import paginate
 from fleetops.logs import repository
 from fleetops.models import Host, IngestToken, LogLine, LogTemplate, utcnow
