@@ -29,8 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetops import __version__
-from fleetops.adapters.local import LocalExecutor
-from fleetops.adapters.ssh import SshConfig, SshExecutor
+from fleetops.adapters.executors import from_settings as executors_from
 from fleetops.audit.refusals import RefusalLog
 from fleetops.audit.routes import router as audit_router
 from fleetops.auth import service as auth_service
@@ -260,7 +259,7 @@ async def _flush_refusals(refusals: RefusalLog, every: float = 10.0) -> None:
 def _engine(
     app: FastAPI, settings: Settings, executors: Mapping[str, Executor] | None
 ) -> _EngineRunner:
-    chosen = dict(executors) if executors is not None else default_executors(settings)
+    chosen = dict(executors) if executors is not None else executors_from(settings)
 
     def executor_for(target: Target) -> Executor:
         name = target.labels.get("executor", settings.executor)
@@ -304,18 +303,6 @@ def local_allowed(settings: Settings, hostname: str) -> bool:
     if settings.executor == "local":
         return True
     return any(fnmatch.fnmatchcase(hostname, pattern) for pattern in settings.local_executor_hosts)
-
-
-def default_executors(settings: Settings) -> dict[str, Executor]:
-    """Real executors: SSH to the fleet, and local processes for this machine."""
-    ssh = SshExecutor(
-        SshConfig(
-            key_path=settings.ssh_key_path,
-            known_hosts=settings.ssh_known_hosts,
-            host_key_policy=settings.ssh_host_key_policy,
-        )
-    )
-    return {"ssh": ssh, "local": LocalExecutor()}
 
 
 def _bootstrap_admin(app: FastAPI, settings: Settings) -> None:

@@ -17,8 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from fleetops.adapters.local import LocalExecutor
-from fleetops.adapters.ssh import SshConfig, SshExecutor
+from fleetops.adapters.executors import from_settings as executors_from
 from fleetops.changes.executor import Executor, Result, Target
 from fleetops.config import get_settings
 from fleetops.inventory import formats
@@ -56,16 +55,8 @@ def _targets_from_file(path: Path) -> list[Target]:
 
 
 def _executor(forks: int) -> tuple[Executor, Executor]:
-    settings = get_settings()
-    ssh = SshExecutor(
-        SshConfig(
-            key_path=settings.ssh_key_path,
-            known_hosts=settings.ssh_known_hosts,
-            host_key_policy=settings.ssh_host_key_policy,
-            max_connections=forks,
-        )
-    )
-    return ssh, LocalExecutor()
+    found = executors_from(get_settings(), max_connections=forks)
+    return found["ssh"], found["local"]
 
 
 async def _fan_out(
