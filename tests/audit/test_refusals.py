@@ -100,7 +100,9 @@ def test_a_flood_of_bad_tokens_stays_a_few_rows(client: TestClient, tokens: Toke
     before = client.get(
         "/api/v1/audit", params={"action": "http.*"}, headers=tokens.headers("admin")
     ).json()["total"]
-    assert before == 2  # one row per kind so far; the repeats wait for the minute's end
+    # A row per kind so far, the repeats waiting for the minute's end (one more row, and a
+    # count, if a minute ended while the calls ran).
+    assert 2 <= before <= 4
     counts = refusal_counts(client, tokens.headers("admin"), action="http.*")
     assert counts == {
         ("anonymous", "/api/v1/hosts", "unauthenticated"): 120,
@@ -115,4 +117,6 @@ def test_counted_refusals_are_written_when_the_server_stops(
         for _ in range(5):
             client.get("/api/v1/hosts", headers={"Authorization": "Bearer fo_nope"})
     refused = [r for r in rows(engine) if r.outcome == "unauthenticated"]
-    assert [(r.after or {}).get("repeats") for r in refused] == [None, 4]
+    assert sum((r.after or {}).get("repeats", 1) for r in refused) == 5
+    assert any((r.after or {}).get("repeats") for r in refused)  # counted, not copied
+    assert len(refused) <= 3  # (a minute may have ended between the calls)

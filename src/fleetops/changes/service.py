@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleetops.audit import service as audit
@@ -25,6 +25,7 @@ from fleetops.changes.approvals import (
     approvals_count,
     refusal,
 )
+from fleetops.changes.engine import journal
 from fleetops.changes.exceptions import (
     ApprovalRefused,
     InvalidChange,
@@ -531,11 +532,7 @@ def _retry(session: Session, ctx: AuditContext, change: ChangeRequest) -> None:
         raise TransitionRefused(f"change {change.id} has no failed host to retry")
     if change.state == S.RUNNING:
         raise TransitionRefused("pause the change first, or let it finish")
-    session.execute(
-        update(HostRun)
-        .where(HostRun.change_id == change.id, HostRun.state == HostRunState.FAILED)
-        .values(state=HostRunState.PENDING, error="")
-    )
+    journal.requeue_failed(session, change.id)
     change.stage_index = min(h.stage_index for h in failed)
     change.failures_acknowledged = 0
     transition(

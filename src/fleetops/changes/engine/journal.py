@@ -6,6 +6,7 @@ engine knows exactly which steps were done, which were in flight, and which neve
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -91,6 +92,43 @@ class Journal:
         return utcnow()
 
 
-def interrupted_steps(session: Session) -> list[StepRun]:
-    """Steps that were in flight when the previous process died."""
-    return list(session.scalars(select(StepRun).where(StepRun.state == StepRunState.RUNNING)))
+# The writers below take the caller's session: they run inside the engine's (or a retry's)
+# transaction, next to the change's own transition.
+
+
+def settle_interrupted(session: Session, rerunnable: Callable[[str], bool]) -> None:
+    """After a crash: steps that were in flight are marked interrupted, and their hosts go back
+    to pending so the check-first loop re-resolves them, except a host whose interrupted step
+    may not run twice (`rerunnable(operation)` is false): it fails, for a person to look at."""
+    for step in session.scalars(select(StepRun).where(StepRun.state == StepRunState.RUNNING)):
+        step.state = StepRunState.INTERRUPTED
+        step.error = "the engine stopped while this ran"
+        step.finished_at = utcnow()
+        host_run = session.get(HostRun, step.host_run_id)
+        if host_run is None or step.phase != "run" or rerunnable(step.operation):
+            continue
+        host_run.state = HostRunState.FAILED
+        host_run.error = (
+            f"{step.operation} was interrupted; it has no check and is not "
+            "idempotent, so it is not re-run: inspect the host, then retry"
+        )
+    session.execute(
+        update(HostRun)
+        .where(HostRun.state == HostRunState.RUNNING)
+        .values(state=HostRunState.PENDING)
+    )
+
+
+def cancel(runs: Iterable[HostRun]) -> None:
+    """Hosts the change will no longer touch (an abort before they started)."""
+    for run in runs:
+        run.state = HostRunState.CANCELLED
+
+
+def requeue_failed(session: Session, change_id: int) -> None:
+    """A retry: the change's failed hosts run again from the step that failed."""
+    session.execute(
+        update(HostRun)
+        .where(HostRun.change_id == change_id, HostRun.state == HostRunState.FAILED)
+        .values(state=HostRunState.PENDING, error="")
+    )

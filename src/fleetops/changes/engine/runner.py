@@ -14,21 +14,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.audit.service import AuditContext
 from fleetops.changes.actions import ActionHandler
+from fleetops.changes.engine import journal
 from fleetops.changes.engine.guardrails import Budget, release, try_lease
 from fleetops.changes.engine.hostrun import HostJob, HostRunner
-from fleetops.changes.engine.journal import Journal, interrupted_steps
+from fleetops.changes.engine.journal import Journal
 from fleetops.changes.executor import Executor, Target
 from fleetops.changes.operations import OperationLibrary
 from fleetops.changes.states import (
     TERMINAL,
     ChangeState,
     HostRunState,
-    StepRunState,
     transition,
 )
 from fleetops.changes.targets import load_target
@@ -159,22 +159,13 @@ class Engine:
 
     def recover(self) -> None:
         """Settle what a crash left in flight: the check-first loop re-resolves each step."""
+
+        def rerunnable(name: str) -> bool:
+            op = self.runner.library.get(name)
+            return op is not None and (op.check is not None or op.idempotent)
+
         with session_scope(self.sessions) as s:
-            for step in interrupted_steps(s):
-                step.state = StepRunState.INTERRUPTED
-                step.error = "the engine stopped while this ran"
-                step.finished_at = utcnow()
-                host_run = s.get(HostRun, step.host_run_id)
-                if host_run is None or step.phase != "run":
-                    continue
-                op = self.runner.library.get(step.operation)
-                if op is None or (op.check is None and not op.idempotent):
-                    host_run.state = H.FAILED
-                    host_run.error = (
-                        f"{step.operation} was interrupted; it has no check and is not "
-                        "idempotent, so it is not re-run: inspect the host, then retry"
-                    )
-            s.execute(update(HostRun).where(HostRun.state == H.RUNNING).values(state=H.PENDING))
+            journal.settle_interrupted(s, rerunnable)
 
     async def _drive(self, change_id: int) -> None:
         try:
@@ -408,8 +399,7 @@ class Engine:
         ).all()
         todo = [r for r in runs if r.state in (H.SUCCEEDED, H.FAILED) or r.step_index > 0]
         if not todo:
-            for r in runs:
-                r.state = H.CANCELLED
+            journal.cancel(runs)
             broken = s.scalar(
                 select(HostRun.id)
                 .where(HostRun.change_id == change.id, HostRun.state == H.ROLLBACK_FAILED)
