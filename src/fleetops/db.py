@@ -7,6 +7,7 @@ explicit BEGIN) so that SAVEPOINTs and concurrent readers behave as on PostgreSQ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -85,6 +86,66 @@ def lock(session: Session, name: str) -> None:
             text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':' || :name))"),
             {"name": name},
         )
+
+
+class Leadership:
+    """Which server process does the work that must happen once per database: driving changes,
+    the health policy, ticket webhooks, retention.
+
+    On PostgreSQL the leader holds a session-level advisory lock (keyed by database, schema and
+    `name`) on a connection of its own, for as long as it runs; when it stops or dies the server
+    drops the lock with the connection and a standby, retrying every `retry` seconds, takes over.
+    With SQLite one process owns the file, so it leads at once. It is a background service of
+    the server itself: nothing to start, and stopping gives up the lead.
+    """
+
+    # The key the change engine has always used, so a server of an older release that still
+    # holds it is not joined by a second leader during an upgrade.
+    def __init__(self, engine: Engine, name: str = "engine-leader", *, retry: float = 2.0) -> None:
+        self.engine = engine
+        self.name = name
+        self.retry = retry
+        self.leading = False
+        self._conn: Connection | None = None
+        self._electing = asyncio.Lock()
+
+    async def wait(self) -> None:
+        """Return once this process leads (callers share one election)."""
+        async with self._electing:
+            if self.leading:
+                return
+            if self.engine.dialect.name != "postgresql":
+                self.leading = True
+                return
+            conn = await asyncio.to_thread(self.engine.connect)
+            try:
+                while not await asyncio.to_thread(self._try_lock, conn):
+                    await asyncio.sleep(self.retry)
+            except BaseException:
+                await asyncio.to_thread(conn.invalidate)
+                raise
+            self._conn, self.leading = conn, True
+
+    def _try_lock(self, conn: Connection) -> bool:
+        got = conn.execute(
+            text(
+                "SELECT pg_try_advisory_lock(hashtext(current_database() || '.' || current_schema()"
+                " || '.fleetops-' || :name))"
+            ),
+            {"name": self.name},
+        ).scalar()
+        conn.commit()
+        return bool(got)
+
+    async def start(self) -> None:
+        """Nothing to do: the election happens when the first leader-only part waits for it."""
+
+    async def stop(self) -> None:
+        """Give up the lead: really close the connection (not back to the pool), so the lock
+        goes with it."""
+        conn, self._conn, self.leading = self._conn, None, False
+        if conn is not None:
+            await asyncio.to_thread(conn.invalidate)
 
 
 def alembic_config(url: str) -> Config:

@@ -47,7 +47,7 @@ from fleetops.changes.routes import router as changes_router
 from fleetops.config import Settings
 from fleetops.dashboard.pages import router as pages_router
 from fleetops.dashboard.render import render_error_page, wants_html
-from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
+from fleetops.db import Leadership, make_engine, make_session_factory, session_scope, upgrade
 from fleetops.devices.config import device_limits, lifecycle_config
 from fleetops.devices.metrics_routes import router as repair_metrics_router
 from fleetops.devices.pages import router as devices_pages_router
@@ -64,7 +64,7 @@ from fleetops.inspection.pages import router as inspection_pages_router
 from fleetops.inspection.routes import router as inspection_router
 from fleetops.inspection.service import InspectionService
 from fleetops.inventory.routes import router as inventory_router
-from fleetops.kit.background import BackgroundService, Loop, start_all, stop_all
+from fleetops.kit.background import BackgroundService, LeaderOnly, Loop, start_all, stop_all
 from fleetops.kit.nul import RefuseNul, document_no_nul
 from fleetops.kit.openapi_links import Link, add_links
 from fleetops.logs.diagnosis_routes import router as diagnosis_router
@@ -112,6 +112,7 @@ def create_app(
             _bootstrap_admin(app, settings)
             _register_shipped(app)
         services = await start_all(_services(app, settings, executors, background))
+        app.state.services = services
         try:
             yield
         finally:
@@ -166,22 +167,30 @@ def _services(
     executors: Mapping[str, Executor] | None,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]],
 ) -> list[BackgroundService]:
-    """The server's background work, in start order (stopped in reverse). The in-process CLI
-    (a local principal) runs none of it but the refusal counter."""
+    """The server's background work, in start order (stopped in reverse). Work that must happen
+    once per database (changes, the health policy, webhooks, retention) runs on the elected
+    leader only; every server ingests what it is sent. The in-process CLI (a local principal) runs
+    none of it but the refusal counter."""
     refusals: RefusalLog = app.state.refusals
-    services: list[BackgroundService] = []
     server = app.state.local_principal is None
-    runner = _engine(app, settings, executors) if server and settings.engine_enabled else None
+    leader = Leadership(app.state.db)
+    app.state.leader = leader
+    services: list[BackgroundService] = [leader]  # stopped last: the lead goes when all is down
+    runner = (
+        _engine(app, settings, executors, leader) if server and settings.engine_enabled else None
+    )
     if runner is not None:
         services.append(runner)
     if server and settings.ingest_enabled:
         services.append(_LogsService(app, settings, refusals))
+        retention = Loop("logs-retention", lambda: app.state.log_services.run_retention())
+        services.append(LeaderOnly(retention, leader))
     services += [Loop(f"background-{i}", job) for i, job in enumerate(background)]
 
     def last_counts() -> None:
         refusals.flush(everything=True)
 
-    services.append(Loop("refusal-counts", lambda: _flush_refusals(refusals), on_stop=last_counts))
+    services.append(Loop("refusal-counts", refusals.run_forever, on_stop=last_counts))
     if server and settings.health_policy_enabled:
         health = HealthPolicyTask(
             app.state.write_sessions,
@@ -190,14 +199,14 @@ def _services(
             lifecycle=lifecycle_config(settings, app.state.library) if runner else None,
             interval=settings.health_policy_interval,
         )
-        services.append(Loop("health-policy", health.run_forever))
+        services.append(LeaderOnly(Loop("health-policy", health.run_forever), leader))
     if server and settings.repair_webhook_url:
         webhooks = Deliverer(
             app.state.write_sessions,
             settings.repair_webhook_url,
             settings.repair_webhook_secret.get_secret_value(),
         )
-        services.append(Loop("repair-webhooks", webhooks.run_forever))
+        services.append(LeaderOnly(Loop("repair-webhooks", webhooks.run_forever), leader))
     return services
 
 
@@ -246,18 +255,11 @@ class _EngineRunner:
             await executor.close()
 
 
-async def _flush_refusals(refusals: RefusalLog, every: float = 10.0) -> None:
-    """Write the counted refusals of each minute soon after it ends."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await asyncio.to_thread(refusals.flush)
-        except Exception:  # the database may be away for a moment; the counts wait in memory
-            log.exception("writing counted refusals failed; retrying")
-
-
 def _engine(
-    app: FastAPI, settings: Settings, executors: Mapping[str, Executor] | None
+    app: FastAPI,
+    settings: Settings,
+    executors: Mapping[str, Executor] | None,
+    leader: Leadership,
 ) -> _EngineRunner:
     chosen = dict(executors) if executors is not None else executors_from(settings)
 
@@ -292,6 +294,7 @@ def _engine(
                 host_key_policy=settings.ssh_host_key_policy,
             ).action,
         },
+        leadership=leader,
     )
     runner = _EngineRunner(engine, chosen)
     app.state.change_engine = engine

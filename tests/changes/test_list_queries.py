@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from fleetops.main import create_app
 from fleetops.sim.executor import SimulatedExecutor
 from tests.changes.fleet import approve, fleet_doc, load_fleet
 from tests.fixtures.app import Tokens, make_settings, seed_users
+from tests.fixtures.queries import counted
 
 NOOP = """name: noop
 version: 1
@@ -25,20 +21,6 @@ stages:
       - operation: shell
         params: {command: "true"}
 """
-
-
-@contextmanager
-def counted(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(app.state.db, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(app.state.db, "before_cursor_execute", count)
 
 
 def submit(client: TestClient, users: Tokens, n: int) -> None:

@@ -11,6 +11,8 @@ minute's count of repeats; each kind's first refusal is already on disk.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +26,9 @@ from fleetops.audit.service import AuditContext
 from fleetops.db import session_scope
 from fleetops.models import utcnow
 
+log = logging.getLogger(__name__)
 WINDOW = timedelta(minutes=1)
+FLUSH_EVERY = 10.0  # seconds: each minute's counts are written this soon after it ends
 MAX_OPEN = 4096
 MAX_ENTITIES = 10  # distinct entities named in a repeats row
 OVERFLOW = "*"
@@ -126,6 +130,15 @@ class RefusalLog:
                 self._closed += written
             raise
         return len(written)
+
+    async def run_forever(self, every: float = FLUSH_EVERY) -> None:
+        """Write each minute's counts soon after it ends, until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await asyncio.to_thread(self.flush)
+            except Exception:  # the database may be away for a moment; the counts wait in memory
+                log.exception("writing counted refusals failed; retrying")
 
     def _write(self, written: list[tuple[Kind, _Window]]) -> None:
         with session_scope(self._sessions) as session:

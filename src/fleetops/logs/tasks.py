@@ -1,5 +1,6 @@
 """Background work of the logs domain inside `fleetops serve`: the ingest pipeline's writer, the
-syslog listener, stream aggregation with its detectors, and retention of the raw-line window.
+syslog listener, stream aggregation with its detectors, and retention of the raw-line window
+(`run_retention`, which the server runs on its leader alone).
 
 Aggregation consumes committed lines (so nothing is counted that is not stored) and persists each
 batch of final windows together with its resume point; after a restart it replays the stored lines
@@ -92,7 +93,6 @@ class LogServices:
             await asyncio.to_thread(self._replay, resume)
         self.pipeline.subscribers.append(self._on_lines)
         self._tasks += [
-            asyncio.create_task(self._retention(), name="logs-retention"),
             asyncio.create_task(self._flusher(), name="logs-rollups"),
             asyncio.create_task(self._ticker(), name="logs-windows"),
         ]
@@ -288,7 +288,9 @@ class LogServices:
             if deleted == 0:
                 return total
 
-    async def _retention(self) -> None:
+    async def run_retention(self) -> None:
+        """Prune every RETENTION_EVERY seconds until cancelled (on the leader: the raw-line window
+        is the database's, not this server's)."""
         while True:
             try:
                 deleted = await asyncio.to_thread(self.prune_once)

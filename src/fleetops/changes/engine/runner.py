@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.audit.service import AuditContext
@@ -33,7 +33,7 @@ from fleetops.changes.states import (
 )
 from fleetops.changes.targets import load_target
 from fleetops.changes.workflows import StageSpec, WorkflowSpec, failure_threshold, parse_workflow
-from fleetops.db import lock, session_scope
+from fleetops.db import Leadership, lock, session_scope
 from fleetops.models import ChangeRequest, HostRun, Workflow, utcnow
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,12 @@ class Engine:
         tick: float = 0.5,
         read_sessions: sessionmaker[Session] | None = None,
         served: Mapping[str, ActionHandler] | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
+        """`leadership` is the server's (shared with its other leader-only work); without it the
+        engine runs its own election."""
         self.sessions = sessions
+        self.leadership = leadership
         self.read_sessions = read_sessions or sessions
         self.budget = budget
         self.tick = tick
@@ -90,44 +94,22 @@ class Engine:
     async def run_forever(self) -> None:
         """Recover, then keep every active change moving.
 
-        Database work runs in threads: waiting for a lock must never stall the event loop,
-        which the API shares.
+        Only the leader drives changes (on PostgreSQL the others wait on standby and take over,
+        recovering in-flight steps, when it dies). Database work runs in threads: waiting for a
+        lock must never stall the event loop, which the API shares.
         """
-        leader = await self._become_leader()
+        own = self.leadership is None
+        leadership = self.leadership or Leadership(
+            self.sessions.kw["bind"], retry=max(self.tick, 2.0)
+        )
+        await leadership.wait()
         self.leading = True
         try:
             await asyncio.to_thread(self.recover)
             await self._loop()
         finally:
-            if leader is not None:
-                # Really close it (not back to the pool), so the lock goes with it.
-                await asyncio.to_thread(leader.invalidate)
-
-    async def _become_leader(self) -> Connection | None:
-        """On PostgreSQL, only one engine drives changes: the others wait on standby.
-
-        The session-level advisory lock lives as long as this connection, so a dead leader's
-        lock is released by the server and a standby takes over (recovering in-flight steps).
-        """
-        engine = self.sessions.kw["bind"]
-        if engine.dialect.name != "postgresql":
-            return None  # SQLite: one process owns the file
-        conn: Connection = await asyncio.to_thread(engine.connect)
-        while not await asyncio.to_thread(self._try_lock, conn):
-            await asyncio.sleep(max(self.tick, 2.0))
-        return conn
-
-    @staticmethod
-    def _try_lock(conn: Connection) -> bool:
-        # Per database and schema: several fleetops installations may share one server.
-        got = conn.execute(
-            text(
-                "SELECT pg_try_advisory_lock(hashtext(current_database() || '.' || current_schema()"
-                " || '.fleetops-engine-leader'))"
-            )
-        ).scalar()
-        conn.commit()
-        return bool(got)
+            if own:
+                await leadership.stop()
 
     async def _loop(self) -> None:
         while True:
