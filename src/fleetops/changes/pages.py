@@ -17,7 +17,7 @@ from itertools import groupby
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,10 +30,10 @@ from fleetops.changes.routes import ChangeId
 from fleetops.changes.schemas import ChangeRead
 from fleetops.changes.specs import SpecError
 from fleetops.changes.states import ChangeState, HostRunState
-from fleetops.dashboard.render import PageUser, check_csrf, pager
+from fleetops.dashboard.render import PageUser, form_action, pager
 from fleetops.dashboard.render import page as render_page
 from fleetops.db import session_scope
-from fleetops.errors import Conflict, PermissionDenied
+from fleetops.errors import AppError, PermissionDenied
 from fleetops.kit.pagination import MAX_OFFSET, paginate
 from fleetops.models import Approval, ChangeRequest, HostRun, StepRun, Workflow
 
@@ -296,45 +296,43 @@ def change_action(
     csrf: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
     """Vote or control a change from its page, then show the page again (POST-redirect-GET)."""
-    check_csrf(request, csrf)
-    writes: sessionmaker[Session] = request.app.state.write_sessions
-    try:
-        with session_scope(writes) as session:
-            _apply(session, request, who, change_id, action, comment.strip())
-    except ApprovalRefused as exc:
+    comment = comment.strip()
+
+    def record_refused_vote(exc: AppError) -> None:
         # Rolled back with the vote; four-eyes violations still leave a trace, in their own commit.
-        with session_scope(writes) as own:
-            service.record_refused_vote(
-                own,
-                audit_context(request, who),
-                change_id,
-                approve=action == "approve",
-                why=exc.detail,
-            )
-        return _refused(request, who, change_id, exc, comment)
-    except (Conflict, PermissionDenied) as exc:
-        return _refused(request, who, change_id, exc, comment)
-    return RedirectResponse(f"/changes/{change_id}?done={action}", status_code=303)
+        if isinstance(exc, ApprovalRefused):
+            with session_scope(request.app.state.write_sessions) as own:
+                service.record_refused_vote(
+                    own,
+                    audit_context(request, who),
+                    change_id,
+                    approve=action == "approve",
+                    why=exc.detail,
+                )
 
-
-def _refused(
-    request: Request,
-    who: Principal,
-    change_id: int,
-    exc: Conflict | PermissionDenied,
-    comment: str,
-) -> HTMLResponse:
-    """The change page with the refusal on top and the comment kept, under the error's status."""
-    with request.app.state.read_sessions() as session:
+    def refused(session: Session, exc: AppError) -> Response:
+        """The change page with the refusal on top and the comment kept, under its status."""
+        flash = ("bad", exc.detail)
         return _detail(
             request,
             session,
             who,
             change_id,
-            flash=("bad", exc.detail),
+            flash=flash,
             comment=comment,
             status_code=exc.status_code,
         )
+
+    return form_action(
+        request,
+        who,
+        csrf=csrf,
+        act=lambda session, _ctx: _apply(session, request, who, change_id, action, comment),
+        done=f"/changes/{change_id}?done={action}",
+        refused=refused,
+        role=None,  # by action: votes by the approver rules, controls by operators or requester
+        after_refusal=record_refused_vote,
+    )
 
 
 # --- live progress (SSE) ------------------------------------------------------------------------

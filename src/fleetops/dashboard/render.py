@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,9 +20,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from fleetops.auth.dependencies import SESSION_COOKIE, Principal, optional_principal
-from fleetops.errors import NotAuthenticated, PermissionDenied
+from fleetops.audit.service import AuditContext
+from fleetops.auth.dependencies import (
+    SESSION_COOKIE,
+    Principal,
+    audit_context,
+    optional_principal,
+)
+from fleetops.auth.roles import Role
+from fleetops.db import session_scope
+from fleetops.errors import AppError, NotAuthenticated, PermissionDenied
 from fleetops.inventory.document import HOST_STATES
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -217,3 +226,39 @@ def page(
     request: Request, name: str, who: Principal, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     return render(request, name, {"principal": who, **context}, status_code=status_code)
+
+
+# --- forms ------------------------------------------------------------------------------------
+
+
+def form_action(
+    request: Request,
+    who: Principal,
+    *,
+    csrf: str,
+    act: Callable[[Session, AuditContext], None],
+    done: str,
+    refused: Callable[[Session, AppError], Response],
+    role: Role | None = Role.OPERATOR,
+    needs: str = "this action",
+    after_refusal: Callable[[AppError], None] | None = None,
+) -> Response:
+    """A page's POST, the same way everywhere: CSRF check, role (None when `act` checks it per
+    action), `act` in one committed write transaction, then POST-redirect-GET to `done` (303).
+
+    A refusal (any AppError: a rule, a role, bad input) rolls the write back and re-renders the
+    page through `refused` (on a read session) under the error's status, so the user sees why
+    and keeps what they typed; `after_refusal` may record it first, in its own transaction.
+    """
+    check_csrf(request, csrf)
+    try:
+        if role is not None and not who.can(role):
+            raise PermissionDenied(f"{needs} needs the {role} role; you act as {who.role}")
+        with session_scope(request.app.state.write_sessions) as session:
+            act(session, audit_context(request, who))
+    except AppError as exc:
+        if after_refusal is not None:
+            after_refusal(exc)
+        with request.app.state.read_sessions() as session:
+            return refused(session, exc)
+    return RedirectResponse(done, status_code=303)

@@ -12,16 +12,16 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from fleetops.auth.dependencies import Principal, SessionDep, audit_context
+from fleetops.audit.service import AuditContext
+from fleetops.auth.dependencies import Principal, SessionDep
 from fleetops.auth.roles import Role
-from fleetops.dashboard.render import PageUser, check_csrf, pager, pretty_json
+from fleetops.dashboard.render import PageUser, form_action, pager, pretty_json
 from fleetops.dashboard.render import page as render_page
-from fleetops.db import session_scope
-from fleetops.errors import Conflict, PermissionDenied
+from fleetops.errors import AppError
 from fleetops.findings import service
 from fleetops.findings.exceptions import FindingNotFound
 from fleetops.findings.routes import FindingId
@@ -235,31 +235,35 @@ def finding_action(
     csrf: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
     """Acknowledge or resolve from a page, then go back to it (POST-redirect-GET)."""
-    check_csrf(request, csrf)
-    writes: sessionmaker[Session] = request.app.state.write_sessions
     reason = reason.strip()
-    try:
-        if not who.can(Role.OPERATOR):
-            raise PermissionDenied(f"{action} needs the operator role; you act as {who.role}")
-        with session_scope(writes) as session:
-            ctx = audit_context(request, who)
-            if action == "ack":
-                service.acknowledge(session, ctx, finding_id=finding_id, reason=reason)
-            else:
-                service.resolve(session, ctx, finding_id=finding_id, reason=reason)
-    except (Conflict, PermissionDenied) as exc:
-        with request.app.state.read_sessions() as session:
-            return _detail(
-                request,
-                session,
-                who,
-                finding_id,
-                flash=("bad", exc.detail),
-                reason=reason,
-                status_code=exc.status_code,
-            )
-    target = _safe_back(back, finding_id)
-    return RedirectResponse(_with_done(target, action), status_code=303)
+
+    def act(session: Session, ctx: AuditContext) -> None:
+        if action == "ack":
+            service.acknowledge(session, ctx, finding_id=finding_id, reason=reason)
+        else:
+            service.resolve(session, ctx, finding_id=finding_id, reason=reason)
+
+    def refused(session: Session, exc: AppError) -> Response:
+        flash = ("bad", exc.detail)
+        return _detail(
+            request,
+            session,
+            who,
+            finding_id,
+            flash=flash,
+            reason=reason,
+            status_code=exc.status_code,
+        )
+
+    return form_action(
+        request,
+        who,
+        csrf=csrf,
+        act=act,
+        done=_with_done(_safe_back(back, finding_id), action),
+        refused=refused,
+        needs=action,
+    )
 
 
 def _safe_back(back: str, finding_id: int) -> str:
