@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
 from fleetops.devices import service
 from fleetops.devices.states import ALLOWED, Lifecycle, TransitionRefused
+from fleetops.inventory import service as inventory
+from fleetops.inventory.apply import apply_document
+from fleetops.inventory.document import HostDoc, ImportFailed, InventoryDoc
+from fleetops.inventory.schemas import HostCreate
 from fleetops.models import AuditRecord, DeviceState, DeviceTransition, Host
 from tests.devices.factory import add_hosts
 from tests.findings.factory import report
@@ -35,29 +39,56 @@ def host(session: Session) -> Session:
     return session
 
 
-def test_a_host_without_a_row_is_in_service(host: Session) -> None:
+def test_a_new_host_is_enrolled_and_one_without_a_row_is_in_service(host: Session) -> None:
     device = service.get(host, hostname="h001")
     assert device is not None
-    assert (device.state, device.updated_by, device.next_states) == (L.IN_SERVICE, "", [L.SUSPECT])
+    assert (device.state, device.updated_by, device.next_states) == (
+        L.IN_SERVICE,
+        "test",
+        [L.SUSPECT],
+    )
+    assert host.scalar(select(DeviceTransition)) is None  # enrolment is not a move
+    # Hosts imported before the lifecycle was tracked have no row: they have been in service.
+    host.execute(delete(DeviceState))
+    host.expire_all()
+    device = service.get(host, hostname="h001")
+    assert device is not None
+    assert (device.state, device.updated_by) == (L.IN_SERVICE, "")
     created = host.scalar(select(Host.created_at).where(Host.hostname == "h001"))
     assert device.since == created
-    assert host.scalar(select(DeviceState)) is None
     assert service.get(host, hostname="nope") is None
 
 
 def test_the_inventory_state_is_the_device_state(host: Session) -> None:
     """Selectors (`state=in_service`) and host pages read `hosts.state`: it follows every move,
-    and a host imported in another state is a device in that state."""
+    and a host added in another state is a device in that state."""
     service.move(host, ALICE, hostname="h001", to=L.SUSPECT, reason="ECC warnings")
     assert host.scalar(select(Host.state).where(Host.hostname == "h001")) == "suspect"
-    row = host.scalars(select(Host).where(Host.hostname == "h002")).one()
-    row.state = "provisioning"  # as an import of new hardware writes it
-    host.flush()
-    device = service.get(host, hostname="h002")
+    inventory.create_host(host, ALICE, HostCreate(hostname="h003", state="provisioning"))
+    device = service.get(host, hostname="h003")
     assert device is not None
-    assert device.state is L.PROVISIONING
-    service.move(host, ALICE, hostname="h002", to=L.VERIFYING, reason="racked and cabled")
-    assert row.state == "verifying"
+    assert (device.state, device.reason) == (L.PROVISIONING, "enrolled")
+    service.move(host, ALICE, hostname="h003", to=L.VERIFYING, reason="racked and cabled")
+    assert host.scalar(select(Host.state).where(Host.hostname == "h003")) == "verifying"
+
+
+def test_an_import_moves_a_known_host_only_as_the_lifecycle_allows(host: Session) -> None:
+    """Re-importing a file that names another state is a move by the importer, under the same
+    rules as any other; one the rules refuse fails the import."""
+    apply_document(host, ALICE, InventoryDoc(hosts=[HostDoc(hostname="h001", state="suspect")]))
+    [moved] = host.scalars(select(DeviceTransition)).all()
+    assert (moved.from_state, moved.to_state, moved.actor) == ("in_service", "suspect", "alice")
+    assert moved.reason == "inventory import"
+    jump = InventoryDoc(hosts=[HostDoc(hostname="h001", state="in_repair", line=7)])
+    with pytest.raises(ImportFailed) as caught:
+        apply_document(host, ALICE, jump)
+    [issue] = caught.value.issues
+    assert issue.line == 7
+    assert "'h001': state suspect → in_repair refused" in issue.message
+    assert "fleetops device transition" in issue.message
+    device = service.get(host, hostname="h001")
+    assert device is not None
+    assert device.state is L.SUSPECT
 
 
 def test_the_repair_loop_round_trip_is_recorded(host: Session) -> None:
@@ -197,4 +228,5 @@ def test_a_host_with_a_lifecycle_is_not_deleted_even_by_sql(host: Session) -> No
         host.flush()
     host.rollback()
     assert host.scalar(select(DeviceTransition.to_state)) == "suspect"
-    assert host.scalar(select(DeviceState.state)) == "suspect"
+    h002 = select(Host.id).where(Host.hostname == "h002").scalar_subquery()
+    assert host.scalar(select(DeviceState.state).where(DeviceState.host_id == h002)) == "suspect"

@@ -1,7 +1,8 @@
 """Device lifecycle states and the one way to move between them.
 
 `transition()` runs the ordered named rules (each may refuse with a reason), then sets the state,
-appends a history row and writes the audit record. Nothing else writes `DeviceState.state`.
+appends a history row and writes the audit record; `enrol()` gives a new host its first state.
+Nothing else writes `DeviceState.state`, nor the inventory's copy in `Host.state`.
 A regular move follows the graph in `ALLOWED`; an override (operators, with a reason) may jump to
 any state, except that nothing leaves `retired`.
 """
@@ -186,6 +187,44 @@ def transition(
         },
     )
     return step
+
+
+def enrol(
+    session: Session,
+    host: Host,
+    state: Lifecycle,
+    *,
+    ctx: AuditContext,
+    now: datetime | None = None,
+) -> None:
+    """Give a host just added to the inventory its first lifecycle state: what its source of
+    record says (new hardware arrives `provisioning`; a fleet imported from NetBox brings its
+    machines' states). Not a move, so no history row: the host's creation is its audit record."""
+    row = DeviceState(
+        host_id=host.id,
+        state=state.value,
+        since=now or utcnow(),
+        reason="enrolled",
+        updated_by=ctx.actor,
+    )
+    session.add(row)
+    host.state = state.value
+    session.flush()
+
+
+def forget(session: Session, host: Host) -> None:
+    """Drop the lifecycle state of a host being deleted (one that never moved: a host with
+    transitions has history, and is retired instead)."""
+    row = session.get(DeviceState, host.id)
+    if row is not None:
+        session.delete(row)
+        session.flush()
+
+
+def current(session: Session, host: Host) -> Lifecycle:
+    """Where the host stands now (a host without a lifecycle row has been in service)."""
+    state = session.scalar(select(DeviceState.state).where(DeviceState.host_id == host.id))
+    return Lifecycle(state or host.state or INITIAL.value)
 
 
 def _locked_row(session: Session, host: Host) -> DeviceState:

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.devices import states as lifecycle
+from fleetops.devices.states import Lifecycle
 from fleetops.inventory import selectors
 from fleetops.inventory.document import (
     ClusterDoc,
@@ -206,6 +208,7 @@ def _upsert(
 ) -> None:
     name = getattr(item, key)
     columns = _columns(kind, item, index)
+    state = columns.pop("state", None)  # the lifecycle's to write, not a column to set
     obj = existing.get(name)
     if obj is None:
         obj = model(**{key: name})
@@ -227,6 +230,8 @@ def _upsert(
             obj.groups = [HostGroup(name=g) for g in sorted(set(item.groups))]
     session.flush()
     index.ids[kind][name] = obj.id
+    if kind == "host":
+        _place(session, ctx, obj, item, state, new=before is None)
     after = _snapshot(obj)
     if before is None:
         summary.created[kind] += 1
@@ -246,6 +251,32 @@ def _upsert(
         )
     else:
         summary.unchanged[kind] += 1
+
+
+def _place(
+    session: Session, ctx: AuditContext, host: Host, item: HostDoc, state: str | None, *, new: bool
+) -> None:
+    """A new host starts in the state its document gives; a known host whose document names
+    another state is moved by the lifecycle's rules, as the importer, like any other move. A move
+    the rules refuse fails the whole import: the lifecycle is not edited by file."""
+    if new:
+        lifecycle.enrol(session, host, Lifecycle(state or lifecycle.INITIAL), ctx=ctx)
+        return
+    if state is None or (now := lifecycle.current(session, host)) == state:
+        return
+    try:
+        lifecycle.transition(session, host, Lifecycle(state), ctx=ctx, reason="inventory import")
+    except lifecycle.TransitionRefused as exc:
+        raise ImportFailed(
+            [
+                ImportIssue(
+                    line=item.line,
+                    message=f"{host.hostname!r}: state {now} → {state} refused: {exc.detail}. "
+                    "Move a device with `fleetops device transition` (operators may override, "
+                    "with a reason), then import again",
+                )
+            ]
+        ) from None
 
 
 def _snapshot(obj: Any) -> dict[str, Any]:

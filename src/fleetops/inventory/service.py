@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.devices import states as lifecycle
+from fleetops.devices.states import Lifecycle
 from fleetops.findings import service as findings_service
 from fleetops.inventory import selectors
 from fleetops.inventory.exceptions import (
@@ -151,7 +153,6 @@ def create_host(session: Session, ctx: AuditContext, data: HostCreate) -> Host:
         address=data.address,
         ssh_port=data.ssh_port,
         ssh_user=data.ssh_user,
-        state=data.state,
         rack_id=rack.id if rack else None,
         cluster_id=cluster.id if cluster else (rack.cluster_id if rack else None),
         model_id=model.id if model else None,
@@ -162,6 +163,7 @@ def create_host(session: Session, ctx: AuditContext, data: HostCreate) -> Host:
     _set_groups(host, data.groups)
     session.add(host)
     session.flush()
+    lifecycle.enrol(session, host, Lifecycle(data.state), ctx=ctx)
     fresh = get_host(session, hostname=host.hostname)
     assert fresh is not None
     audit.record(
@@ -216,11 +218,15 @@ def update_host(session: Session, ctx: AuditContext, host: Host, changes: HostUp
 # What a row naming a host records, by table: read by an operator in a refusal.
 HISTORY_KINDS = {
     "host_runs": "change runs",
-    "device_states": "lifecycle state",
     "device_transitions": "lifecycle transitions",
     "repair_tickets": "repair tickets",
     "probe_runs": "inspection probe runs",
 }
+
+
+# The host's lifecycle state now, given at enrolment: it goes with the host (every move it made
+# is history, in device_transitions).
+NOT_HISTORY = {"device_states"}
 
 
 def history_of(session: Session, host: Host) -> dict[str, int]:
@@ -231,7 +237,11 @@ def history_of(session: Session, host: Host) -> dict[str, int]:
     found: dict[str, int] = {}
     for table in Base.metadata.sorted_tables:
         for fk in table.foreign_keys:
-            if fk.column.table is not hosts or fk.ondelete == "CASCADE":
+            if (
+                fk.column.table is not hosts
+                or fk.ondelete == "CASCADE"
+                or table.name in NOT_HISTORY
+            ):
                 continue
             n = session.scalar(select(func.count()).where(fk.parent == host.id)) or 0
             if n:
@@ -255,6 +265,7 @@ def delete_host(session: Session, ctx: AuditContext, host: Host) -> None:
             extra={"references": history},
         )
     before = _audit_view(host)
+    lifecycle.forget(session, host)
     session.delete(host)
     session.flush()
     audit.record(
