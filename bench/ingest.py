@@ -59,7 +59,8 @@ from fleetops.logs.ingest.http import parse_json_records
 from fleetops.models import LogLine, RollupState, TemplateCount
 from fleetops.sim.feeder import ndjson
 from fleetops.sim.fleet import generate
-from fleetops.sim.workload import SimLine, Workload
+from fleetops.sim.workload import Workload
+from fleetops.sim.workload_model import SimLine
 
 PASSWORD = "bench-admin-pass"
 CLOSING_AFTER = timedelta(minutes=2)  # the closing batch's distance past the last line

@@ -78,8 +78,9 @@ def violations(module: str, imported: list[str]) -> list[str]:
             out.append(f"kit is domain-free: {module} imports {name}")
         if target == "sim" and own != "sim" and module not in ROOT_EDGES:
             out.append(f"the product never imports sim/: {module} imports {name}")
-        leaf = name.split(".")[2] if name.count(".") >= 2 else ""
-        if target not in (own, "kit") and leaf in PRIVATE_EDGES and module not in ROOT_EDGES:
+        # `fleetops.<domain>.routes`, or a sub-package's `fleetops.<domain>.<sub>.routes`
+        edge = any(part in PRIVATE_EDGES for part in name.split(".")[2:])
+        if target not in (own, "kit") and edge and module not in ROOT_EDGES:
             out.append(f"{module} imports another domain's edge {name}")
     return out
 
@@ -182,6 +183,7 @@ def test_a_planted_cross_domain_query_is_caught() -> None:
     [
         ("fleetops.inventory.service", ["fastapi"], "is not an edge"),
         ("fleetops.inventory.service", ["fleetops.auth.routes"], "another domain's edge"),
+        ("fleetops.auth.service", ["fleetops.devices.repairs.routes"], "another domain's edge"),
         ("fleetops.kit.pagination", ["fleetops.inventory.service"], "kit is domain-free"),
         ("fleetops.models.inventory", ["fleetops.inventory.service"], "models must not"),
         ("fleetops.inventory.service", ["fleetops.sim.fleet"], "never imports sim"),

@@ -22,7 +22,7 @@ from fleetops.changes.cli import change_app, freeze_app, operation_app, workflow
 from fleetops.changes.exec_cli import exec_command
 from fleetops.config import Settings, get_settings
 from fleetops.devices.cli import device_app
-from fleetops.devices.repairs_cli import repair_app
+from fleetops.devices.repairs.cli import repair_app
 from fleetops.errors import EXIT_USAGE
 from fleetops.findings.cli import finding_app
 from fleetops.inspection.cli import baseline_app, inspect_app

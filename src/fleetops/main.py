@@ -49,14 +49,14 @@ from fleetops.dashboard.pages import router as pages_router
 from fleetops.dashboard.render import render_error_page, wants_html
 from fleetops.db import Leadership, make_engine, make_session_factory, session_scope, upgrade
 from fleetops.devices.config import device_limits, lifecycle_config
-from fleetops.devices.metrics_routes import router as repair_metrics_router
+from fleetops.devices.metrics.routes import router as repair_metrics_router
 from fleetops.devices.pages import router as devices_pages_router
-from fleetops.devices.policy import load_policy
-from fleetops.devices.repairs_routes import router as repairs_router
+from fleetops.devices.policy.rules import load_policy
+from fleetops.devices.repairs.routes import router as repairs_router
+from fleetops.devices.repairs.webhooks import Deliverer
 from fleetops.devices.routes import router as devices_router
-from fleetops.devices.signals_routes import router as signals_router
+from fleetops.devices.signals.routes import router as signals_router
 from fleetops.devices.tasks import HealthPolicyTask
-from fleetops.devices.webhooks import Deliverer
 from fleetops.errors import AppError
 from fleetops.findings.pages import router as findings_pages_router
 from fleetops.findings.routes import router as findings_router
@@ -67,7 +67,7 @@ from fleetops.inventory.routes import router as inventory_router
 from fleetops.kit.background import BackgroundService, LeaderOnly, Loop, start_all, stop_all
 from fleetops.kit.nul import RefuseNul, document_no_nul
 from fleetops.kit.openapi_links import Link, add_links
-from fleetops.logs.diagnosis_routes import router as diagnosis_router
+from fleetops.logs.diagnosis.routes import router as diagnosis_router
 from fleetops.logs.pages import router as logs_pages_router
 from fleetops.logs.routes import loki_router
 from fleetops.logs.routes import router as logs_router

@@ -15,7 +15,7 @@ from fleetops.changes import standard
 from fleetops.changes.exceptions import WorkflowNameReserved, WorkflowNotPinned
 from fleetops.changes.operations import BUILTIN_DIR, load_library
 from fleetops.changes.states import ChangeState
-from fleetops.devices.lifecycle import LifecycleConfig, isolate
+from fleetops.devices.lifecycle.service import LifecycleConfig, isolate
 from fleetops.models import AuditRecord, Host, Workflow
 from tests.devices.factory import add_hosts
 from tests.fixtures.app import Tokens, refusal_counts

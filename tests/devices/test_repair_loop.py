@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import or_, select
 
 from fleetops.db import make_engine, make_session_factory, session_scope
-from fleetops.devices.repairs import RUNGS
-from fleetops.devices.webhooks import verify
+from fleetops.devices.repairs.service import RUNGS
+from fleetops.devices.repairs.webhooks import verify
 from fleetops.models import AuditRecord
 from fleetops.sim.executor import SimulatedExecutor
 from tests.devices.factory import hardware_findings

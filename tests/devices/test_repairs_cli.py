@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
-from fleetops.devices import repairs
-from fleetops.devices.repairs import RepairConfig, TicketStatus
-from fleetops.devices.repairs_cli import StatusChoice
+from fleetops.devices.repairs import service as repairs
+from fleetops.devices.repairs.cli import StatusChoice
+from fleetops.devices.repairs.service import RepairConfig, TicketStatus
 from fleetops.devices.states import Lifecycle, transition
 from fleetops.models import Host
 from tests.devices.factory import seed

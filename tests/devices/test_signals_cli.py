@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fleetops.devices.signals.cli import SourceChoice
 from fleetops.devices.signals.ingest import Source
-from fleetops.devices.signals_cli import SourceChoice
 from tests.devices import test_signals_node_exporter as node_exporter_tests
 from tests.devices.factory import seed
 from tests.devices.test_signals_edac import write_edac

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from fleetops.db import make_engine, make_session_factory
-from fleetops.devices.safety import OUT_OF_SERVICE
+from fleetops.devices.policy.safety import OUT_OF_SERVICE
 from fleetops.models import DeviceState, DeviceTransition, Finding, Host
 from fleetops.sim.executor import SimulatedExecutor
 from tests.devices.factory import hardware_findings

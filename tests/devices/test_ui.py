@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
-from fleetops.devices import repairs
-from fleetops.devices.repairs import RepairConfig, TicketStatus, TicketUpdate
+from fleetops.devices.repairs import service as repairs
+from fleetops.devices.repairs.service import RepairConfig, TicketStatus, TicketUpdate
 from fleetops.devices.states import Lifecycle, transition
 from fleetops.models import Host, utcnow
 from tests.findings.factory import seed as seed_findings

@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
-from fleetops.devices import repairs
-from fleetops.devices.repairs import RepairConfig
+from fleetops.devices.repairs import service as repairs
+from fleetops.devices.repairs.service import RepairConfig
 from fleetops.devices.states import Lifecycle, transition
 from fleetops.models import HardwareModel, Host
 from fleetops.sim.executor import SimulatedExecutor

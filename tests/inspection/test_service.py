@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from fleetops.adapters.local import LocalExecutor
 from fleetops.changes.executor import Result, Target
 from fleetops.db import make_session_factory
-from fleetops.inspection import service
+from fleetops.inspection import baselining, repository, service
+from fleetops.inspection.exceptions import InspectionNotFound
 from fleetops.inspection.probes import LoadSample, ProbeResult
 from fleetops.inspection.service import HostInfo, InspectionService, Measured, Outcome
+from fleetops.inspection.verdicts import LoadLimits
 from fleetops.models import AuditRecord, BaselineRow, HardwareModel, Host, ProbeRun, utcnow
 from tests.inspection.factories import IDLE
 
@@ -238,7 +240,7 @@ def test_results_are_judged_on_the_active_baseline(session: Session) -> None:
     five_healthy(session)
     host = HostInfo("h006", None, MODEL, "verifying")
     slow, _ = service.record(session, host, measured(50.0), change_id=None)
-    v1 = service.active_baseline(session, MODEL, "disk")
+    v1 = repository.active_baseline(session, MODEL, "disk")
     assert v1 is not None
     assert (slow.status, slow.baseline_id) == ("fail", v1.id)
     assert slow.ratios == {"randread 4KiB qd32": 0.5, "write 1MiB qd8": 0.5}
@@ -288,7 +290,7 @@ def test_action_exit_codes() -> None:
 
 def test_rebuilding_keeps_the_history(session: Session) -> None:
     five_healthy(session)
-    v1 = service.build_baseline(session, MODEL, "disk", actor="alice", reason="first")
+    v1 = baselining.build_baseline(session, MODEL, "disk", actor="alice", reason="first")
     assert v1 is not None
     assert v1.bands["write 1MiB qd8"] == {
         "median": 100.0,
@@ -298,15 +300,15 @@ def test_rebuilding_keeps_the_history(session: Session) -> None:
         "unit": "IOPS",
     }
     add_run(session, "ok6", 130.0)
-    v2 = service.build_baseline(session, MODEL, "disk", actor="bob", reason="new disks")
+    v2 = baselining.build_baseline(session, MODEL, "disk", actor="bob", reason="new disks")
     assert v2 is not None
     session.refresh(v1)
     assert (v1.version, v1.active, v2.version, v2.active) == (1, False, 2, True)
     assert (v2.samples, v2.built_by, v2.reason) == (6, "bob", "new disks")
-    assert service.active_baseline(session, MODEL, "disk") == v2
-    assert service.list_baselines(session, model=MODEL) == [v2]
-    assert service.list_baselines(session, model=MODEL, history=True) == [v2, v1]
-    assert service.to_baseline(v2).bands["write 1MiB qd8"].median == 101.0
+    assert repository.active_baseline(session, MODEL, "disk") == v2
+    assert repository.list_baselines(session, model=MODEL) == [v2]
+    assert repository.list_baselines(session, model=MODEL, history=True) == [v2, v1]
+    assert baselining.to_baseline(v2).bands["write 1MiB qd8"].median == 101.0
     assert service.baseline_json(v1)["bands"] == v1.bands
 
 
@@ -324,15 +326,15 @@ def test_only_quiet_recent_healthy_in_service_results_feed_a_baseline(session: S
     quiet = add_run(session, "quiet", 99.0)
     add_run(session, "quiet", 10.0, load=BUSY)
     expected["quiet"] = quiet.id
-    runs = service.healthy_runs(session, MODEL, "disk")
+    runs = baselining.healthy_runs(session, MODEL, "disk")
     assert {r.hostname: r.id for r in runs} == expected
-    row = service.build_baseline(session, MODEL, "disk", actor="alice", reason="")
+    row = baselining.build_baseline(session, MODEL, "disk", actor="alice", reason="")
     assert row is not None
     assert sorted(row.source_runs) == sorted(expected.values())
     # a lab whose machines are never idle can accept its busy results
-    relaxed = service.LoadLimits(busy_load=1.0)
+    relaxed = LoadLimits(busy_load=1.0)
     assert "busy" in {
-        r.hostname for r in service.healthy_runs(session, MODEL, "disk", limits=relaxed)
+        r.hostname for r in baselining.healthy_runs(session, MODEL, "disk", limits=relaxed)
     }
 
 
@@ -340,8 +342,8 @@ def test_a_baseline_needs_five_hosts(session: Session) -> None:
     for i in range(4):
         add_run(session, "same", 100.0 + i)  # one host measured four times counts once
     add_run(session, "other", 100.0)
-    assert len(service.healthy_runs(session, MODEL, "disk")) == 2
-    assert service.build_baseline(session, MODEL, "disk", actor="a", reason="") is None
+    assert len(baselining.healthy_runs(session, MODEL, "disk")) == 2
+    assert baselining.build_baseline(session, MODEL, "disk", actor="a", reason="") is None
     assert session.scalars(select(BaselineRow)).all() == []
 
 
@@ -354,20 +356,20 @@ def test_queries_and_outliers(session: Session) -> None:
     service.record(session, host, measured(50.0))
     latest_slow, _ = service.record(session, host, measured(50.0))
     low, _ = service.record(session, HostInfo("h007", None, MODEL, "in_service"), measured(92.0))
-    rows, total = service.query_results(session, hostname="h006")
+    rows, total = repository.query_results(session, hostname="h006")
     assert (total, rows[0].id) == (2, latest_slow.id)
-    rows, total = service.query_results(session, status="fail", latest=True)
+    rows, total = repository.query_results(session, status="fail", latest=True)
     assert [r.id for r in rows] == [latest_slow.id]
-    assert service.query_results(session, model="other")[1] == 0
-    assert len(service.latest_results(session, probe="disk")) == 7
+    assert repository.query_results(session, model="other")[1] == 0
+    assert len(repository.latest_results(session, probe="disk")) == 7
     assert low.status == "pass"
-    assert service.outliers(session) == [latest_slow]
-    assert service.outliers(session, margin=0.05) == [latest_slow, low]
-    shown = service.result_json(latest_slow, service.active_baseline(session, MODEL, "disk"))
+    assert repository.outliers(session) == [latest_slow]
+    assert repository.outliers(session, margin=0.05) == [latest_slow, low]
+    shown = service.result_json(latest_slow, repository.active_baseline(session, MODEL, "disk"))
     assert (shown["lowest_point"], shown["lowest_ratio"]) == ("randread 4KiB qd32", 0.5)
     assert shown["baseline"]["version"] == 1
-    with pytest.raises(service.InspectionNotFound, match="no inspection result 999"):
-        service.get_result(session, 999)
+    with pytest.raises(InspectionNotFound, match="no inspection result 999"):
+        repository.get_result(session, 999)
 
 
 @pytest.mark.skipif(shutil.which("iperf3") is None, reason="needs iperf3 (apt-get install iperf3)")
@@ -389,8 +391,8 @@ def test_the_network_probe_measures_against_an_iperf3_server_and_builds_a_baseli
     assert all(v > 0 for r in runs for v in r.points.values())
     session.commit()
     # this shared box is busy by judge's limits: accept any load for this baseline
-    relaxed = service.LoadLimits(busy_load=1e9, busy_cpu=1.0, busy_steal=1.0)
-    built = service.build_baseline(
+    relaxed = LoadLimits(busy_load=1e9, busy_cpu=1.0, busy_steal=1.0)
+    built = baselining.build_baseline(
         session, MODEL, "network", actor="test", reason="test", limits=relaxed
     )
     assert built is not None

@@ -16,7 +16,7 @@ from fleetops.audit.service import AuditContext
 from fleetops.config import Settings
 from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.inventory.apply import apply_document
-from fleetops.logs.diagnosis import InvalidRange, resolve_range
+from fleetops.logs.diagnosis.repository import InvalidRange, resolve_range
 from fleetops.models import (
     HostErrorCount,
     HostTaskWindow,

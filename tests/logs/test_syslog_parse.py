@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetops.logs.ingest.records import LogRecord
-from fleetops.logs.ingest.syslog import SyslogFramer, parse_message, parse_message_checked
+from fleetops.logs.ingest.syslog_framing import SyslogFramer
+from fleetops.logs.ingest.syslog_parse import parse_message, parse_message_checked
 
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
 PEER = "192.0.2.10"

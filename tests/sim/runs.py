@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from fleetops.inventory.document import InventoryDoc
 from fleetops.sim.faults import Fault
 from fleetops.sim.fleet import generate
-from fleetops.sim.workload import SimLine, Workload
+from fleetops.sim.workload import Workload
+from fleetops.sim.workload_model import SimLine
 from tests.sim.catalog import COMPILED
 
 START = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)

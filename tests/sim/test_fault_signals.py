@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from fleetops.sim.workload import SimLine
+from fleetops.sim.workload_model import SimLine
 from tests.sim.runs import ONSET, Run, addresses, host_of, run
 
 HOST = "dn-0030"  # a worker of rack r002

@@ -12,7 +12,8 @@ import pytest
 from fleetops.logs.parse.headers import split_header
 from fleetops.sim.faults import Fault, schedule_faults
 from fleetops.sim.fleet import generate
-from fleetops.sim.workload import SimLine, Workload
+from fleetops.sim.workload import Workload
+from fleetops.sim.workload_model import SimLine
 from tests.sim.catalog import COMPILED, kind_of
 from tests.sim.runs import END, ONSET, START, fleet, run, simulate
 

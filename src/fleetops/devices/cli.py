@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetops.devices.signals_cli import signals_app
+from fleetops.devices.signals.cli import signals_app
 from fleetops.kit.cli import Column, OutputOption, api, emit, stdout
 
 device_app = typer.Typer(

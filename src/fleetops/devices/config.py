@@ -7,10 +7,10 @@ from datetime import timedelta
 from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.operations import OperationLibrary
 from fleetops.config import Settings
-from fleetops.devices.lifecycle import LifecycleConfig
-from fleetops.devices.policy import Limits
-from fleetops.devices.repairs import RUNGS, RepairConfig
-from fleetops.devices.safety import Caps
+from fleetops.devices.lifecycle.service import LifecycleConfig
+from fleetops.devices.policy.safety import Caps
+from fleetops.devices.policy.service import Limits
+from fleetops.devices.repairs.service import RUNGS, RepairConfig
 
 
 def device_limits(settings: Settings) -> Limits:

@@ -3,8 +3,8 @@
 The board shows one column per lifecycle state (in graph order) with what is out of service above
 it, and follows the fleet live: `static/devices.js` fetches the board's fragment every few seconds
 and swaps the columns whose content changed. Forms post with the session's CSRF token to the same
-services as the JSON API (`devices.service.move`, `devices.lifecycle.ticket_updated`); a refusal is
-shown on the page with the rule's message, not as a crash.
+services as the JSON API (`devices.service.move`, `devices.lifecycle.service.ticket_updated`); a
+refusal is shown on the page with the rule's message, not as a crash.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ from fleetops.auth.roles import Role
 from fleetops.dashboard.render import PageUser, check_csrf, pager
 from fleetops.dashboard.render import page as render_page
 from fleetops.db import session_scope
-from fleetops.devices import metrics, repairs, service
+from fleetops.devices import service
 from fleetops.devices.config import lifecycle_config
 from fleetops.devices.exceptions import DeviceNotFound
-from fleetops.devices.lifecycle import ticket_updated
+from fleetops.devices.lifecycle.service import ticket_updated
+from fleetops.devices.metrics import service as metrics
 from fleetops.devices.page_format import HELPERS, Sla, sla, ticket_tone
-from fleetops.devices.repairs import EXTERNAL, LIVE, TicketStatus, TicketUpdate
-from fleetops.devices.safety import OUT_OF_SERVICE
+from fleetops.devices.policy.safety import OUT_OF_SERVICE
+from fleetops.devices.repairs import service as repairs
+from fleetops.devices.repairs.service import EXTERNAL, LIVE, TicketStatus, TicketUpdate
 from fleetops.devices.states import Lifecycle, next_states
 from fleetops.errors import AppError, BadRequest, PermissionDenied
 from fleetops.inventory.selectors import SelectorError

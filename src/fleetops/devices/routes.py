@@ -12,7 +12,7 @@ from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_conte
 from fleetops.devices import service
 from fleetops.devices.config import lifecycle_config
 from fleetops.devices.exceptions import DeviceNotFound
-from fleetops.devices.lifecycle import admit
+from fleetops.devices.lifecycle.service import admit
 from fleetops.devices.schemas import (
     AdmitBody,
     AdmitRead,

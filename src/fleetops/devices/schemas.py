@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleetops.devices.repairs import TicketStatus
+from fleetops.devices.repairs.service import TicketStatus
 from fleetops.devices.states import Lifecycle
 from fleetops.kit.pagination import MAX_OFFSET, Page
 

@@ -17,9 +17,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.db import lock, session_scope
-from fleetops.devices import repairs
-from fleetops.devices.lifecycle import LifecycleConfig, Reconciled, reconcile
-from fleetops.devices.policy import Applied, Decisions, Limits, Policy, apply, evaluate
+from fleetops.devices.lifecycle.service import LifecycleConfig, Reconciled, reconcile
+from fleetops.devices.policy.rules import Policy
+from fleetops.devices.policy.service import Applied, Decisions, Limits, apply, evaluate
+from fleetops.devices.repairs import service as repairs
 from fleetops.models import utcnow
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
 from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.errors import ERROR_RESPONSES
-from fleetops.inspection import service
+from fleetops.inspection import baselining, repository, service
 from fleetops.inspection.baselines import MIN_SAMPLES
+from fleetops.inspection.exceptions import ModelNotFound, NotEnoughResults
 from fleetops.inspection.schemas import (
     BaselineBuild,
     BaselineRead,
@@ -22,6 +23,7 @@ from fleetops.inspection.schemas import (
     ProbeName,
     Status,
 )
+from fleetops.inspection.verdicts import LoadLimits
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
 from fleetops.models import HardwareModel
 
@@ -43,7 +45,7 @@ def list_inspections(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Probe results with their verdicts, newest first."""
-    rows, total = service.query_results(
+    rows, total = repository.query_results(
         session,
         hostname=host,
         model=model,
@@ -61,8 +63,8 @@ def list_inspections(
 @router.get("/inspections/{result_id}", response_model=InspectionDetail)
 def get_inspection(result_id: ResultId, session: SessionDep, _: Viewer) -> dict[str, Any]:
     """One result, with the baseline version it was judged on (its bands)."""
-    run = service.get_result(session, result_id)
-    baseline = service.get_baseline(session, run.baseline_id) if run.baseline_id else None
+    run = repository.get_result(session, result_id)
+    baseline = repository.get_baseline(session, run.baseline_id) if run.baseline_id else None
     return service.result_json(run, baseline)
 
 
@@ -103,7 +105,7 @@ def list_baselines(
     history: Annotated[bool, Query(description="every version, not only the active")] = False,
 ) -> list[dict[str, Any]]:
     """Baselines by model and probe, newest version first."""
-    rows = service.list_baselines(session, model=model, probe=probe, history=history)
+    rows = repository.list_baselines(session, model=model, probe=probe, history=history)
     return [service.baseline_json(r) for r in rows]
 
 
@@ -115,11 +117,11 @@ def build_baseline(
     5 in-service hosts, quiet while measured, within 30 days); the previous version stays, inactive.
     409 when too few hosts qualify."""
     if session.scalar(select(HardwareModel.id).where(HardwareModel.name == body.model)) is None:
-        raise service.ModelNotFound(
+        raise ModelNotFound(
             f"no hardware model {body.model!r}: give the name as the inventory has it"
         )
-    limits = service.LoadLimits(body.busy_load, body.busy_cpu, body.busy_steal)
-    row = service.build_baseline(
+    limits = LoadLimits(body.busy_load, body.busy_cpu, body.busy_steal)
+    row = baselining.build_baseline(
         session,
         body.model,
         body.probe,
@@ -128,8 +130,8 @@ def build_baseline(
         limits=limits,
     )
     if row is None:
-        count = len(service.healthy_runs(session, body.model, body.probe, limits=limits))
-        raise service.NotEnoughResults(
+        count = len(baselining.healthy_runs(session, body.model, body.probe, limits=limits))
+        raise NotEnoughResults(
             f"model {body.model} has {count} healthy results of probe {body.probe}, "
             f"{MIN_SAMPLES} needed: inspect more in-service hosts of it (record only)"
         )

@@ -29,15 +29,7 @@ from fleetops.changes.executor import Executor, Result, Target
 from fleetops.changes.operations import OperationLibrary
 from fleetops.db import session_scope
 from fleetops.inspection.baselines import MIN_SAMPLES, Verdict, judge
-from fleetops.inspection.baselining import (
-    BASELINE_WINDOW,
-    bands_json,
-    baseline_label,
-    build_baseline,
-    healthy_runs,
-    to_baseline,
-)
-from fleetops.inspection.exceptions import InspectionNotFound, ModelNotFound, NotEnoughResults
+from fleetops.inspection.baselining import baseline_label, build_baseline, healthy_runs, to_baseline
 from fleetops.inspection.health import smart_verdict
 from fleetops.inspection.probes import (
     CpuProbe,
@@ -49,41 +41,9 @@ from fleetops.inspection.probes import (
     ProbeResult,
     SmartProbe,
 )
-from fleetops.inspection.repository import (
-    OUTLIER_MARGIN,
-    active_baseline,
-    get_baseline,
-    get_result,
-    host_facts,
-    latest_results,
-    list_baselines,
-    outliers,
-    query_results,
-)
-from fleetops.inspection.verdicts import LoadLimits, busy_reasons, to_result
+from fleetops.inspection.repository import active_baseline, host_facts
+from fleetops.inspection.verdicts import LoadLimits
 from fleetops.models import BaselineRow, ChangeRequest, ProbeRun
-
-__all__ = [  # the queries, baselines and verdict helpers moved out stay reachable from here
-    "BASELINE_WINDOW",
-    "OUTLIER_MARGIN",
-    "InspectionNotFound",
-    "LoadLimits",
-    "ModelNotFound",
-    "NotEnoughResults",
-    "active_baseline",
-    "bands_json",
-    "build_baseline",
-    "busy_reasons",
-    "get_baseline",
-    "get_result",
-    "healthy_runs",
-    "latest_results",
-    "list_baselines",
-    "outliers",
-    "query_results",
-    "to_baseline",
-    "to_result",
-]
 
 PROBES = ("cpu", "memory", "disk", "smart", "network")
 DEFAULT_PROBES = ("cpu", "memory", "disk")  # smart needs a device, network an iperf3 server

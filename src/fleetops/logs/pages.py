@@ -23,9 +23,9 @@ from fleetops.dashboard.render import PageUser, pager
 from fleetops.dashboard.render import page as render_page
 from fleetops.errors import NotFound
 from fleetops.kit.pagination import MAX_OFFSET
-from fleetops.logs import diagnosis
 from fleetops.logs import service as logs
-from fleetops.logs.diagnosis import RANGES, TimeRange
+from fleetops.logs.diagnosis import repository as diagnosis
+from fleetops.logs.diagnosis.repository import RANGES, TimeRange
 from fleetops.models import utcnow
 
 router = APIRouter(include_in_schema=False)

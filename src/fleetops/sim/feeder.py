@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from fleetops.sim.faults import Fault
-from fleetops.sim.workload import SimLine, Workload
+from fleetops.sim.workload import Workload
+from fleetops.sim.workload_model import SimLine
 
 log = logging.getLogger(__name__)
 

@@ -67,8 +67,6 @@ from fleetops.sim.workload_model import (
     utc,
 )
 
-__all__ = ["SimLine", "Workload"]
-
 
 class Workload(HdfsTraffic, FaultEffects):
     """The simulated fleet's jobs and logs; `advance` moves the simulated clock.

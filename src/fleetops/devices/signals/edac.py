@@ -21,8 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fleetops.devices.signals import Signal
 from fleetops.devices.signals.exceptions import SignalError, SourceUnavailable
+from fleetops.devices.signals.service import Signal
 from fleetops.findings.service import Severity
 
 SOURCE = "edac"

@@ -6,11 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from fleetops.devices.signals import Signal
 from fleetops.devices.signals.edac import parse_edac
 from fleetops.devices.signals.exceptions import SignalError
 from fleetops.devices.signals.ipmi import parse_sel
 from fleetops.devices.signals.node_exporter import parse_node_metrics
+from fleetops.devices.signals.service import Signal
 from fleetops.devices.signals.smart import parse_smart
 
 

@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fleetops.devices.signals import Signal
 from fleetops.devices.signals.exceptions import SignalError
+from fleetops.devices.signals.service import Signal
 from fleetops.findings.service import Severity
 
 SOURCE = "ipmi_sel"

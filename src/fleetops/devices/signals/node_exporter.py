@@ -26,8 +26,8 @@ from datetime import datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleetops.devices.signals import Signal
 from fleetops.devices.signals.exceptions import SignalError, SourceUnavailable
+from fleetops.devices.signals.service import Signal
 from fleetops.findings.service import Severity
 
 SOURCE = "node_exporter"

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fleetops.devices.signals import Signal
 from fleetops.devices.signals.exceptions import SignalError
+from fleetops.devices.signals.service import Signal
 from fleetops.findings.service import Severity
 
 SOURCE = "smart"

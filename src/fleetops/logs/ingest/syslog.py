@@ -23,28 +23,7 @@ from datetime import UTC, datetime
 
 from fleetops.logs.ingest.records import LogRecord, Overloaded, Sink
 from fleetops.logs.ingest.syslog_framing import SyslogFramer
-from fleetops.logs.ingest.syslog_parse import (
-    FACILITIES,
-    SEVERITIES,
-    parse_message,
-    parse_message_checked,
-)
-
-__all__ = [
-    "FACILITIES",
-    "LOOPBACK_ONLY",
-    "READ_SIZE",
-    "SEVERITIES",
-    "UDP_IN_FLIGHT",
-    "SenderBinding",
-    "SyslogFramer",
-    "SyslogServer",
-    "SyslogStats",
-    "parse_allow_list",
-    "parse_message",
-    "parse_message_checked",
-    "peer_address",
-]
+from fleetops.logs.ingest.syslog_parse import parse_message_checked
 
 log = logging.getLogger(__name__)
 

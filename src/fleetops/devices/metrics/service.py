@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fleetops.devices.repairs import LIVE, RUNGS, TicketStatus
-from fleetops.devices.safety import OUT_OF_SERVICE
+from fleetops.devices.policy.safety import OUT_OF_SERVICE
+from fleetops.devices.repairs.service import LIVE, RUNGS, TicketStatus
 from fleetops.devices.states import Lifecycle
 from fleetops.inventory import selectors
 from fleetops.models import DeviceState, DeviceTransition, HardwareModel, Host, Rack, RepairTicket

@@ -36,8 +36,8 @@ from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.operations import OperationLibrary
 from fleetops.changes.standard import Pin
 from fleetops.changes.states import ChangeState
-from fleetops.devices import repairs
-from fleetops.devices.repairs import RepairConfig, TicketStatus, TicketUpdate
+from fleetops.devices.repairs import service as repairs
+from fleetops.devices.repairs.service import RepairConfig, TicketStatus, TicketUpdate
 from fleetops.devices.states import Lifecycle, transition
 from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings

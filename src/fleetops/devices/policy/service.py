@@ -3,15 +3,15 @@
 Rules are data (YAML) so a site can say which signals matter on its hardware without code.
 `evaluate` only reads (findings, device states, device history) and says what it would do;
 `apply` does it through the one transition function and, for isolation, a change (see
-`devices.lifecycle`). The limits exist because the well-known way automated isolation goes wrong
-is a bad rule or a fleet-wide event moving many hosts at once: above the storm threshold nothing
-moves and a `fleet_storm` finding asks a human to look (Cluster API's maxUnhealthy short-circuit);
-while that finding is live, the policy moves nobody. Below it, isolation is further capped per
-rack, per cluster and per hour (`devices.safety`).
+`devices.lifecycle.service`). The limits exist because the well-known way automated isolation
+goes wrong is a bad rule or a fleet-wide event moving many hosts at once: above the storm threshold
+nothing moves and a `fleet_storm` finding asks a human to look (Cluster API's maxUnhealthy
+short-circuit); while that finding is live, the policy moves nobody. Below it, isolation is further
+capped per rack, per cluster and per hour (`devices.policy.safety`).
 
 Suspicion escalates to isolation when it keeps coming back (cleared twice within 7 days) or when
 the device is on probation after a repair; a suspicion the policy raised is cleared once no open
-finding supports it any more. The rule file format and matching are in `devices.policy_rules`.
+finding supports it any more. The rule file format and matching are in `devices.policy.rules`.
 """
 
 from __future__ import annotations
@@ -24,38 +24,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
-from fleetops.devices.lifecycle import LifecycleConfig, isolate
-from fleetops.devices.policy_rules import (
-    BUILTIN,
-    LOG_DETECTORS,
-    Action,
-    Policy,
-    PolicyError,
-    PolicyRule,
-    corroborated,
-    load_policy,
-    parse_policy,
-)
-from fleetops.devices.repairs import RUNGS
-from fleetops.devices.safety import Caps, OutOfService
+from fleetops.devices.lifecycle.service import LifecycleConfig, isolate
+from fleetops.devices.policy.rules import Action, Policy
+from fleetops.devices.policy.safety import Caps, OutOfService
+from fleetops.devices.repairs.service import RUNGS
 from fleetops.devices.states import INITIAL, POLICY_PREFIX, Lifecycle, TransitionRefused, transition
 from fleetops.errors import AppError
 from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings
 from fleetops.findings.service import Severity
 from fleetops.models import ChangeRequest, DeviceState, DeviceTransition, Finding, Host
-
-__all__ = [  # the rule format lives in policy_rules; callers keep importing it from here
-    "BUILTIN",
-    "LOG_DETECTORS",
-    "Action",
-    "Policy",
-    "PolicyError",
-    "PolicyRule",
-    "corroborated",
-    "load_policy",
-    "parse_policy",
-]
 
 STORM_KIND = "fleet_storm"
 DETECTOR = "health-policy"

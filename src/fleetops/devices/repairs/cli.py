@@ -16,7 +16,7 @@ repair_app = typer.Typer(
 
 
 # The API's values, repeated so `fleetops --help` does not load the database layer (a test keeps
-# them equal to devices.repairs.TicketStatus).
+# them equal to devices.repairs.service.TicketStatus).
 class StatusChoice(StrEnum):
     OPEN = "open"
     DIAGNOSING = "diagnosing"

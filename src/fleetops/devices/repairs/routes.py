@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
-from fleetops.devices import repairs
 from fleetops.devices.config import lifecycle_config
-from fleetops.devices.lifecycle import ticket_updated
-from fleetops.devices.repairs import TicketStatus, TicketUpdate
+from fleetops.devices.lifecycle.service import ticket_updated
+from fleetops.devices.repairs import service as repairs
+from fleetops.devices.repairs.service import TicketStatus, TicketUpdate
 from fleetops.devices.schemas import TicketPage, TicketRead, TicketUpdateBody
 from fleetops.errors import ERROR_RESPONSES
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from fleetops.auth.dependencies import SessionDep, Viewer
-from fleetops.devices import metrics
-from fleetops.devices.metrics import RepairMetrics
+from fleetops.devices.metrics import service as metrics
+from fleetops.devices.metrics.service import RepairMetrics
 from fleetops.errors import ERROR_RESPONSES
 from fleetops.models import utcnow
 

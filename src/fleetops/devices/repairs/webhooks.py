@@ -1,10 +1,10 @@
 """Ticket webhooks: POST each committed ticket event to the configured URL, signed, until taken.
 
 Events are queued as `webhook_deliveries` rows in the transaction that changed the ticket (see
-`devices.repairs`), so nothing is announced that did not commit and nothing committed is lost to a
-crash. The deliverer sends them oldest first, one ticket's events in order (a later event waits
-while an earlier one of the same ticket is retried), and retries failures with exponential backoff
-up to `MAX_ATTEMPTS`.
+`devices.repairs.service`), so nothing is announced that did not commit and nothing committed is
+lost to a crash. The deliverer sends them oldest first, one ticket's events in order (a later event
+waits while an earlier one of the same ticket is retried), and retries failures with exponential
+backoff up to `MAX_ATTEMPTS`.
 
 The receiver checks `X-Fleetops-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body with the
 shared secret (GitHub's scheme); `X-Fleetops-Delivery` is the delivery id, the same on every retry,

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Path, Query
 from fleetops.auth.dependencies import SessionDep, Viewer
 from fleetops.errors import ERROR_RESPONSES
 from fleetops.kit.instants import Instant
-from fleetops.logs import diagnosis
-from fleetops.logs.diagnosis import (
+from fleetops.logs.diagnosis import repository as diagnosis
+from fleetops.logs.diagnosis.repository import (
     HostErrorSeries,
     HostTaskSeries,
     JobOrder,

@@ -1,0 +1,1 @@
+"""The device repair loop: isolation and reintegration as changes, tickets driving repair."""

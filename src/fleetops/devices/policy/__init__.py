@@ -1,0 +1,1 @@
+"""Health policy: turn open host findings into suspicion and isolation, within safety limits."""
