@@ -12,7 +12,7 @@ EDGE_FILES = {"routes", "pages", "cli", "tasks", "dependencies"}
 # Edges that belong to their domain alone (auth's `dependencies` is shared by every route).
 PRIVATE_EDGES = {"routes", "pages", "cli", "tasks"}
 WEB_OR_CLI = ("fastapi", "starlette", "jinja2", "typer", "click", "uvicorn")
-ROOT_EDGES = {"fleetops.main", "fleetops.cli"}
+ROOT_EDGES = {"fleetops.main", "fleetops.cli", "fleetops.__main__"}
 # Jinja renders shell commands here, not pages: a library use, not the web layer.
 NOT_WEB = {"fleetops.changes.templating"}
 # Modules every domain may use: they belong to no domain.
@@ -29,6 +29,36 @@ SHARED = {
 # tables are the exception that is read everywhere: hosts, racks and clusters are every domain's
 # subject, a published read model (written by inventory alone).
 READ_EVERYWHERE = {"inventory", "base"}
+SHARED_TOPS = {name.split(".")[1] for name in SHARED if "." in name}
+
+
+# Another domain is used through its standard public files, or through a module it publishes
+# for others to build on (a contract, a language, a parser), each named here with why.
+STANDARD_PUBLIC = {"service", "schemas", "states", "exceptions", "repository", "enums"}
+PUBLISHED = {
+    "fleetops.auth.dependencies": "who calls, and the audit context of the call: every edge",
+    "fleetops.auth.roles": "the roles every edge checks",
+    "fleetops.dashboard.render": "the page kit every domain's pages are written with",
+    "fleetops.audit.refusals": "the refusal counter every edge reports to",
+    "fleetops.changes.executor": "the contract every executor implements",
+    "fleetops.changes.approvals": "who must approve a change another domain submits",
+    "fleetops.changes.operations": "the operation library the changes others submit run",
+    "fleetops.changes.standard": "the standard workflows other domains pin",
+    "fleetops.inventory.selectors": "the host selector language every list speaks",
+    "fleetops.inventory.document": "inventory files, as `fleetops exec` reads them",
+    "fleetops.inventory.formats": "inventory files, as `fleetops exec` reads them",
+    "fleetops.devices.signals.smart": "the SMART reading that inspection's probe reuses",
+    "fleetops.adapters.executors": "the executors the settings name",
+    "fleetops.adapters.local.executor": "running a served action on this server",
+}
+
+
+def published(name: str) -> bool:
+    """Whether `name` (a module, or a name in one) may be imported from another domain."""
+    parts = name.split(".")
+    if len(parts) <= 2 or any(part in STANDARD_PUBLIC for part in parts[2:]):
+        return True
+    return any(name == p or name.startswith(p + ".") or p.startswith(name + ".") for p in PUBLISHED)
 
 
 def module_name(path: Path) -> str:
@@ -82,6 +112,13 @@ def violations(module: str, imported: list[str]) -> list[str]:
         edge = any(part in PRIVATE_EDGES for part in name.split(".")[2:])
         if target not in (own, "kit") and edge and module not in ROOT_EDGES:
             out.append(f"{module} imports another domain's edge {name}")
+        elif (
+            own not in ("", "kit", "models", "sim")
+            and module not in ROOT_EDGES
+            and target not in {own, "", *SHARED_TOPS}
+            and not published(name)
+        ):
+            out.append(f"{module} reaches into {name}: use the domain's published modules")
     return out
 
 
@@ -187,6 +224,8 @@ def test_a_planted_cross_domain_query_is_caught() -> None:
         ("fleetops.kit.pagination", ["fleetops.inventory.service"], "kit is domain-free"),
         ("fleetops.models.inventory", ["fleetops.inventory.service"], "models must not"),
         ("fleetops.inventory.service", ["fleetops.sim.fleet"], "never imports sim"),
+        ("fleetops.devices.service", ["fleetops.logs.parse.miner"], "reaches into"),
+        ("fleetops.logs.tasks", ["fleetops.devices.lifecycle.safety"], "reaches into"),
     ],
 )
 def test_the_check_catches_wrong_directions(
@@ -199,6 +238,8 @@ def test_the_check_allows_the_right_directions() -> None:
     assert violations("fleetops.inventory.routes", ["fastapi", "fleetops.inventory.service"]) == []
     assert violations("fleetops.auth.service", ["fleetops.audit.service"]) == []
     assert violations("fleetops.cli", ["fleetops.sim.demo", "fleetops.inventory.cli"]) == []
+    assert violations("fleetops.inspection.probes", ["fleetops.devices.signals.smart"]) == []
+    assert violations("fleetops.logs.tasks", ["fleetops.devices.repairs.service"]) == []
 
 
 MAX_MODULE_LINES = 600
