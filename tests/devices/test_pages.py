@@ -254,7 +254,7 @@ def test_operator_moves_a_device_from_its_page(client: TestClient, seeded: Seede
     viewer_csrf = csrf_of(client.get("/devices"))
     denied = move(client, "dn-0002", viewer_csrf, to="suspect", reason="r")
     assert denied.status_code == 403
-    assert "moving a device needs the operator role; you are viewer" in denied.text
+    assert "moving a device needs the operator role; you act as viewer" in denied.text
 
 
 def update(client: TestClient, ticket: int, csrf: str, **fields: str) -> httpx.Response:

@@ -18,15 +18,15 @@ from typing import Annotated, Any, NamedTuple
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from fleetops.auth.dependencies import Principal, SessionDep, audit_context
+from fleetops.audit.service import AuditContext
+from fleetops.auth.dependencies import Principal, SessionDep
 from fleetops.auth.roles import Role
-from fleetops.dashboard.render import PageUser, check_csrf, pager
+from fleetops.dashboard.render import PageUser, form_action, pager
 from fleetops.dashboard.render import page as render_page
-from fleetops.db import session_scope
 from fleetops.devices import service
 from fleetops.devices.config import lifecycle_config
 from fleetops.devices.exceptions import DeviceNotFound
@@ -37,7 +37,7 @@ from fleetops.devices.policy.safety import OUT_OF_SERVICE
 from fleetops.devices.repairs import service as repairs
 from fleetops.devices.repairs.service import EXTERNAL, LIVE, TicketStatus, TicketUpdate
 from fleetops.devices.states import Lifecycle, next_states
-from fleetops.errors import AppError, BadRequest, PermissionDenied
+from fleetops.errors import AppError, BadRequest
 from fleetops.inventory.selectors import SelectorError
 from fleetops.kit.pagination import MAX_OFFSET
 from fleetops.models import Host, Rack, RepairTicket, utcnow
@@ -321,37 +321,37 @@ def transition_form(
     csrf: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
     """Move a device from its page (operators), then show it (POST-redirect-GET)."""
-    check_csrf(request, csrf)
     form = MoveForm(to, reason, evidence, bool(override))
-    writes: sessionmaker[Session] = request.app.state.write_sessions
-    try:
-        if not who.can(Role.OPERATOR):
-            raise PermissionDenied(f"moving a device needs the operator role; you are {who.role}")
+
+    def act(session: Session, ctx: AuditContext) -> None:
         target = _state(to)
         if target is None:
             raise BadRequest("choose the state to move to")
-        with session_scope(writes) as session:
-            service.move(
-                session,
-                audit_context(request, who),
-                hostname=hostname,
-                to=target,
-                reason=reason,
-                evidence=parse_ids(evidence),
-                override=form.override,
-            )
-    except AppError as exc:
-        with request.app.state.read_sessions() as session:
-            return _timeline(
-                request,
-                session,
-                who,
-                hostname,
-                flash=("bad", exc.detail),
-                form=form,
-                status_code=exc.status_code,
-            )
-    return RedirectResponse(f"/devices/{quote(hostname, safe='')}?done=moved", status_code=303)
+        service.move(
+            session,
+            ctx,
+            hostname=hostname,
+            to=target,
+            reason=reason,
+            evidence=parse_ids(evidence),
+            override=form.override,
+        )
+
+    def refused(session: Session, exc: AppError) -> Response:
+        flash = ("bad", exc.detail)
+        return _timeline(
+            request, session, who, hostname, flash=flash, form=form, status_code=exc.status_code
+        )
+
+    return form_action(
+        request,
+        who,
+        csrf=csrf,
+        act=act,
+        done=f"/devices/{quote(hostname, safe='')}?done=moved",
+        refused=refused,
+        needs="moving a device",
+    )
 
 
 # --- repairs -------------------------------------------------------------------------------------
@@ -524,33 +524,33 @@ def ticket_form(
     csrf: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
     """Update a ticket from its page (operators): what the JSON status endpoint does."""
-    check_csrf(request, csrf)
     form = TicketForm(status, note, vendor, rma_number, part, external_ref)
-    writes: sessionmaker[Session] = request.app.state.write_sessions
-    try:
-        if not who.can(Role.OPERATOR):
-            raise PermissionDenied(f"updating a ticket needs the operator role; you are {who.role}")
-        config = lifecycle_config(request.app.state.settings, request.app.state.library)
-        with session_scope(writes) as session:
-            ticket = repairs.get(session, ticket_id, lock=True)
-            change = TicketUpdate(
-                status=_status(status),
-                note=note.strip(),
-                vendor=_changed(ticket, "vendor", vendor),
-                rma_number=_changed(ticket, "rma_number", rma_number),
-                part=_changed(ticket, "part", part),
-                external_ref=_changed(ticket, "external_ref", external_ref),
-            )
-            ticket_updated(session, audit_context(request, who), ticket, change, config=config)
-    except AppError as exc:
-        with request.app.state.read_sessions() as session:
-            return _ticket_page(
-                request,
-                session,
-                who,
-                ticket_id,
-                flash=("bad", exc.detail),
-                form=form,
-                status_code=exc.status_code,
-            )
-    return RedirectResponse(f"/repairs/{ticket_id}?done=updated", status_code=303)
+    config = lifecycle_config(request.app.state.settings, request.app.state.library)
+
+    def act(session: Session, ctx: AuditContext) -> None:
+        ticket = repairs.get(session, ticket_id, lock=True)
+        change = TicketUpdate(
+            status=_status(status),
+            note=note.strip(),
+            vendor=_changed(ticket, "vendor", vendor),
+            rma_number=_changed(ticket, "rma_number", rma_number),
+            part=_changed(ticket, "part", part),
+            external_ref=_changed(ticket, "external_ref", external_ref),
+        )
+        ticket_updated(session, ctx, ticket, change, config=config)
+
+    def refused(session: Session, exc: AppError) -> Response:
+        flash = ("bad", exc.detail)
+        return _ticket_page(
+            request, session, who, ticket_id, flash=flash, form=form, status_code=exc.status_code
+        )
+
+    return form_action(
+        request,
+        who,
+        csrf=csrf,
+        act=act,
+        done=f"/repairs/{ticket_id}?done=updated",
+        refused=refused,
+        needs="updating a ticket",
+    )
