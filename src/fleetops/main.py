@@ -199,6 +199,7 @@ def _services(
             lifecycle=lifecycle_config(settings, app.state.library) if runner else None,
             interval=settings.health_policy_interval,
         )
+        app.state.health_policy = health
         services.append(LeaderOnly(Loop("health-policy", health.run_forever), leader))
     if server and settings.repair_webhook_url:
         webhooks = Deliverer(

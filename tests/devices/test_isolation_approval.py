@@ -3,13 +3,13 @@ approval while the device stays draining (still serving), then runs like any oth
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from fleetops.sim.executor import SimulatedExecutor
 from tests.devices.factory import hardware_findings
 from tests.fixtures.app import seed_users, simulated_fleet_client
+from tests.fixtures.waiting import policy_passes, wait_for
 
 
 def test_an_isolation_waits_for_approval_when_not_preapproved(db_url: str, tmp_path: Path) -> None:
@@ -29,14 +29,10 @@ def test_an_isolation_waits_for_approval_when_not_preapproved(db_url: str, tmp_p
             return found
 
         hardware_findings(db_url, "dn-0001")
-        deadline = time.monotonic() + 30
-        while device()["change_id"] is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        change_id = device()["change_id"]
-        assert change_id is not None
+        change_id = wait_for(lambda: device()["change_id"], what="the isolation change")
         change = client.get(f"/api/v1/changes/{change_id}", headers=viewer).json()
         assert (change["state"], change["approvals_required"]) == ("pending_approval", 1)
-        time.sleep(1.0)  # policy passes come and go: nothing runs without the approval
+        policy_passes(client)  # nothing runs without the approval
         assert device()["state"] == "draining"
         vote = client.post(
             f"/api/v1/changes/{change_id}/approve",
@@ -44,7 +40,4 @@ def test_an_isolation_waits_for_approval_when_not_preapproved(db_url: str, tmp_p
             headers=users.headers("operator"),
         )
         assert vote.status_code == 200, vote.text
-        deadline = time.monotonic() + 30
-        while device()["state"] != "isolated" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert device()["state"] == "isolated"
+        wait_for(lambda: device()["state"] == "isolated", what="isolation", explain=device)

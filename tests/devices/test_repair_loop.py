@@ -31,6 +31,7 @@ from fleetops.models import AuditRecord
 from fleetops.sim.executor import SimulatedExecutor
 from tests.devices.factory import hardware_findings
 from tests.fixtures.app import Tokens, seed_users, simulated_fleet_client
+from tests.fixtures.waiting import policy_passes
 from tests.logs.ingest_helpers import ingest_token
 
 SECRET = "shared-webhook-secret"
@@ -286,7 +287,7 @@ def test_a_bad_disk_goes_round_the_repair_loop(
         "/api/v1/findings", params={"entity": host, "status": "open"}, headers=viewer
     ).json()
     assert live["items"] == []
-    time.sleep(1.0)  # a few policy passes
+    policy_passes(client)
     assert device()["state"] == "in_service"
 
 

@@ -27,6 +27,7 @@ from fleetops.models import DeviceState, DeviceTransition, Finding, Host
 from fleetops.sim.executor import SimulatedExecutor
 from tests.devices.factory import hardware_findings
 from tests.fixtures.app import simulated_fleet_client
+from tests.fixtures.waiting import policy_passes
 
 pytestmark = pytest.mark.slow
 RACK_CAP, CLUSTER_CAP = 0.20, 0.05
@@ -110,7 +111,7 @@ def test_a_fault_storm_never_breaks_the_caps_and_stops_automation(
             if storm is not None and draining == 0:
                 break
             time.sleep(0.2)
-        time.sleep(1.0)  # a few more policy passes: nothing may move
+        policy_passes(storm_app)  # nothing may move
     finally:
         watcher.stop.set()
         watcher.thread.join()

@@ -56,6 +56,7 @@ class HealthPolicyTask:
         self.interval = interval
         self.reconcile_interval = reconcile_interval
         self.clock = clock
+        self.passes = 0  # policy passes attempted: what "a few passes later" counts in
 
     def run_once(self) -> tuple[Decisions, Applied]:
         """One policy pass, committed: what the policy decided and what it did."""
@@ -105,6 +106,7 @@ class HealthPolicyTask:
                     await asyncio.to_thread(self.run_once)
                 except Exception:
                     log.exception("health policy pass failed")
+                self.passes += 1
             try:
                 await asyncio.to_thread(self.follow_once)
             except Exception:
