@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -240,6 +241,87 @@ def test_the_check_allows_the_right_directions() -> None:
     assert violations("fleetops.cli", ["fleetops.sim.demo", "fleetops.inventory.cli"]) == []
     assert violations("fleetops.inspection.probes", ["fleetops.devices.signals.smart"]) == []
     assert violations("fleetops.logs.tasks", ["fleetops.devices.repairs.service"]) == []
+
+
+def str_enums(source: str) -> dict[str, frozenset[str]]:
+    """The `StrEnum` classes a module defines, each with the set of its values."""
+    found = {}
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        bases = {
+            b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases
+        }
+        if "StrEnum" in bases:
+            found[node.name] = frozenset(
+                item.value.value
+                for item in node.body
+                if isinstance(item, ast.Assign)
+                and isinstance(item.value, ast.Constant)
+                and isinstance(item.value.value, str)
+            )
+    return found
+
+
+def enum_copies(module: str, source: str, named: dict[frozenset[str], str]) -> list[str]:
+    """The `StrEnum`s of a module that repeat the values of one in a domain's `enums.py`."""
+    return [
+        f"{module}.{name} repeats {named[values]}: import it from there"
+        for name, values in str_enums(source).items()
+        if values in named
+    ]
+
+
+PLANTED_COPY = """
+from enum import StrEnum
+
+class HostState(StrEnum):
+    RETIRED = "retired"
+    IN_SERVICE = "in_service"
+    SUSPECT = "suspect"
+    DRAINING = "draining"
+    ISOLATED = "isolated"
+    IN_REPAIR = "in_repair"
+    VERIFYING = "verifying"
+    PROVISIONING = "provisioning"
+"""
+
+
+def test_named_values_live_in_the_light_enums_modules() -> None:
+    """A domain's `enums.py` imports only the standard library (the CLI and documents import it
+    without the database layer), and no other module defines a `StrEnum` copying one of it."""
+    enum_files = sorted(SRC.rglob("enums.py"))
+    assert enum_files, "no enums.py found"
+    heavy = [
+        f"{module_name(path)} imports {name}"
+        for path in enum_files
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else ["." * node.level + (node.module or "")]
+        )
+        if name.split(".")[0] not in sys.stdlib_module_names
+    ]
+    assert heavy == []
+    named = {
+        values: f"{module_name(path)}.{name}"
+        for path in enum_files
+        for name, values in str_enums(path.read_text(encoding="utf-8")).items()
+    }
+    copies = [
+        copy
+        for path in all_modules()
+        if path.name != "enums.py"
+        for copy in enum_copies(module_name(path), path.read_text(encoding="utf-8"), named)
+    ]
+    assert copies == []
+    # The check sees a copy, whatever the order of its values.
+    assert enum_copies("fleetops.devices.cli", PLANTED_COPY, named) == [
+        "fleetops.devices.cli.HostState repeats fleetops.devices.enums.Lifecycle: import it "
+        "from there"
+    ]
 
 
 MAX_MODULE_LINES = 600

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
-from fleetops.devices.states import Lifecycle, transition
+from fleetops.devices.enums import Lifecycle
+from fleetops.devices.states import transition
 from fleetops.findings import service as findings
 from fleetops.inventory.apply import apply_document
 from fleetops.main import create_app

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from fleetops.audit.service import AuditContext
 from fleetops.changes import service as changes
 from fleetops.changes import standard
+from fleetops.changes.enums import ChangeState
 from fleetops.changes.exceptions import WorkflowNameReserved, WorkflowNotPinned
 from fleetops.changes.operations import BUILTIN_DIR, load_library
-from fleetops.changes.states import ChangeState
 from fleetops.devices.lifecycle.service import LifecycleConfig, isolate
 from fleetops.models import AuditRecord, Host, Workflow
 from tests.devices.factory import add_hosts

@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetops.devices.cli import StateChoice
-from fleetops.devices.states import Lifecycle
 from tests.devices.factory import seed
 from tests.fixtures.server import cli_env, cli_ok, run_cli
 
@@ -27,10 +25,6 @@ def ok(env: dict[str, str], *args: str) -> str:
 @pytest.fixture
 def env(db_url: str, tmp_path: Path) -> dict[str, str]:
     return cli_env(db_url, tmp_path / "data", FLEETOPS_ENGINE_ENABLED="false")
-
-
-def test_choices_match_the_api() -> None:
-    assert list(StateChoice) == list(Lifecycle)
 
 
 def test_list_show_transition_history(env: dict[str, str], db_url: str) -> None:

@@ -9,10 +9,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
+from fleetops.devices.enums import Lifecycle, TicketStatus
 from fleetops.devices.metrics import service as metrics
 from fleetops.devices.repairs import service as repairs
-from fleetops.devices.repairs.service import RepairConfig, TicketStatus, TicketUpdate
-from fleetops.devices.states import Lifecycle, transition
+from fleetops.devices.repairs.service import RepairConfig, TicketUpdate
+from fleetops.devices.states import transition
 from fleetops.models import Datacenter, HardwareModel, Host, Rack, Region
 from tests.fixtures.app import Tokens
 

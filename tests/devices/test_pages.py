@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
+from fleetops.devices.enums import Lifecycle
 from fleetops.devices.repairs import service as repairs
 from fleetops.devices.repairs.service import RepairConfig
-from fleetops.devices.states import Lifecycle, transition
+from fleetops.devices.states import transition
 from fleetops.models import Host
 from tests.dashboard.test_pages import csrf_of, log_in
 from tests.findings.factory import seed as seed_findings

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory
 from fleetops.devices import service
+from fleetops.devices.enums import Lifecycle
 from fleetops.devices.policy.rules import Action, Policy, PolicyError, load_policy, parse_policy
 from fleetops.devices.policy.safety import Caps
 from fleetops.devices.policy.service import Limits, apply, evaluate
-from fleetops.devices.states import Lifecycle, transition
+from fleetops.devices.states import transition
 from fleetops.devices.tasks import HealthPolicyTask
 from fleetops.findings import service as findings
 from fleetops.inventory.apply import apply_document

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
+from fleetops.devices.enums import Lifecycle
 from fleetops.devices.repairs import service as repairs
-from fleetops.devices.repairs.cli import StatusChoice
-from fleetops.devices.repairs.service import RepairConfig, TicketStatus
-from fleetops.devices.states import Lifecycle, transition
+from fleetops.devices.repairs.service import RepairConfig
+from fleetops.devices.states import transition
 from fleetops.models import Host
 from tests.devices.factory import seed
 from tests.fixtures.server import cli_env, cli_ok, run_cli
@@ -49,10 +49,6 @@ def isolated_with_ticket(db_url: str, hostname: str) -> int:
         ticket_id = ticket.id
     engine.dispose()
     return ticket_id
-
-
-def test_choices_match_the_api() -> None:
-    assert list(StatusChoice) == list(TicketStatus)
 
 
 def test_list_show_update(env: dict[str, str], db_url: str) -> None:

@@ -15,14 +15,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleetops.config import Settings
+from fleetops.devices.enums import Source
 from fleetops.devices.exceptions import DeviceNotFound
 from fleetops.devices.policy.rules import load_policy
 from fleetops.devices.policy.service import Limits, evaluate
-from fleetops.devices.signals.ingest import Source, parse_payload
+from fleetops.devices.signals.ingest import parse_payload
 from fleetops.devices.signals.ipmi import parse_sel
 from fleetops.devices.signals.service import KIND, Signal, report_signals
 from fleetops.devices.signals.smart import parse_smart
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 from fleetops.main import create_app
 from fleetops.models import Finding
 from tests.devices.factory import add_hosts, seed

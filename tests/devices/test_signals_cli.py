@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from fleetops.devices.signals.cli import SourceChoice
-from fleetops.devices.signals.ingest import Source
 from tests.devices import test_signals_node_exporter as node_exporter_tests
 from tests.devices.factory import seed
 from tests.devices.test_signals_edac import write_edac
@@ -47,10 +45,6 @@ def db_url(sqlite_template: Path, tmp_path: Path) -> str:
 def env(db_url: str, tmp_path: Path) -> dict[str, str]:
     seed(db_url, "h001")
     return cli_env(db_url, tmp_path / "data", FLEETOPS_ENGINE_ENABLED="false")
-
-
-def test_choices_match_the_api() -> None:
-    assert [c.value for c in SourceChoice] == [s.value for s in Source]
 
 
 def test_ingest_smart_file_then_again_as_json(env: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from fleetops.devices.signals.edac import EDAC_MC, parse_edac, read_edac
 from fleetops.devices.signals.exceptions import SignalError, SourceUnavailable
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 
 NOW = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 LABEL = "CPU_SrcID#0_MC#0_Chan#0_DIMM#0"

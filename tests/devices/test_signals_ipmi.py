@@ -24,7 +24,7 @@ import pytest
 
 from fleetops.devices.signals.exceptions import SignalError
 from fleetops.devices.signals.ipmi import parse_sel, read_sel
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ import pytest
 
 from fleetops.devices.signals.exceptions import SignalError, SourceUnavailable
 from fleetops.devices.signals.node_exporter import counters_only, parse_node_metrics, scrape
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 from tests.devices.test_signals_edac import write_edac
 from tests.fixtures.server import free_port
 

@@ -14,7 +14,7 @@ import pytest
 
 from fleetops.devices.signals.exceptions import SignalError
 from fleetops.devices.signals.smart import parse_smart
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)

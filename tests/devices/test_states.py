@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
 from fleetops.devices import service
-from fleetops.devices.states import ALLOWED, Lifecycle, TransitionRefused
+from fleetops.devices.enums import Lifecycle
+from fleetops.devices.states import ALLOWED, TransitionRefused
 from fleetops.inventory import service as inventory
 from fleetops.inventory.apply import apply_document
 from fleetops.inventory.document import HostDoc, ImportFailed, InventoryDoc

@@ -22,9 +22,10 @@ from sqlalchemy import select
 
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
+from fleetops.devices.enums import Lifecycle, TicketStatus
 from fleetops.devices.repairs import service as repairs
-from fleetops.devices.repairs.service import RepairConfig, TicketStatus, TicketUpdate
-from fleetops.devices.states import Lifecycle, transition
+from fleetops.devices.repairs.service import RepairConfig, TicketUpdate
+from fleetops.devices.states import transition
 from fleetops.models import Host, utcnow
 from tests.findings.factory import seed as seed_findings
 from tests.fixtures.app import PASSWORD, Tokens, seed_users

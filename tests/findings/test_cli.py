@@ -10,9 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetops.findings.cli import SeverityChoice, StatusChoice
-from fleetops.findings.service import Severity
-from fleetops.findings.states import FindingStatus
 from tests.findings.factory import lines_ref, seed
 from tests.fixtures.server import cli_env, cli_ok, run_cli
 
@@ -28,11 +25,6 @@ def ok(env: dict[str, str], *args: str) -> str:
 @pytest.fixture
 def env(db_url: str, tmp_path: Path) -> dict[str, str]:
     return cli_env(db_url, tmp_path / "data", FLEETOPS_ENGINE_ENABLED="false")
-
-
-def test_choices_match_the_api() -> None:
-    assert list(StatusChoice) == list(FindingStatus)
-    assert list(SeverityChoice) == list(Severity)
 
 
 def test_list_show_ack_resolve(env: dict[str, str], db_url: str) -> None:

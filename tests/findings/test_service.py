@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.findings import service
+from fleetops.findings.enums import FindingStatus
 from fleetops.findings.exceptions import FindingNotFound, InvalidFinding
 from fleetops.findings.service import MAX_EVIDENCE, merge_evidence
-from fleetops.findings.states import FindingStatus, TransitionRefused, transition
+from fleetops.findings.states import TransitionRefused, transition
 from fleetops.models import AuditRecord, Finding
 from tests.findings.factory import T0, lines_ref, report
 

@@ -18,9 +18,10 @@ from sqlalchemy import select
 
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
+from fleetops.devices.enums import Lifecycle
 from fleetops.devices.repairs import service as repairs
 from fleetops.devices.repairs.service import RepairConfig
-from fleetops.devices.states import Lifecycle, transition
+from fleetops.devices.states import transition
 from fleetops.models import HardwareModel, Host
 from fleetops.sim.executor import SimulatedExecutor
 from tests.changes.fleet import wait_for

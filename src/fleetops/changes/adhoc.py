@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.changes.approvals import Risk
+from fleetops.changes.enums import ChangeState, HostRunState, StepRunState
 from fleetops.changes.exceptions import EmptyTargetSet, InvalidChange
-from fleetops.changes.states import ChangeState, HostRunState, StepRunState, transition
+from fleetops.changes.states import transition
 from fleetops.errors import Conflict
 from fleetops.models import ChangeRequest, Host, HostRun, StepRun, utcnow
 

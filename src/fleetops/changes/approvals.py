@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleetops.auth.roles import Role
-from fleetops.changes.states import ChangeState
+from fleetops.changes.enums import ChangeState
 from fleetops.models import Approval, ChangeRequest
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from fleetops.changes.enums import TERMINAL, StepRunState
 from fleetops.kit.cli import (
     EXIT_ERROR,
     EXIT_USAGE,
@@ -305,9 +306,9 @@ def change_logs(
             if output == "json":
                 typer.echo(json.dumps(step))
                 continue
-            if step["state"] == "running":
+            if step["state"] == StepRunState.RUNNING:
                 continue
-            mark = "ok" if step["state"] == "succeeded" else step["state"].upper()
+            mark = "ok" if step["state"] == StepRunState.SUCCEEDED else step["state"].upper()
             stdout.print(
                 f"[{step['hostname']}] step {step['step_index']} {step['operation']}."
                 f"{step['phase']} #{step['attempt']}: {mark} (exit {step['exit_code']})"
@@ -321,7 +322,7 @@ def change_logs(
         if not follow:
             return
         state = client.get(f"/api/v1/changes/{change_id}")["state"]
-        if state in ("succeeded", "failed", "aborted", "rolled_back", "cancelled", "rejected"):
+        if state in TERMINAL:
             stderr.print(f"change {change_id} {state}")
             return
         time.sleep(1)

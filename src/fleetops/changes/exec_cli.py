@@ -18,6 +18,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from fleetops.adapters.executors import from_settings as executors_from
+from fleetops.changes.enums import ChangeState
 from fleetops.changes.executor import Executor, Result, Target
 from fleetops.config import get_settings
 from fleetops.inventory import formats
@@ -117,7 +118,7 @@ def exec_command(
     results = _run_with_progress(targets, text, forks=forks, timeout=timeout, show=show)
     change = _record_results(client, started, results)
     _report(results, change, output)
-    if change["state"] != "succeeded":
+    if change["state"] != ChangeState.SUCCEEDED:
         raise typer.Exit(EXIT_ERROR)
 
 

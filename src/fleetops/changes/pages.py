@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from fleetops.auth.dependencies import Principal, SessionDep, audit_context
 from fleetops.auth.roles import Role
 from fleetops.changes import repository, service
+from fleetops.changes.enums import ChangeState, HostRunState
 from fleetops.changes.exceptions import ApprovalRefused, ChangeNotFound, WorkflowNotFound
 from fleetops.changes.repository import change_read
 from fleetops.changes.routes import ChangeId
 from fleetops.changes.schemas import ChangeRead
 from fleetops.changes.specs import SpecError
-from fleetops.changes.states import ChangeState, HostRunState
 from fleetops.dashboard.render import PageUser, form_action, pager
 from fleetops.dashboard.render import page as render_page
 from fleetops.db import session_scope

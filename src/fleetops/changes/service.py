@@ -26,6 +26,7 @@ from fleetops.changes.approvals import (
     refusal,
 )
 from fleetops.changes.engine import journal
+from fleetops.changes.enums import ChangeState, HostRunState
 from fleetops.changes.exceptions import (
     ApprovalRefused,
     InvalidChange,
@@ -38,7 +39,7 @@ from fleetops.changes.operations import OperationLibrary, SpecError, redact, val
 from fleetops.changes.planning import classify_risk, plan_stage, resolve_stages
 from fleetops.changes.preview import StepPreview, check_renders, samples
 from fleetops.changes.preview import preview as preview_steps
-from fleetops.changes.states import ChangeState, HostRunState, TransitionRefused, transition
+from fleetops.changes.states import TransitionRefused, transition
 from fleetops.changes.workflows import WorkflowSpec, check_workflow, parse_workflow
 from fleetops.models import (
     Approval,

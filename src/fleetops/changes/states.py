@@ -1,73 +1,22 @@
-"""Change request states and the one way to move between them; the states of host and step runs.
+"""The one way to move a change request between its states (named in `changes.enums`).
 
 `transition()` checks the move is allowed, runs the ordered named rules for it (each may refuse with
 a reason), sets the state and writes the audit record. Nothing else assigns `ChangeRequest.state`.
-Host and step runs are the engine's bookkeeping: their states are written by the engine's journal
-(and an ad-hoc run's recorder), never as bare strings.
+Host and step runs are the engine's bookkeeping: their states (`HostRunState`, `StepRunState`) are
+written by the engine's journal (and an ad-hoc run's recorder), never as bare strings.
 """
 
 from __future__ import annotations
-
-from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.changes.enums import ChangeState
 from fleetops.errors import Conflict
 from fleetops.kit import statemachine
 from fleetops.models import ChangeRequest, utcnow
 
-
-class ChangeState(StrEnum):
-    DRAFT = "draft"
-    PENDING_APPROVAL = "pending_approval"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    PAUSED = "paused"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ABORTING = "aborting"  # rolling back the hosts already done
-    ABORTED = "aborted"
-    ROLLED_BACK = "rolled_back"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
-
-class HostRunState(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ROLLED_BACK = "rolled_back"
-    ROLLBACK_FAILED = "rollback_failed"
-    CANCELLED = "cancelled"
-
-
-class StepRunState(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SATISFIED = "satisfied"  # a check said the step's work is already done
-    UNSATISFIED = "unsatisfied"  # a check said it is not: the step runs
-    INTERRUPTED = "interrupted"  # the engine stopped while it ran
-
-
-TERMINAL = frozenset(
-    {
-        ChangeState.REJECTED,
-        ChangeState.SUCCEEDED,
-        ChangeState.FAILED,
-        ChangeState.ABORTED,
-        ChangeState.ROLLED_BACK,
-        ChangeState.CANCELLED,
-    }
-)
 S = ChangeState
 ALLOWED: dict[ChangeState, frozenset[ChangeState]] = {
     S.DRAFT: frozenset({S.PENDING_APPROVAL, S.APPROVED, S.CANCELLED}),

@@ -31,6 +31,7 @@ from fleetops.auth.dependencies import (
 )
 from fleetops.auth.roles import Role
 from fleetops.db import session_scope
+from fleetops.devices.enums import Lifecycle
 from fleetops.errors import AppError, NotAuthenticated, PermissionDenied
 from fleetops.inventory.document import HOST_STATES
 
@@ -38,15 +39,15 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
 CSRF_FIELD = "csrf"
-_STATE_CLASSES = {
-    "in_service": "ok",
-    "provisioning": "info",
-    "verifying": "info",
-    "suspect": "warn",
-    "draining": "warn",
-    "isolated": "bad",
-    "in_repair": "bad",
-    "retired": "muted",
+_STATE_CLASSES: dict[str, str] = {
+    Lifecycle.IN_SERVICE: "ok",
+    Lifecycle.PROVISIONING: "info",
+    Lifecycle.VERIFYING: "info",
+    Lifecycle.SUSPECT: "warn",
+    Lifecycle.DRAINING: "warn",
+    Lifecycle.ISOLATED: "bad",
+    Lifecycle.IN_REPAIR: "bad",
+    Lifecycle.RETIRED: "muted",
 }
 _GOOD_OUTCOMES = frozenset({"ok", "success"})
 

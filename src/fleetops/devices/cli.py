@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
+from fleetops.devices.enums import Lifecycle
 from fleetops.devices.signals.cli import signals_app
 from fleetops.kit.cli import Column, OutputOption, api, emit, stdout
 
@@ -14,19 +14,6 @@ device_app = typer.Typer(
     help="Devices: each host's hardware lifecycle and its history.", no_args_is_help=True
 )
 device_app.add_typer(signals_app, name="signals")
-
-
-# The API's values, repeated here so `fleetops --help` does not load the database layer
-# (a test keeps them equal to devices.states.Lifecycle).
-class StateChoice(StrEnum):
-    IN_SERVICE = "in_service"
-    SUSPECT = "suspect"
-    DRAINING = "draining"
-    ISOLATED = "isolated"
-    IN_REPAIR = "in_repair"
-    VERIFYING = "verifying"
-    PROVISIONING = "provisioning"
-    RETIRED = "retired"
 
 
 COLUMNS: list[Column] = [
@@ -53,7 +40,7 @@ SelectorOption = Annotated[
 @device_app.command("list")
 def device_list(
     ctx: typer.Context,
-    state: Annotated[StateChoice | None, typer.Option(help="only devices in this state")] = None,
+    state: Annotated[Lifecycle | None, typer.Option(help="only devices in this state")] = None,
     selector: SelectorOption = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     offset: Annotated[int, typer.Option(min=0)] = 0,
@@ -91,7 +78,7 @@ def device_show(ctx: typer.Context, hostname: str, output: OutputOption = "table
 def device_transition(
     ctx: typer.Context,
     hostname: str,
-    to: Annotated[StateChoice, typer.Argument(help="the state to move to")],
+    to: Annotated[Lifecycle, typer.Argument(help="the state to move to")],
     reason: Annotated[str, typer.Option("--reason", "-m", help="why; kept in the audit log")],
     evidence: Annotated[
         list[int] | None, typer.Option("--evidence", "-e", help="a finding id (repeatable)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fleetops.devices.repairs.service import TicketStatus
+from fleetops.devices.enums import TicketStatus
 from fleetops.models import RepairTicket
 
 REASON_CHARS = 80

@@ -29,14 +29,15 @@ from fleetops.dashboard.render import PageUser, form_action, pager
 from fleetops.dashboard.render import page as render_page
 from fleetops.devices import service
 from fleetops.devices.config import lifecycle_config
+from fleetops.devices.enums import Lifecycle, TicketStatus
 from fleetops.devices.exceptions import DeviceNotFound
 from fleetops.devices.lifecycle.service import ticket_updated
 from fleetops.devices.metrics import service as metrics
 from fleetops.devices.page_format import HELPERS, Sla, sla, ticket_tone
 from fleetops.devices.policy.safety import OUT_OF_SERVICE
 from fleetops.devices.repairs import service as repairs
-from fleetops.devices.repairs.service import EXTERNAL, LIVE, TicketStatus, TicketUpdate
-from fleetops.devices.states import Lifecycle, next_states
+from fleetops.devices.repairs.service import EXTERNAL, LIVE, TicketUpdate
+from fleetops.devices.states import next_states
 from fleetops.errors import AppError, BadRequest
 from fleetops.inventory.selectors import SelectorError
 from fleetops.kit.pagination import MAX_OFFSET

@@ -11,6 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
 from fleetops.devices import service
 from fleetops.devices.config import lifecycle_config
+from fleetops.devices.enums import Lifecycle
 from fleetops.devices.exceptions import DeviceNotFound
 from fleetops.devices.lifecycle.service import admit
 from fleetops.devices.schemas import (
@@ -23,7 +24,6 @@ from fleetops.devices.schemas import (
     TransitionPage,
     TransitionRead,
 )
-from fleetops.devices.states import Lifecycle
 from fleetops.errors import ERROR_RESPONSES
 from fleetops.inventory import selectors
 from fleetops.kit.pagination import Limit, Offset

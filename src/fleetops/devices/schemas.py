@@ -7,8 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleetops.devices.repairs.service import TicketStatus
-from fleetops.devices.states import Lifecycle
+from fleetops.devices.enums import Lifecycle, TicketStatus
 from fleetops.kit.pagination import MAX_OFFSET, Page
 
 FindingId = Annotated[int, Field(ge=1, le=MAX_OFFSET)]

@@ -16,8 +16,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
+from fleetops.devices.enums import Lifecycle
 from fleetops.devices.exceptions import DeviceNotFound
-from fleetops.devices.states import Lifecycle, next_states, transition
+from fleetops.devices.states import next_states, transition
 from fleetops.inventory import selectors
 from fleetops.kit.pagination import paginate
 from fleetops.models import DeviceState, DeviceTransition, Host

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,23 +19,13 @@ from sqlalchemy.orm import Session
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.devices.enums import Lifecycle
 from fleetops.errors import Conflict
 from fleetops.findings.repository import existing_ids as finding_ids
 from fleetops.kit import statemachine
 from fleetops.models import DeviceState, DeviceTransition, Host, utcnow
 
 POLICY_PREFIX = "policy:"
-
-
-class Lifecycle(StrEnum):
-    IN_SERVICE = "in_service"
-    SUSPECT = "suspect"  # a signal says something may be wrong; still serving
-    DRAINING = "draining"  # work is being moved away
-    ISOLATED = "isolated"  # out of service, awaiting repair
-    IN_REPAIR = "in_repair"
-    VERIFYING = "verifying"  # repaired or new: must pass verification to serve
-    PROVISIONING = "provisioning"  # new hardware, not yet verified
-    RETIRED = "retired"  # final
 
 
 # A host without a lifecycle row has been in service since before devices were tracked.

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
+from fleetops.findings.enums import FindingStatus, Severity
 from fleetops.kit.cli import Column, OutputOption, api, emit, stdout
 
 finding_app = typer.Typer(
     help="Findings: what detectors found, with evidence.", no_args_is_help=True
 )
-
-
-# The API's values, repeated here so `fleetops --help` does not load the database layer
-# (a test keeps them equal to findings.states and findings.service).
-class StatusChoice(StrEnum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-
-
-class SeverityChoice(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
 
 
 COLUMNS: list[Column] = [
@@ -49,11 +35,11 @@ EVIDENCE_COLUMNS: list[Column] = [
 def finding_list(
     ctx: typer.Context,
     status: Annotated[
-        StatusChoice | None, typer.Option(help="open, acknowledged or resolved")
+        FindingStatus | None, typer.Option(help="open, acknowledged or resolved")
     ] = None,
     kind: Annotated[str | None, typer.Option(help="e.g. straggler")] = None,
     entity: Annotated[str | None, typer.Option(help="exact entity, e.g. a hostname")] = None,
-    severity: Annotated[SeverityChoice | None, typer.Option()] = None,
+    severity: Annotated[Severity | None, typer.Option()] = None,
     since: Annotated[str | None, typer.Option(help="seen since (ISO time with zone)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     offset: Annotated[int, typer.Option(min=0)] = 0,

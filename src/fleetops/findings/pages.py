@@ -23,10 +23,9 @@ from fleetops.dashboard.render import PageUser, form_action, pager, pretty_json
 from fleetops.dashboard.render import page as render_page
 from fleetops.errors import AppError
 from fleetops.findings import service
+from fleetops.findings.enums import FindingStatus, Severity
 from fleetops.findings.exceptions import FindingNotFound
 from fleetops.findings.routes import FindingId
-from fleetops.findings.service import Severity
-from fleetops.findings.states import FindingStatus
 from fleetops.kit.pagination import MAX_OFFSET
 from fleetops.models import Finding
 

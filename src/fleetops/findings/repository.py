@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleetops.findings.states import LIVE, FindingStatus
+from fleetops.findings.enums import LIVE, FindingStatus
 from fleetops.models import Finding
 
 _LIVE = [s.value for s in LIVE]

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
 from fleetops.errors import ERROR_RESPONSES
 from fleetops.findings import service
+from fleetops.findings.enums import FindingStatus, Severity
 from fleetops.findings.exceptions import FindingNotFound
 from fleetops.findings.schemas import AckBody, FindingCounts, FindingPage, FindingRead, ResolveBody
-from fleetops.findings.service import Severity
-from fleetops.findings.states import FindingStatus
 from fleetops.kit.instants import AwareInstant
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
 

@@ -16,7 +16,6 @@ import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,8 +24,9 @@ from sqlalchemy.orm import Session
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.findings.enums import LIVE, FindingStatus, Severity
 from fleetops.findings.exceptions import FindingNotFound, InvalidFinding, ReportContended
-from fleetops.findings.states import DETECTOR_PREFIX, LIVE, FindingStatus, transition
+from fleetops.findings.states import DETECTOR_PREFIX, transition
 from fleetops.kit.jsonable import canonical_json, to_jsonable
 from fleetops.kit.pagination import paginate
 from fleetops.models import Finding, utcnow
@@ -39,16 +39,6 @@ _KEY_LIMITS = {"kind": 64, "detector": 64, "entity_type": 32, "entity": 255, "de
 # A key taken and freed again between our read and our insert this many times is not a race.
 _ATTEMPTS = 5
 _CHUNK = 500
-
-
-class Severity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return list(Severity).index(self)
 
 
 def detector_context(detector: str) -> AuditContext:

@@ -8,26 +8,17 @@ the fields that go with it, and writes the audit record. Nothing else assigns `F
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.errors import Conflict
+from fleetops.findings.enums import FindingStatus
 from fleetops.kit import statemachine
 from fleetops.models import Finding
 
 DETECTOR_PREFIX = "detector:"
-
-
-class FindingStatus(StrEnum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"  # someone looks at it; detectors still bump it
-    RESOLVED = "resolved"  # final: a recurrence opens a new finding
-
-
-LIVE = frozenset({FindingStatus.OPEN, FindingStatus.ACKNOWLEDGED})
 
 
 class TransitionRefused(Conflict):

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from fleetops.inspection.enums import Outcome
 from fleetops.inspection.probes import ProbeResult
 
-Status = Literal["pass", "fail", "inconclusive"]
+Status = Literal[Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE]  # error: none to judge
 MIN_SAMPLES = 5
 
 
@@ -107,17 +108,17 @@ def judge(
     }
     doubts = _doubts(result, baseline, busy_load, busy_cpu, busy_steal)
     if doubts:
-        return Verdict(status="inconclusive", ratios=ratios, reasons=doubts)
+        return Verdict(status=Outcome.INCONCLUSIVE, ratios=ratios, reasons=doubts)
     by_ratio = sorted(ratios, key=lambda name: ratios[name])
     low = [name for name in by_ratio if result.points[name] < baseline.bands[name].low]
     if low:
         reasons = [f"{n}: {baseline.bands[n].describe(result.points[n])}" for n in low]
-        return Verdict(status="fail", ratios=ratios, reasons=reasons)
+        return Verdict(status=Outcome.FAIL, ratios=ratios, reasons=reasons)
     worst = by_ratio[0] if by_ratio else None
     note = f"all {len(ratios)} points within their band"
     if worst is not None:
         note += f"; lowest {worst}: {baseline.bands[worst].describe(result.points[worst])}"
-    return Verdict(status="pass", ratios=ratios, reasons=[note])
+    return Verdict(status=Outcome.PASS, ratios=ratios, reasons=[note])
 
 
 def _doubts(

@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.db import lock
+from fleetops.devices.enums import Lifecycle
 from fleetops.inspection.baselines import MIN_SAMPLES, Band, Baseline
+from fleetops.inspection.enums import Outcome
 from fleetops.inspection.verdicts import LoadLimits, busy_reasons, to_result
 from fleetops.models import BaselineRow, ProbeRun, utcnow
 
@@ -62,8 +64,8 @@ def healthy_runs(
         .where(
             ProbeRun.model == model,
             ProbeRun.probe == probe,
-            ProbeRun.status != "error",
-            ProbeRun.host_state == "in_service",
+            ProbeRun.status != Outcome.ERROR,
+            ProbeRun.host_state == Lifecycle.IN_SERVICE,
             ProbeRun.at >= since,
         )
         .order_by(ProbeRun.id.desc())
@@ -72,7 +74,7 @@ def healthy_runs(
     for run in rows:
         if run.hostname not in latest and quiet(run, limits):
             latest[run.hostname] = run
-    return sorted((r for r in latest.values() if r.status != "fail"), key=lambda r: r.id)
+    return sorted((r for r in latest.values() if r.status != Outcome.FAIL), key=lambda r: r.id)
 
 
 def quiet(run: ProbeRun, limits: LoadLimits | None) -> bool:

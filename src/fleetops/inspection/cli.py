@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from fleetops.changes.enums import TERMINAL, ChangeState, HostRunState
 from fleetops.errors import EXIT_NOT_FOUND
+from fleetops.inspection.enums import Outcome, Probe
 from fleetops.kit.cli import (
     EXIT_ERROR,
     ApiClient,
@@ -32,26 +33,8 @@ baseline_app = typer.Typer(
 )
 
 
-# The API's values, repeated so `fleetops --help` does not load the database layer (a test keeps
-# them equal to inspection.service.PROBES).
-class ProbeChoice(StrEnum):
-    CPU = "cpu"
-    MEMORY = "memory"
-    DISK = "disk"
-    SMART = "smart"
-    NETWORK = "network"
-
-
-class StatusChoice(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
-    ERROR = "error"
-
-
-# Change states after which nothing more runs (as `fleetops change logs -f` stops on).
-ENDED = ("succeeded", "failed", "aborted", "rolled_back", "cancelled", "rejected")
 POLL_S = 1.0
+OPEN_HOSTS = (HostRunState.PENDING, HostRunState.RUNNING)  # hosts of a change still to finish
 IDLE_HINT_S = 15.0  # an approved change that has not started by then has no engine to run it
 
 
@@ -88,7 +71,7 @@ def inspect_run(
     ctx: typer.Context,
     target: Annotated[str, typer.Option("--target", "-t", help="host selector")],
     probe: Annotated[
-        list[ProbeChoice] | None, typer.Option("--probe", help="probe to run (repeatable; all)")
+        list[Probe] | None, typer.Option("--probe", help="probe to run (repeatable; all)")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="about a second per figure")] = False,
     device: Annotated[
@@ -114,9 +97,8 @@ def inspect_run(
 
     Exits 1 when any host failed its inspection."""
     client = api(ctx)
-    body = {
+    body: dict[str, Any] = {
         "selector": target,
-        "probes": [p.value for p in probe] if probe else ["cpu", "memory", "disk"],
         "device": device,
         "iperf_server": iperf_server,
         "quick": quick,
@@ -124,13 +106,15 @@ def inspect_run(
         "record_only": record_only,
         "reason": reason,
     }
+    if probe:  # otherwise the API's default probes
+        body["probes"] = [p.value for p in probe]
     started: dict[str, Any] = client.post("/api/v1/inspections", body)
     cid = started["change_id"]
     if no_wait:
         _print_submitted(started, cid, output)
         return
     change = _follow_and_report(client, cid, output)
-    if change["state"] != "succeeded":
+    if change["state"] != ChangeState.SUCCEEDED:
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -160,7 +144,7 @@ def _follow_and_report(client: ApiClient, cid: int, output: str) -> dict[str, An
 
 
 def _open(change: dict[str, Any]) -> int:
-    return sum(n for s, n in change["hosts_by_state"].items() if s in ("pending", "running"))
+    return sum(n for s, n in change["hosts_by_state"].items() if s in OPEN_HOSTS)
 
 
 def follow(client: ApiClient, change_id: int, *, show: bool) -> dict[str, Any]:
@@ -181,7 +165,7 @@ def follow(client: ApiClient, change_id: int, *, show: bool) -> dict[str, Any]:
         hint_at = time.monotonic() + IDLE_HINT_S
         while True:
             change: dict[str, Any] = client.get(f"/api/v1/changes/{change_id}")
-            if change["state"] == "approved" and hint_at and time.monotonic() > hint_at:
+            if change["state"] == ChangeState.APPROVED and hint_at and time.monotonic() > hint_at:
                 hint_at = 0.0
                 stderr.print(
                     f"change {change_id} has not started after {IDLE_HINT_S:g} s: changes run in "
@@ -195,7 +179,7 @@ def follow(client: ApiClient, change_id: int, *, show: bool) -> dict[str, Any]:
                 completed=hosts - _open(change),
                 description=f"change {change_id}: {change['status'] or change['state']}"[:60],
             )
-            if change["state"] in ENDED or change["state"] == "paused":
+            if change["state"] in TERMINAL or change["state"] == ChangeState.PAUSED:
                 return change
             time.sleep(POLL_S)
 
@@ -212,7 +196,9 @@ def latest_verdicts(client: ApiClient, change_id: int) -> list[dict[str, Any]]:
 def _brief(change: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "state", "status", "host_count", "hosts_by_state")
     return {k: change[k] for k in keys} | {
-        "failed_hosts": sorted(h["hostname"] for h in change["hosts"] if h["state"] == "failed")
+        "failed_hosts": sorted(
+            h["hostname"] for h in change["hosts"] if h["state"] == HostRunState.FAILED
+        )
     }
 
 
@@ -220,7 +206,7 @@ def _ending(change: dict[str, Any]) -> str:
     cid, counts = change["id"], change["hosts_by_state"]
     done = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     line = f"change {cid} {change['state']}: {done}"
-    if change["state"] == "paused":
+    if change["state"] == ChangeState.PAUSED:
         action, what = ("resume", "to go on") if _open(change) else ("retry", "to measure again")
         line += f" ({change['status']}); `fleetops change {action} {cid}` {what}"
     return line
@@ -235,8 +221,8 @@ def inspect_show(
     result_id: Annotated[int | None, typer.Argument(help="one result, with its bands")] = None,
     host: Annotated[str | None, typer.Option(help="only this host")] = None,
     model: Annotated[str | None, typer.Option(help="only this hardware model")] = None,
-    probe: Annotated[ProbeChoice | None, typer.Option(help="only this probe")] = None,
-    status: Annotated[StatusChoice | None, typer.Option(help="only this verdict")] = None,
+    probe: Annotated[Probe | None, typer.Option(help="only this probe")] = None,
+    status: Annotated[Outcome | None, typer.Option(help="only this verdict")] = None,
     change: Annotated[int | None, typer.Option(help="only this change's results")] = None,
     latest: Annotated[
         bool, typer.Option("--latest", help="each host's latest result per probe")
@@ -313,7 +299,7 @@ def _show_one(result: dict[str, Any], output: str) -> None:
 def baseline_show(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="hardware model, as the inventory names it")],
-    probe: Annotated[ProbeChoice | None, typer.Option(help="only this probe")] = None,
+    probe: Annotated[Probe | None, typer.Option(help="only this probe")] = None,
     history: Annotated[
         bool, typer.Option("--history", help="every version, not only the active")
     ] = False,
@@ -361,7 +347,7 @@ def _title(row: dict[str, Any]) -> str:
 def baseline_build(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="hardware model, as the inventory names it")],
-    probe: Annotated[ProbeChoice, typer.Option(help="the probe whose baseline to build")],
+    probe: Annotated[Probe, typer.Option(help="the probe whose baseline to build")],
     reason: Annotated[str, typer.Option(help="why (kept with the version)")] = "",
     busy_load: Annotated[
         float | None,

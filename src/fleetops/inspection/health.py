@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fleetops.devices.signals.smart import NVME_WARNINGS
 from fleetops.inspection.baselines import Verdict
+from fleetops.inspection.enums import Outcome, Probe
 from fleetops.inspection.probes import SMART_HEALTH, ProbeResult
 
 # Points whose count must be zero: sectors or data the drive could not keep.
@@ -26,7 +27,7 @@ NOTED = ("UDMA CRC errors", "command timeouts")
 
 def smart_verdict(result: ProbeResult) -> Verdict:
     """Fail a drive whose health self-assessment failed or that counts lost data; name each."""
-    if result.probe != "smart":
+    if result.probe != Probe.SMART:
         raise ValueError(f"a {result.probe} result is not a SMART reading")
     points = result.points
     reasons: list[str] = []
@@ -37,11 +38,11 @@ def smart_verdict(result: ProbeResult) -> Verdict:
     if warning:
         reasons.append(f"critical warning {warning}: {_warning_bits(warning)}")
     if reasons:
-        return Verdict(status="fail", ratios={}, reasons=reasons)
+        return Verdict(status=Outcome.FAIL, ratios={}, reasons=reasons)
     if SMART_HEALTH not in points and not any(name in points for name in LOST_DATA):
         missing = "the reading has no health verdict and no error counter: nothing to judge"
-        return Verdict(status="inconclusive", ratios={}, reasons=[missing])
-    return Verdict(status="pass", ratios={}, reasons=[_healthy(points)])
+        return Verdict(status=Outcome.INCONCLUSIVE, ratios={}, reasons=[missing])
+    return Verdict(status=Outcome.PASS, ratios={}, reasons=[_healthy(points)])
 
 
 def _warning_bits(warning: int) -> str:

@@ -23,13 +23,20 @@ from fleetops.dashboard.render import PageUser
 from fleetops.dashboard.render import page as render_page
 from fleetops.errors import BadRequest, NotFound
 from fleetops.inspection.baselines import Band
+from fleetops.inspection.enums import Outcome
 from fleetops.kit.pagination import MAX_OFFSET
 from fleetops.models import BaselineRow, ProbeRun
 
 router = APIRouter(include_in_schema=False)
 
-STATUSES = ("fail", "error", "inconclusive", "pass")  # the order outliers are listed in
-TONES = {"pass": "ok", "fail": "bad", "inconclusive": "warn", "error": "muted"}
+# the order outliers are listed in
+STATUSES = (Outcome.FAIL, Outcome.ERROR, Outcome.INCONCLUSIVE, Outcome.PASS)
+TONES: dict[str, str] = {
+    Outcome.PASS: "ok",
+    Outcome.FAIL: "bad",
+    Outcome.INCONCLUSIVE: "warn",
+    Outcome.ERROR: "muted",
+}
 OUTLIER_CAP = 500
 HOST_RUNS = 200
 RUN_HINT = "fleetops inspect run --target SELECTOR"
@@ -237,7 +244,7 @@ def _groups(session: Session, model: str, probe: str, status: str) -> tuple[list
     )
     for m, p, s, n in counted:
         groups.setdefault((m, p), Group(m, p)).counts[s] = n
-    listed = [status] if status else [s for s in STATUSES if s != "pass"]
+    listed = [status] if status else [s for s in STATUSES if s is not Outcome.PASS]
     query = select(ProbeRun).where(*runs, ProbeRun.status.in_(listed))
     matched = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     found = list(session.scalars(query.order_by(ProbeRun.hostname).limit(OUTLIER_CAP)))
@@ -245,7 +252,7 @@ def _groups(session: Session, model: str, probe: str, status: str) -> tuple[list
     for run in found:
         points = curve(run, bands_of(judged_on.get(run.baseline_id or 0)))
         group = groups.setdefault((run.model, run.probe), Group(run.model, run.probe))
-        group.outliers.append(Outlier(run, worst(points) if run.status == "fail" else None))
+        group.outliers.append(Outlier(run, worst(points) if run.status == Outcome.FAIL else None))
     shown = [g for g in groups.values() if not status or g.counts.get(status)]
     for g in shown:
         g.outliers.sort(key=_outlier_order)
@@ -361,7 +368,7 @@ def report(request: Request, run_id: RunId, session: SessionDep, who: PageUser) 
         baseline=baseline,
         active=active,
         points=points,
-        worst=worst(points) if run.status == "fail" else None,
+        worst=worst(points) if run.status == Outcome.FAIL else None,
         load=load_of(run),
         chart=chart_data(run.hostname, points),
     )
@@ -401,7 +408,7 @@ def host_runs(
     for run in found:
         baseline = judged_on.get(run.baseline_id or 0)
         points = curve(run, bands_of(baseline))
-        row = HostRun(run, baseline, worst(points) if run.status == "fail" else None)
+        row = HostRun(run, baseline, worst(points) if run.status == Outcome.FAIL else None)
         by_probe.setdefault(run.probe, []).append(row)
     return page(
         request,

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from fleetops.inspection.enums import Outcome
 from fleetops.inspection.exceptions import InspectionNotFound
 from fleetops.models import BaselineRow, HardwareModel, Host, ProbeRun
 
@@ -107,9 +108,11 @@ def outliers(
     found = [
         r
         for r in latest_results(session, model=model, probe=probe)
-        if r.status == "fail" or (r.ratios and min(r.ratios.values()) < 1 - margin)
+        if r.status == Outcome.FAIL or (r.ratios and min(r.ratios.values()) < 1 - margin)
     ]
-    return sorted(found, key=lambda r: (r.status != "fail", min(r.ratios.values(), default=0)))
+    return sorted(
+        found, key=lambda r: (r.status != Outcome.FAIL, min(r.ratios.values(), default=0))
+    )
 
 
 def host_facts(session: Session, *, hostname: str) -> tuple[int, str, str] | None:

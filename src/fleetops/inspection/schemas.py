@@ -7,10 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fleetops.inspection.enums import Probe
 from fleetops.inspection.service import DEFAULT_DIRECTORY, DEFAULT_PROBES, PROBES, probe_names
 from fleetops.inventory import selectors
 from fleetops.kit.pagination import Page
 
+# The values of `BASELINED` and `Outcome`: literals of values, not of members, because a 422
+# quotes them (members would read `<Probe.CPU: 'cpu'>`).
 ProbeName = Literal["cpu", "memory", "disk", "network"]  # smart has no baseline
 Status = Literal["pass", "fail", "inconclusive", "error"]
 
@@ -83,7 +86,10 @@ class InspectionStart(BaseModel):
                     "if": {"properties": {"probes": {"contains": {"const": probe}}}},
                     "then": {"required": [field], "properties": {field: {"minLength": 1}}},
                 }
-                for probe, field in (("smart", "device"), ("network", "iperf_server"))
+                for probe, field in (
+                    (Probe.SMART.value, "device"),
+                    (Probe.NETWORK.value, "iperf_server"),
+                )
             ]
         },
     )
@@ -91,10 +97,10 @@ class InspectionStart(BaseModel):
     selector: selectors.SelectorText
     # An enum in the schema; the validator below refuses others with the list of known ones.
     probes: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_PROBES),
+        default_factory=lambda: [p.value for p in DEFAULT_PROBES],
         min_length=1,
         max_length=len(PROBES),
-        json_schema_extra={"items": {"type": "string", "enum": list(PROBES)}},
+        json_schema_extra={"items": {"type": "string", "enum": [p.value for p in PROBES]}},
     )
     device: str = Field(
         default="",
@@ -136,9 +142,9 @@ class InspectionStart(BaseModel):
 
     @model_validator(mode="after")
     def _probes_have_their_targets(self) -> InspectionStart:
-        if "smart" in self.probes and not self.device:
+        if Probe.SMART in self.probes and not self.device:
             raise ValueError("the smart probe reads one drive: give its device, e.g. /dev/sda")
-        if "network" in self.probes and not self.iperf_server:
+        if Probe.NETWORK in self.probes and not self.iperf_server:
             raise ValueError(
                 "the network probe measures against an iperf3 server: give iperf_server, "
                 "e.g. perf-01 or perf-01:5201"

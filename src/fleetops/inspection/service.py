@@ -28,6 +28,7 @@ from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.executor import Executor, Result, Target
 from fleetops.changes.operations import OperationLibrary
 from fleetops.db import session_scope
+from fleetops.inspection import enums
 from fleetops.inspection.baselines import MIN_SAMPLES, Verdict, judge
 from fleetops.inspection.baselining import baseline_label, build_baseline, healthy_runs, to_baseline
 from fleetops.inspection.health import smart_verdict
@@ -45,10 +46,11 @@ from fleetops.inspection.repository import active_baseline, host_facts
 from fleetops.inspection.verdicts import LoadLimits
 from fleetops.models import BaselineRow, ChangeRequest, ProbeRun
 
-PROBES = ("cpu", "memory", "disk", "smart", "network")
-DEFAULT_PROBES = ("cpu", "memory", "disk")  # smart needs a device, network an iperf3 server
-BASELINED = ("cpu", "memory", "disk", "network")  # smart: by thresholds (see inspection.health)
-TOOLS = {"cpu": "sysbench", "memory": "sysbench", "disk": "fio"}
+P = enums.Probe
+PROBES = tuple(P)
+DEFAULT_PROBES = (P.CPU, P.MEMORY, P.DISK)  # smart needs a device, network an iperf3 server
+BASELINED = (P.CPU, P.MEMORY, P.DISK, P.NETWORK)  # smart: by thresholds (see inspection.health)
+TOOLS: dict[str, str] = {P.CPU: "sysbench", P.MEMORY: "sysbench", P.DISK: "fio"}
 DEFAULT_DIRECTORY = "/var/tmp"
 WORKFLOW = "inspect-hardware"
 AUTO_ACTOR = "inspection"
@@ -61,7 +63,7 @@ def probe_names(value: Any) -> list[str]:
     """The probes asked for (a list or a comma-separated string); None: the default ones, and
     an empty string or list: none (a verification configured without hardware probes)."""
     if value is None:
-        return list(DEFAULT_PROBES)
+        return [p.value for p in DEFAULT_PROBES]
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise ValueError(f"probes must be a list or a comma-separated string, got {value!r}")
@@ -82,7 +84,7 @@ def build_probe(
     iperf_server: str = "",
 ) -> Probe:
     """The probe called `name`; `quick` cuts every run to about a second, for tests and labs."""
-    if name == "network":
+    if name == P.NETWORK:
         if not iperf_server:
             raise ValueError(
                 "the network probe measures against an iperf3 server: give iperf_server, "
@@ -91,16 +93,16 @@ def build_probe(
         server, _, port = iperf_server.partition(":")
         seconds, settle = (1, 0.3) if quick else (5, 1.0)
         return NetworkProbe(server, port=int(port or 5201), seconds=seconds, settle_s=settle)
-    if name == "smart":
+    if name == P.SMART:
         if not device:
             raise ValueError("the smart probe reads one drive: give its device, e.g. /dev/sda")
         return SmartProbe(device)
-    if name == "disk":
+    if name == P.DISK:
         short = {"size_mib": 64, "runtime_s": 0.3, "settle_s": 0.3} if quick else {}
         return DiskProbe.in_directory(directory, **short)
-    if name == "cpu":
+    if name == P.CPU:
         return CpuProbe(time_s=1, settle_s=0.3) if quick else CpuProbe()
-    if name == "memory":
+    if name == P.MEMORY:
         return MemoryProbe(time_s=1, settle_s=0.3) if quick else MemoryProbe()
     raise ValueError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
 
@@ -246,11 +248,17 @@ def action_result(outcomes: Sequence[Outcome], *, record_only: bool = False) -> 
     verdicts = "verdicts: " + ", ".join(f"{o.probe} {o.status}" for o in outcomes)
     if unreachable := [o for o in outcomes if o.unreachable]:
         return Result(exit_code=None, stdout=summary, error="; ".join(unreachable[0].reasons))
-    errors = [o for o in outcomes if o.status == "error"]
+    errors = [o for o in outcomes if o.status == enums.Outcome.ERROR]
     if record_only and not errors:
         return Result(exit_code=0, stdout=summary + verdicts + " (recorded only)\n")
-    order = {"error": 0, "fail": 1, "inconclusive": 2}
-    bad = sorted((o for o in outcomes if o.status != "pass"), key=lambda o: order[o.status])
+    order: dict[str, int] = {
+        enums.Outcome.ERROR: 0,
+        enums.Outcome.FAIL: 1,
+        enums.Outcome.INCONCLUSIVE: 2,
+    }
+    bad = sorted(
+        (o for o in outcomes if o.status != enums.Outcome.PASS), key=lambda o: order[o.status]
+    )
     if not bad:
         return Result(exit_code=0, stdout=summary + verdicts + "\n")
     stderr = "".join(o.line(status_first=True) + "\n" for o in bad) + verdicts + "\n"
@@ -281,7 +289,7 @@ def record(
     baseline: BaselineRow | None = None
     result = measured.result
     if result is None:
-        run.status, run.reasons = "error", [measured.error]
+        run.status, run.reasons = enums.Outcome.ERROR, [measured.error]
     else:
         run.tool_version = (result.tool_version or "")[:64]
         run.points, run.units = dict(result.points), dict(result.units)
@@ -304,7 +312,7 @@ def _verdict(
             f"{host.hostname} has no hardware model: set its model in the inventory so it is "
             "compared with its peers"
         )
-        return None, Verdict("inconclusive", {}, [why])
+        return None, Verdict(enums.Outcome.INCONCLUSIVE, {}, [why])
     baseline = active_baseline(session, host.model, result.probe)
     if baseline is None:
         baseline = build_baseline(
@@ -320,7 +328,7 @@ def _verdict(
             f"model {host.model} has no {result.probe} baseline yet: {count} healthy result(s), "
             f"{MIN_SAMPLES} needed (inspect in-service hosts with record_only, then build one)"
         )
-        return None, Verdict("inconclusive", {}, [why])
+        return None, Verdict(enums.Outcome.INCONCLUSIVE, {}, [why])
     return baseline, judge(result, to_baseline(baseline), **limits.kwargs())
 
 

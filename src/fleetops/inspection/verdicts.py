@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from fleetops.inspection.baselines import MIN_SAMPLES, Baseline, judge
+from fleetops.inspection.enums import Outcome
 from fleetops.inspection.probes import LoadSample, ProbeResult
 from fleetops.models import ProbeRun
 
@@ -42,4 +43,4 @@ def busy_reasons(result: ProbeResult, limits: LoadLimits | None = None) -> list[
     # Judged on an empty baseline of enough samples, only the load can make it inconclusive.
     empty = Baseline(probe=result.probe, samples=MIN_SAMPLES, bands={})
     verdict = judge(result, empty, **(limits or LoadLimits()).kwargs())
-    return verdict.reasons if verdict.status == "inconclusive" else []
+    return verdict.reasons if verdict.status == Outcome.INCONCLUSIVE else []

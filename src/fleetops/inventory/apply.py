@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.devices import states as lifecycle
-from fleetops.devices.states import Lifecycle
+from fleetops.devices.enums import Lifecycle
 from fleetops.inventory import selectors
 from fleetops.inventory.document import (
     ClusterDoc,

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fleetops.devices.enums import Lifecycle
+
 # Wider than DNS: inventories name hosts by alias too (Ansible's `web_01`).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}$"
 # Regions, datacenters, clusters, racks and switches: the same alphabet, 64 characters as stored.
@@ -36,15 +38,20 @@ ADDRESS_SCHEMA: dict[str, Any] = {"anyOf": ADDRESSES}
 LabelKey = Annotated[str, Field(min_length=1, max_length=128)]
 LabelValue = Annotated[str, Field(max_length=256)]
 GroupName = Annotated[str, Field(min_length=1, max_length=128)]
-HOST_STATES = (
-    "in_service",
-    "provisioning",
-    "suspect",
-    "draining",
-    "isolated",
-    "in_repair",
-    "verifying",
-    "retired",
+L = Lifecycle
+# The lifecycle's states in the order pages and messages list them (not the enum's order).
+HOST_STATES = tuple(
+    s.value
+    for s in (
+        L.IN_SERVICE,
+        L.PROVISIONING,
+        L.SUSPECT,
+        L.DRAINING,
+        L.ISOLATED,
+        L.IN_REPAIR,
+        L.VERIFYING,
+        L.RETIRED,
+    )
 )
 
 
@@ -114,7 +121,7 @@ class HostFields(BaseModel):
     rack: str | None = None
     cluster: str | None = None
     # An enum in the schema; checked by the validator below for a message that lists the states.
-    state: str = Field(default="in_service", json_schema_extra={"enum": list(HOST_STATES)})
+    state: str = Field(default=L.IN_SERVICE.value, json_schema_extra={"enum": list(HOST_STATES)})
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     groups: list[GroupName] = Field(default_factory=list)
 

@@ -34,6 +34,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from fleetops.devices.enums import Lifecycle
 from fleetops.errors import AppError
 from fleetops.kit.nul import TEXT_PATTERN
 from fleetops.models.inventory import (
@@ -69,7 +70,7 @@ SELECTOR_FIELD: dict[str, Any] = {
     "json_schema_extra": SELECTOR_SCHEMA,
 }
 SelectorText = Annotated[str, Field(**SELECTOR_FIELD)]
-RETIRED = "retired"  # the lifecycle's final state: hosts kept only for their history
+RETIRED = Lifecycle.RETIRED  # the lifecycle's final state: hosts kept only for their history
 _OPERATORS = frozenset({"and", "or", "except", "not"})
 _LABEL_KEY = re.compile(r"[A-Za-z0-9._/-]+")
 _NUMBER_RANGE = re.compile(r"(\d+)-(\d+)")

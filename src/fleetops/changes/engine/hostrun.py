@@ -13,6 +13,7 @@ from typing import Any
 
 from fleetops.changes.actions import ActionHandler, run_action
 from fleetops.changes.engine.journal import Journal
+from fleetops.changes.enums import HostRunState
 from fleetops.changes.executor import Executor, Result, StepRefused, Target
 from fleetops.changes.operations import (
     Invocation,
@@ -21,7 +22,6 @@ from fleetops.changes.operations import (
     validate_params,
 )
 from fleetops.changes.specs import Issue, SpecError
-from fleetops.changes.states import HostRunState
 from fleetops.changes.templating import HostFacts, operation_context, render, render_value
 from fleetops.changes.workflows import StageSpec
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.changes.enums import HostRunState, StepRunState
 from fleetops.changes.executor import Result
-from fleetops.changes.states import HostRunState, StepRunState
 from fleetops.db import session_scope
 from fleetops.models import HostRun, StepRun, utcnow
 

@@ -23,14 +23,10 @@ from fleetops.changes.engine import journal
 from fleetops.changes.engine.guardrails import Budget, release, try_lease
 from fleetops.changes.engine.hostrun import HostJob, HostRunner
 from fleetops.changes.engine.journal import Journal
+from fleetops.changes.enums import TERMINAL, ChangeState, HostRunState
 from fleetops.changes.executor import Executor, Target
 from fleetops.changes.operations import OperationLibrary
-from fleetops.changes.states import (
-    TERMINAL,
-    ChangeState,
-    HostRunState,
-    transition,
-)
+from fleetops.changes.states import transition
 from fleetops.changes.targets import load_target
 from fleetops.changes.workflows import StageSpec, WorkflowSpec, failure_threshold, parse_workflow
 from fleetops.db import Leadership, lock, session_scope

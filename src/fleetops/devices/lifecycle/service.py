@@ -33,12 +33,13 @@ from fleetops.audit.service import AuditContext
 from fleetops.changes import repository as change_queries
 from fleetops.changes import service as changes
 from fleetops.changes.approvals import ApprovalPolicy
+from fleetops.changes.enums import ChangeState
 from fleetops.changes.operations import OperationLibrary
 from fleetops.changes.standard import Pin
-from fleetops.changes.states import ChangeState
+from fleetops.devices.enums import Lifecycle, TicketStatus
 from fleetops.devices.repairs import service as repairs
-from fleetops.devices.repairs.service import RepairConfig, TicketStatus, TicketUpdate
-from fleetops.devices.states import Lifecycle, transition
+from fleetops.devices.repairs.service import RepairConfig, TicketUpdate
+from fleetops.devices.states import transition
 from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings
 from fleetops.models import (

@@ -19,9 +19,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fleetops.devices.enums import Lifecycle, TicketStatus
 from fleetops.devices.policy.safety import OUT_OF_SERVICE
-from fleetops.devices.repairs.service import LIVE, RUNGS, TicketStatus
-from fleetops.devices.states import Lifecycle
+from fleetops.devices.repairs.service import LIVE, RUNGS
 from fleetops.inventory import selectors
 from fleetops.models import DeviceState, DeviceTransition, HardwareModel, Host, Rack, RepairTicket
 

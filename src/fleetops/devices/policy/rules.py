@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from fleetops.devices.repairs.service import RUNGS
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 from fleetops.kit.yamlerrors import error_line, error_problem
 from fleetops.models import Finding
 

@@ -17,7 +17,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fleetops.devices.states import POLICY_PREFIX, Lifecycle
+from fleetops.devices.enums import Lifecycle
+from fleetops.devices.states import POLICY_PREFIX
 from fleetops.models import Cluster, DeviceTransition, Host, Rack
 
 L = Lifecycle

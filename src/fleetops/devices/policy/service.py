@@ -24,15 +24,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
+from fleetops.devices.enums import Lifecycle
 from fleetops.devices.lifecycle.service import LifecycleConfig, isolate
 from fleetops.devices.policy.rules import Action, Policy
 from fleetops.devices.policy.safety import Caps, OutOfService
 from fleetops.devices.repairs.service import RUNGS
-from fleetops.devices.states import INITIAL, POLICY_PREFIX, Lifecycle, TransitionRefused, transition
+from fleetops.devices.states import INITIAL, POLICY_PREFIX, TransitionRefused, transition
 from fleetops.errors import AppError
 from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 from fleetops.models import ChangeRequest, DeviceState, DeviceTransition, Finding, Host
 
 STORM_KIND = "fleet_storm"

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
+from fleetops.devices.enums import TicketStatus
 from fleetops.kit.cli import Column, OutputOption, api, emit, stdout
 
 repair_app = typer.Typer(
     help="Repair tickets: the queue, one ticket, and updates from whoever repairs.",
     no_args_is_help=True,
 )
-
-
-# The API's values, repeated so `fleetops --help` does not load the database layer (a test keeps
-# them equal to devices.repairs.service.TicketStatus).
-class StatusChoice(StrEnum):
-    OPEN = "open"
-    DIAGNOSING = "diagnosing"
-    WAITING_PARTS = "waiting_parts"
-    REPAIRED = "repaired"
-    VERIFIED = "verified"
-    FAILED = "failed"
 
 
 COLUMNS: list[Column] = [
@@ -42,7 +31,7 @@ COLUMNS: list[Column] = [
 def repair_list(
     ctx: typer.Context,
     status: Annotated[
-        list[StatusChoice] | None, typer.Option("--status", help="only this status (repeatable)")
+        list[TicketStatus] | None, typer.Option("--status", help="only this status (repeatable)")
     ] = None,
     host: Annotated[str | None, typer.Option(help="only this host's tickets")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="live tickets past their SLA")] = False,
@@ -77,7 +66,7 @@ def repair_update(
     ctx: typer.Context,
     ticket_id: int,
     status: Annotated[
-        StatusChoice | None,
+        TicketStatus | None,
         typer.Option(help="diagnosing, waiting_parts, repaired (starts verification) or failed"),
     ] = None,
     note: Annotated[str, typer.Option("--note", "-m", help="appended to the ticket's notes")] = "",

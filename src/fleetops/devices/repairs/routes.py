@@ -9,9 +9,10 @@ from fastapi import APIRouter, Path, Query, Request
 
 from fleetops.auth.dependencies import Operator, SessionDep, Viewer, audit_context
 from fleetops.devices.config import lifecycle_config
+from fleetops.devices.enums import TicketStatus
 from fleetops.devices.lifecycle.service import ticket_updated
 from fleetops.devices.repairs import service as repairs
-from fleetops.devices.repairs.service import TicketStatus, TicketUpdate
+from fleetops.devices.repairs.service import TicketUpdate
 from fleetops.devices.schemas import TicketPage, TicketRead, TicketUpdateBody
 from fleetops.errors import ERROR_RESPONSES
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset

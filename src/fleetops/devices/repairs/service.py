@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,11 +23,12 @@ from sqlalchemy.orm import Session
 
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.devices.enums import TicketStatus
 from fleetops.devices.exceptions import TicketNotFound
 from fleetops.errors import BadRequest, Conflict
 from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 from fleetops.kit import statemachine
 from fleetops.models import DeviceState, Finding, Host, RepairTicket, WebhookDelivery, utcnow
 
@@ -37,19 +37,6 @@ DETECTOR = "repairs"
 RETIREMENT_KIND = "retirement_proposed"
 REPEAT_KIND = "repeat_failure"
 SLA_KIND = "repair_sla"
-
-
-class TicketStatus(StrEnum):
-    OPEN = "open"
-    DIAGNOSING = "diagnosing"
-    WAITING_PARTS = "waiting_parts"
-    REPAIRED = "repaired"
-    VERIFIED = "verified"  # final: the device passed verification
-    FAILED = "failed"  # final: this rung did not fix it
-
-    @property
-    def closed(self) -> bool:
-        return self in (TicketStatus.VERIFIED, TicketStatus.FAILED)
 
 
 T = TicketStatus

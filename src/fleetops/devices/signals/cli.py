@@ -12,27 +12,18 @@ import json
 import os
 import sys
 import tempfile
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from fleetops.devices.enums import Source
 from fleetops.kit.cli import EXIT_USAGE, Column, OutputOption, api, emit, fail, stdout
 
 signals_app = typer.Typer(
     help="Hardware signals: SMART, IPMI SEL, EDAC and node_exporter output as host findings.",
     no_args_is_help=True,
 )
-
-
-# The API's values, repeated here so `fleetops --help` does not load the adapters and the
-# database layer behind them (a test keeps them equal to signals.ingest.Source).
-class SourceChoice(StrEnum):
-    SMART = "smart"
-    IPMI_SEL = "ipmi_sel"
-    EDAC = "edac"
-    NODE_EXPORTER = "node_exporter"
 
 
 COLUMNS: list[Column] = [
@@ -62,7 +53,7 @@ def ingest(
         typer.Argument(help="the tool's output, - for standard input; for edac a sysfs root"),
     ],
     host: HostOption,
-    source: Annotated[SourceChoice, typer.Option("--source", help="the tool that wrote FILE")],
+    source: Annotated[Source, typer.Option("--source", help="the tool that wrote FILE")],
     state: StateOption = None,
     output: OutputOption = "table",
 ) -> None:
@@ -89,11 +80,11 @@ def scrape(
         text = fetch(url, timeout=timeout)
     except SignalError as exc:
         fail(exc.detail)
-    _send(ctx, host, SourceChoice.NODE_EXPORTER, text, state, output)
+    _send(ctx, host, Source.NODE_EXPORTER, text, state, output)
 
 
-def _is_sysfs(source: SourceChoice, file: str) -> bool:
-    return source is SourceChoice.EDAC and file != "-" and Path(file).is_dir()
+def _is_sysfs(source: Source, file: str) -> bool:
+    return source is Source.EDAC and file != "-" and Path(file).is_dir()
 
 
 def _read_edac(root: Path) -> dict[str, Any]:
@@ -120,7 +111,7 @@ def _read_text(file: str) -> str:
 def _send(
     ctx: typer.Context,
     host: str,
-    source: SourceChoice,
+    source: Source,
     payload: Any,
     state: Path | None,
     output: str,
@@ -148,18 +139,18 @@ def _send(
     stdout.print(summary, highlight=False, markup=False)
 
 
-def _to_keep(source: SourceChoice, payload: Any) -> Any:
+def _to_keep(source: Source, payload: Any) -> Any:
     """What the next run compares with: SMART needs nothing, a scrape only its counters."""
-    if source is SourceChoice.SMART:
+    if source is Source.SMART:
         return None
-    if source is SourceChoice.NODE_EXPORTER:
+    if source is Source.NODE_EXPORTER:
         from fleetops.devices.signals.node_exporter import counters_only
 
         return counters_only(payload)
     return payload
 
 
-def _load_state(path: Path, host: str, source: SourceChoice) -> Any:
+def _load_state(path: Path, host: str, source: Source) -> Any:
     try:
         kept = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -171,7 +162,7 @@ def _load_state(path: Path, host: str, source: SourceChoice) -> Any:
     return kept.get("payload")
 
 
-def _save_state(path: Path, host: str, source: SourceChoice, payload: Any) -> None:
+def _save_state(path: Path, host: str, source: Source, payload: Any) -> None:
     """Replace the state file atomically: a crash leaves the old one or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(

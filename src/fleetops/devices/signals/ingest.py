@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
+from fleetops.devices.enums import Source
 from fleetops.devices.signals.edac import parse_edac
 from fleetops.devices.signals.exceptions import SignalError
 from fleetops.devices.signals.ipmi import parse_sel
 from fleetops.devices.signals.node_exporter import parse_node_metrics
 from fleetops.devices.signals.service import Signal
 from fleetops.devices.signals.smart import parse_smart
-
-
-class Source(StrEnum):
-    SMART = "smart"
-    IPMI_SEL = "ipmi_sel"
-    EDAC = "edac"
-    NODE_EXPORTER = "node_exporter"
-
 
 # Sources whose readings are cumulative counters or a history: they are compared with the
 # previous payload of the same host. SMART readings are states and stand alone.

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from fleetops.devices.signals.exceptions import SignalError
 from fleetops.devices.signals.service import Signal
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 
 SOURCE = "ipmi_sel"
 EMPTY = "SEL has no entries"  # what ipmitool prints for an empty log

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fleetops.devices.signals.exceptions import SignalError, SourceUnavailable
 from fleetops.devices.signals.service import Signal
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 
 SOURCE = "node_exporter"
 ACCEPT = "text/plain; version=0.0.4"  # the classic text format, not protobuf or OpenMetrics

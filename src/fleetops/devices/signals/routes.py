@@ -10,8 +10,9 @@ from fastapi import APIRouter, Path, Request, Response, status
 from fleetops.audit import service as audit
 from fleetops.auth.dependencies import Operator, SessionDep, audit_context
 from fleetops.devices import service
+from fleetops.devices.enums import Source
 from fleetops.devices.exceptions import DeviceNotFound
-from fleetops.devices.signals.ingest import Source, parse_payload
+from fleetops.devices.signals.ingest import parse_payload
 from fleetops.devices.signals.schemas import SignalsBody, SignalsResult
 from fleetops.devices.signals.service import report_signals
 from fleetops.errors import ERROR_RESPONSES

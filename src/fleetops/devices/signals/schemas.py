@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from fleetops.devices.signals.ingest import Source
+from fleetops.devices.enums import Source
 from fleetops.findings.schemas import FindingRead
 
 MAX_TEXT = 16 * 1024 * 1024  # characters: a large SEL dump or a full scrape fits many times

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from fleetops.audit.service import AuditContext
 from fleetops.devices.exceptions import DeviceNotFound
 from fleetops.findings import service as findings
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 from fleetops.models import Finding, Host
 
 KIND = "hardware_error"

@@ -23,7 +23,7 @@ from typing import Any
 
 from fleetops.devices.signals.exceptions import SignalError
 from fleetops.devices.signals.service import Signal
-from fleetops.findings.service import Severity
+from fleetops.findings.enums import Severity
 
 SOURCE = "smart"
 FAILING = "smart_failing"

@@ -14,6 +14,7 @@ import shlex
 import string
 from dataclasses import dataclass, field
 
+from fleetops.devices.enums import Lifecycle
 from fleetops.inventory.document import HostDoc, InventoryDoc
 from fleetops.inventory.formats.native import (
     Issues,
@@ -400,7 +401,7 @@ def _host_vars(host: HostDoc) -> dict[str, str | int]:
     for name in ("rack", "cluster", "model"):
         if value := getattr(host, name):
             variables[name] = value
-    if host.state != "in_service":
+    if host.state != Lifecycle.IN_SERVICE:
         variables["state"] = host.state
     for key, value in host.labels.items():
         if key in _RESERVED:

@@ -12,6 +12,7 @@ import io
 import ipaddress
 import re
 
+from fleetops.devices.enums import Lifecycle
 from fleetops.inventory.document import HardwareModelDoc, HostDoc, InventoryDoc
 from fleetops.inventory.formats.native import (
     Issues,
@@ -22,25 +23,26 @@ from fleetops.inventory.formats.native import (
     split_header,
 )
 
+L = Lifecycle
 STATUS_TO_STATE = {
-    "active": "in_service",
-    "planned": "provisioning",
-    "staged": "provisioning",
-    "inventory": "provisioning",
-    "failed": "in_repair",
-    "offline": "isolated",
-    "decommissioning": "retired",
+    "active": L.IN_SERVICE,
+    "planned": L.PROVISIONING,
+    "staged": L.PROVISIONING,
+    "inventory": L.PROVISIONING,
+    "failed": L.IN_REPAIR,
+    "offline": L.ISOLATED,
+    "decommissioning": L.RETIRED,
 }
 # NetBox has no words for the transient states; these are the nearest (and lose information).
-STATE_TO_STATUS = {
-    "in_service": "active",
-    "provisioning": "planned",
-    "suspect": "active",
-    "draining": "active",
-    "isolated": "offline",
-    "in_repair": "failed",
-    "verifying": "staged",
-    "retired": "decommissioning",
+STATE_TO_STATUS: dict[str, str] = {
+    L.IN_SERVICE: "active",
+    L.PROVISIONING: "planned",
+    L.SUSPECT: "active",
+    L.DRAINING: "active",
+    L.ISOLATED: "offline",
+    L.IN_REPAIR: "failed",
+    L.VERIFYING: "staged",
+    L.RETIRED: "decommissioning",
 }
 # Columns that hint a CSV is a NetBox export rather than a fleetops hosts CSV.
 NETBOX_COLUMNS = frozenset({
