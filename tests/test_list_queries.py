@@ -18,6 +18,7 @@ from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.devices.enums import Lifecycle
 from fleetops.devices.states import transition
 from fleetops.findings import service as findings
+from fleetops.findings.schemas import Observation
 from fleetops.inventory.apply import apply_document
 from fleetops.main import create_app
 from fleetops.models import Host, ProbeRun, RepairTicket, utcnow
@@ -58,16 +59,18 @@ def seed(db_url: str, first: int, last: int) -> None:
         for host in hosts:
             finding, _ = findings.report(
                 session,
-                kind="hardware_error",
-                detector="test",
-                entity_type="host",
-                entity=host.hostname,
-                severity="warning",
-                score=1.0,
-                title=f"disk errors on {host.hostname}",
-                evidence=[],
-                details={},
-                onset_at=now,
+                Observation(
+                    kind="hardware_error",
+                    detector="test",
+                    entity_type="host",
+                    entity=host.hostname,
+                    severity="warning",
+                    score=1.0,
+                    title=f"disk errors on {host.hostname}",
+                    evidence=[],
+                    details={},
+                    onset_at=now,
+                ),
                 now=now,
             )
             transition(

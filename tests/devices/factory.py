@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.findings import service as findings
+from fleetops.findings.schemas import Observation
 from fleetops.inventory import service as inventory
 from fleetops.inventory.schemas import HostCreate
 from tests.findings.factory import report
@@ -47,16 +48,18 @@ def hardware_findings(
         for host in hosts:
             finding, _ = findings.report(
                 session,
-                kind="hardware_error",
-                detector="error-signatures",
-                entity_type="host",
-                entity=host,
-                severity="critical",
-                score=3.0,
-                title=f"{host}: 3 {signature} errors in 5 min",
-                evidence=[],
-                details={"signature": signature, "count": 3},
-                onset_at=now,
+                Observation(
+                    kind="hardware_error",
+                    detector="error-signatures",
+                    entity_type="host",
+                    entity=host,
+                    severity="critical",
+                    score=3.0,
+                    title=f"{host}: 3 {signature} errors in 5 min",
+                    evidence=[],
+                    details={"signature": signature, "count": 3},
+                    onset_at=now,
+                ),
                 now=now,
             )
             ids.append(finding.id)

@@ -21,6 +21,7 @@ from fleetops.devices.policy.service import Limits, apply, evaluate
 from fleetops.devices.states import transition
 from fleetops.devices.tasks import HealthPolicyTask
 from fleetops.findings import service as findings
+from fleetops.findings.schemas import Observation
 from fleetops.inventory.apply import apply_document
 from fleetops.models import AuditRecord, Finding, Host
 from fleetops.sim.fleet import generate
@@ -57,10 +58,9 @@ def hw(session: Session, host: str, signature: str = "fs_error", **kw: Any) -> F
         "evidence": [{"type": "lines", "host": host}],
         "details": {"signature": signature, "count": 2},
         "onset_at": now - timedelta(minutes=5),
-        "now": now,
         "dedup_key": f"hardware_error:{signature}:host:{host}",
     } | kw
-    finding, _ = findings.report(session, **args)
+    finding, _ = findings.report(session, Observation(**args), now=now)
     session.flush()
     return finding
 
@@ -116,18 +116,20 @@ def test_ignore_rules_and_unmatched_findings_move_nobody(
     hw(session, fleet[0], "oom", severity="critical")
     hw(session, fleet[1], "edac_ce")  # 1 occurrence; the rule wants 3 within a day
     hw(session, fleet[2], "fs_error", now=NOW - timedelta(hours=2))  # outside the hour
-    findings.report(  # not a host
+    findings.report(
         session,
-        kind="slow_link",
-        detector="link-tomography",
-        entity_type="switch",
-        entity="tor-1",
-        severity="critical",
-        score=1.0,
-        title="tor",
-        evidence=[],
-        details={},
-        onset_at=NOW,
+        Observation(
+            kind="slow_link",
+            detector="link-tomography",
+            entity_type="switch",
+            entity="tor-1",
+            severity="critical",
+            score=1.0,
+            title="tor",
+            evidence=[],
+            details={},
+            onset_at=NOW,
+        ),
         now=NOW,
     )
     decisions, applied = run(session, policy)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.findings import service
+from fleetops.findings.schemas import Observation
 from fleetops.models import Finding
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -42,10 +43,10 @@ def report(session: Session, **overrides: Any) -> tuple[Finding, bool]:
         "evidence": [lines_ref()],
         "details": {},
         "onset_at": now - timedelta(minutes=5),
-        "now": now,
     }
     args.update(overrides)
-    return service.report(session, **args)
+    ctx = args.pop("ctx", None)
+    return service.report(session, Observation(**args), now=now, ctx=ctx)
 
 
 def seed(db_url: str, *reports: dict[str, Any]) -> list[int]:

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from fleetops.config import Settings
 from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.findings import service as findings
+from fleetops.findings.schemas import Observation
 from fleetops.models import (
     HostErrorCount,
     HostTaskWindow,
@@ -124,16 +125,18 @@ def test_overview_shows_latency_jobs_and_open_findings(viewer: TestClient, db_ur
     with session_scope(make_session_factory(engine)) as session:
         findings.report(
             session,
-            kind="straggler",
-            detector="straggler",
-            entity_type="host",
-            entity="dn-1",
-            severity="warning",
-            score=3.0,
-            title="dn-1: tasks take 3× as long",
-            evidence=[],
-            details={},
-            onset_at=now,
+            Observation(
+                kind="straggler",
+                detector="straggler",
+                entity_type="host",
+                entity="dn-1",
+                severity="warning",
+                score=3.0,
+                title="dn-1: tasks take 3× as long",
+                evidence=[],
+                details={},
+                onset_at=now,
+            ),
             now=now,
         )
     engine.dispose()

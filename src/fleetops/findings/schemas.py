@@ -1,7 +1,9 @@
-"""API shapes of findings."""
+"""API shapes of findings, and the observation every reporter hands the service."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -9,6 +11,25 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from fleetops.kit.nul import TEXT_PATTERN
 from fleetops.kit.pagination import Page
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a detector (or a person's tool) saw: a finding is opened with it, or the live one
+    of the same `dedup_key` (default: one per kind and entity) is bumped. `onset_at` is the
+    event time of the first evidence (default: the report's `now`)."""
+
+    kind: str
+    detector: str
+    entity_type: str
+    entity: str
+    severity: str
+    score: float
+    title: str
+    evidence: Sequence[Mapping[str, Any]] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+    onset_at: datetime | None = None
+    dedup_key: str | None = None
 
 
 class FindingRead(BaseModel):

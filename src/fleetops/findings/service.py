@@ -26,6 +26,7 @@ from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.findings.enums import LIVE, FindingStatus, Severity
 from fleetops.findings.exceptions import FindingNotFound, InvalidFinding, ReportContended
+from fleetops.findings.schemas import Observation
 from fleetops.findings.states import DETECTOR_PREFIX, transition
 from fleetops.kit.jsonable import canonical_json, to_jsonable
 from fleetops.kit.pagination import paginate
@@ -74,22 +75,12 @@ class _Report:
 
 def report(
     session: Session,
+    seen: Observation,
     *,
-    kind: str,
-    detector: str,
-    entity_type: str,
-    entity: str,
-    severity: str,
-    score: float,
-    title: str,
-    evidence: Sequence[Mapping[str, Any]],
-    details: Mapping[str, Any],
-    onset_at: datetime,
     now: datetime,
-    dedup_key: str | None = None,
     ctx: AuditContext | None = None,
 ) -> tuple[Finding, bool]:
-    """Record what a detector found; return the finding and whether it was opened just now.
+    """Record what a detector saw; return the finding and whether it was opened just now.
 
     `ctx` names who reported it when a person did (an operator posting a tool's output): the
     audit record is theirs, the detector stays in the finding.
@@ -97,20 +88,7 @@ def report(
     Race-safe: concurrent reporters of one key end with one live finding, because the unique
     `active_key` refuses the second insert (inside a savepoint), which then bumps the first.
     """
-    rep = _validate(
-        kind=kind,
-        detector=detector,
-        entity_type=entity_type,
-        entity=entity,
-        severity=severity,
-        score=score,
-        title=title,
-        evidence=evidence,
-        details=details,
-        onset_at=onset_at,
-        now=now,
-        key=dedup_key if dedup_key is not None else default_key(kind, entity_type, entity),
-    )
+    rep = _validate(seen, now)
     for _ in range(_ATTEMPTS):
         live = _live(session, rep.key)
         if live is not None:
@@ -157,27 +135,23 @@ def _audit_opened(session: Session, ctx: AuditContext, finding: Finding, rep: _R
     )
 
 
-def _validate(
-    *,
-    kind: str,
-    detector: str,
-    entity_type: str,
-    entity: str,
-    severity: str,
-    score: float,
-    title: str,
-    evidence: Sequence[Mapping[str, Any]],
-    details: Mapping[str, Any],
-    onset_at: datetime,
-    now: datetime,
-    key: str,
-) -> _Report:
-    names = {"kind": kind, "detector": detector, "entity_type": entity_type, "entity": entity}
+def _validate(seen: Observation, now: datetime) -> _Report:
+    key = seen.dedup_key
+    if key is None:
+        key = default_key(seen.kind, seen.entity_type, seen.entity)
+    names = {
+        "kind": seen.kind,
+        "detector": seen.detector,
+        "entity_type": seen.entity_type,
+        "entity": seen.entity,
+    }
     for name, value in {**names, "dedup_key": key}.items():
         _check_key(name, value)
+    onset_at = now if seen.onset_at is None else seen.onset_at
     for name, moment in (("onset_at", onset_at), ("now", now)):
         if moment.tzinfo is None:
             raise InvalidFinding(f"{name} must be timezone-aware (UTC), got naive {moment}")
+    score, title, details = seen.score, seen.title, seen.details
     if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
         raise InvalidFinding(f"score must be a finite number, got {score!r}")
     if not isinstance(title, str) or not title.strip():
@@ -185,14 +159,14 @@ def _validate(
     if not isinstance(details, Mapping):
         raise InvalidFinding(f"details must be a mapping, got {type(details).__name__}")
     return _Report(
-        kind=kind,
-        detector=detector,
-        entity_type=entity_type,
-        entity=entity,
-        severity=parse_severity(severity),
+        kind=seen.kind,
+        detector=seen.detector,
+        entity_type=seen.entity_type,
+        entity=seen.entity,
+        severity=parse_severity(seen.severity),
         score=float(score),
         title=title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…",
-        evidence=[to_jsonable(dict(ref)) for ref in _checked_refs(evidence)],
+        evidence=[to_jsonable(dict(ref)) for ref in _checked_refs(seen.evidence)],
         details=to_jsonable(dict(details)),
         onset_at=onset_at,
         now=now,

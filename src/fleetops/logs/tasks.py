@@ -245,21 +245,7 @@ class LogServices:
         for now, found in candidates:
             with session_scope(self.sessions) as session:
                 for c in found:
-                    findings.report(
-                        session,
-                        kind=c.kind,
-                        detector=c.detector,
-                        entity_type=c.entity_type,
-                        entity=c.entity,
-                        severity=c.severity,
-                        score=c.score,
-                        title=c.title,
-                        evidence=c.evidence,
-                        details=c.details,
-                        onset_at=c.onset_at,
-                        now=now,
-                        dedup_key=c.dedup_key,
-                    )
+                    findings.report(session, c.observation(), now=now)
                 active = {c.dedup_key for c in found}
                 for detector in DETECTORS:
                     findings.auto_resolve(

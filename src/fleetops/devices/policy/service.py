@@ -34,6 +34,7 @@ from fleetops.errors import AppError
 from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings
 from fleetops.findings.enums import Severity
+from fleetops.findings.schemas import Observation
 from fleetops.models import ChangeRequest, DeviceState, DeviceTransition, Finding, Host
 
 STORM_KIND = "fleet_storm"
@@ -387,19 +388,26 @@ def _current(session: Session, host: Host) -> Lifecycle:
 def _report_storm(session: Session, storm: Storm, now: datetime) -> Finding:
     finding, _ = findings.report(
         session,
-        kind=STORM_KIND,
-        detector=DETECTOR,
-        entity_type="fleet",
-        entity="fleet",
-        severity=Severity.CRITICAL.value,
-        score=float(len(storm.hosts)),
-        title=(
-            f"health policy wants {len(storm.hosts)} of {storm.fleet} hosts suspect or isolated "
-            f"at once (limit {storm.threshold}); automatic moves stopped until this is resolved"
+        Observation(
+            kind=STORM_KIND,
+            detector=DETECTOR,
+            entity_type="fleet",
+            entity="fleet",
+            severity=Severity.CRITICAL.value,
+            score=float(len(storm.hosts)),
+            title=(
+                f"health policy wants {len(storm.hosts)} of {storm.fleet} hosts suspect or "
+                f"isolated at once (limit {storm.threshold}); automatic moves stopped until this "
+                "is resolved"
+            ),
+            evidence=[{"type": "finding", "id": i} for i in storm.findings[:MAX_EVIDENCE]],
+            details={
+                "hosts": list(storm.hosts),
+                "threshold": storm.threshold,
+                "fleet": storm.fleet,
+            },
+            onset_at=now,
         ),
-        evidence=[{"type": "finding", "id": i} for i in storm.findings[:MAX_EVIDENCE]],
-        details={"hosts": list(storm.hosts), "threshold": storm.threshold, "fleet": storm.fleet},
-        onset_at=now,
         now=now,
     )
     return finding

@@ -29,6 +29,7 @@ from fleetops.errors import BadRequest, Conflict
 from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings
 from fleetops.findings.enums import Severity
+from fleetops.findings.schemas import Observation
 from fleetops.kit import statemachine
 from fleetops.models import DeviceState, Finding, Host, RepairTicket, WebhookDelivery, utcnow
 
@@ -382,16 +383,18 @@ def _report(
 ) -> Finding:
     finding, _ = findings.report(
         session,
-        kind=kind,
-        detector=DETECTOR,
-        entity_type="host",
-        entity=hostname,
-        severity=severity.value,
-        score=1.0,
-        title=title,
-        evidence=[{"type": "finding", "id": i} for i in list(evidence)[:20]],
-        details={},
-        onset_at=now,
+        Observation(
+            kind=kind,
+            detector=DETECTOR,
+            entity_type="host",
+            entity=hostname,
+            severity=severity.value,
+            score=1.0,
+            title=title,
+            evidence=[{"type": "finding", "id": i} for i in list(evidence)[:20]],
+            details={},
+            onset_at=now,
+        ),
         now=now,
     )
     return finding
@@ -412,19 +415,19 @@ def check_sla(session: Session, *, now: datetime) -> list[Finding]:
         late = now - ticket.sla_due
         finding, _ = findings.report(
             session,
-            kind=SLA_KIND,
-            detector=DETECTOR,
-            entity_type="host",
-            entity=hostname,
-            severity=Severity.WARNING.value,
-            score=late.total_seconds() / 3600,
-            title=(
-                f"repair ticket {ticket.id} ({ticket.action}) of {hostname} is past its SLA "
-                f"by {_hours(late)} (status {ticket.status})"
+            Observation(
+                kind=SLA_KIND,
+                detector=DETECTOR,
+                entity_type="host",
+                entity=hostname,
+                severity=Severity.WARNING.value,
+                score=late.total_seconds() / 3600,
+                title=f"repair ticket {ticket.id} ({ticket.action}) of {hostname} is past its SLA "
+                f"by {_hours(late)} (status {ticket.status})",
+                evidence=[{"type": "repair", "id": ticket.id}],
+                details={"ticket": ticket.id, "sla_due": ticket.sla_due.isoformat()},
+                onset_at=ticket.sla_due,
             ),
-            evidence=[{"type": "repair", "id": ticket.id}],
-            details={"ticket": ticket.id, "sla_due": ticket.sla_due.isoformat()},
-            onset_at=ticket.sla_due,
             now=now,
         )
         raised.append(finding)

@@ -23,6 +23,7 @@ from fleetops.audit.service import AuditContext
 from fleetops.devices.exceptions import DeviceNotFound
 from fleetops.findings import service as findings
 from fleetops.findings.enums import Severity
+from fleetops.findings.schemas import Observation
 from fleetops.models import Finding, Host
 
 KIND = "hardware_error"
@@ -86,23 +87,25 @@ def report_signals(
     for signal in signals:
         finding, _ = findings.report(
             session,
-            kind=KIND,
-            detector=signal.detector,
-            entity_type="host",
-            entity=signal.host,
-            severity=signal.severity.value,
-            score=float(signal.details.get("count", 1)),
-            title=signal.title,
-            evidence=[_evidence(signal)],
-            details={
-                **signal.details,
-                "signature": signal.signature,
-                "source": signal.source,
-                "component": signal.component,
-            },
-            onset_at=signal.observed_at,
+            Observation(
+                kind=KIND,
+                detector=signal.detector,
+                entity_type="host",
+                entity=signal.host,
+                severity=signal.severity.value,
+                score=float(signal.details.get("count", 1)),
+                title=signal.title,
+                evidence=[_evidence(signal)],
+                details={
+                    **signal.details,
+                    "signature": signal.signature,
+                    "source": signal.source,
+                    "component": signal.component,
+                },
+                onset_at=signal.observed_at,
+                dedup_key=signal.dedup_key,
+            ),
             now=now,
-            dedup_key=signal.dedup_key,
             ctx=ctx,
         )
         reported.setdefault(finding.id, finding)

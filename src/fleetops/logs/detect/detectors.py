@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Any
 
+from fleetops.findings.schemas import Observation
 from fleetops.logs.aggregate.stream import Aggregator, Transfer
 
 SIGNATURE_TEXT = {
@@ -87,6 +88,22 @@ class Candidate:
         signature = self.details.get("signature")
         suffix = f":{signature}" if signature else ""
         return f"{self.kind}{suffix}:{self.entity_type}:{self.entity}"
+
+    def observation(self) -> Observation:
+        """The candidate as the findings service takes it."""
+        return Observation(
+            kind=self.kind,
+            detector=self.detector,
+            entity_type=self.entity_type,
+            entity=self.entity,
+            severity=self.severity,
+            score=self.score,
+            title=self.title,
+            evidence=self.evidence,
+            details=self.details,
+            onset_at=self.onset_at,
+            dedup_key=self.dedup_key,
+        )
 
 
 def _iso(ts: datetime) -> str:
