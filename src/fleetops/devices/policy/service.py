@@ -29,7 +29,12 @@ from fleetops.devices.lifecycle.service import LifecycleConfig, isolate
 from fleetops.devices.policy.rules import Action, Policy
 from fleetops.devices.policy.safety import Caps, OutOfService
 from fleetops.devices.repairs.service import RUNGS
-from fleetops.devices.states import INITIAL, POLICY_PREFIX, TransitionRefused, transition
+from fleetops.devices.states import (
+    POLICY_PREFIX,
+    TransitionRefused,
+    current,
+    transition,
+)
 from fleetops.errors import AppError
 from fleetops.findings import repository as finding_queries
 from fleetops.findings import service as findings
@@ -368,7 +373,7 @@ def _act(
             repair=decision.repair,
             now=now,
         )
-    if _current(session, host) is Lifecycle.IN_SERVICE:
+    if current(session, host) is Lifecycle.IN_SERVICE:
         return transition(
             session,
             host,
@@ -379,10 +384,6 @@ def _act(
             now=now,
         )
     return None
-
-
-def _current(session: Session, host: Host) -> Lifecycle:
-    return Lifecycle(session.scalar(select(Host.state).where(Host.id == host.id)) or INITIAL)
 
 
 def _report_storm(session: Session, storm: Storm, now: datetime) -> Finding:
