@@ -29,7 +29,6 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetops import __version__
-from fleetops.adapters.executors import from_settings as executors_from
 from fleetops.audit.refusals import RefusalLog
 from fleetops.audit.routes import router as audit_router
 from fleetops.auth import service as auth_service
@@ -262,6 +261,10 @@ def _engine(
     executors: Mapping[str, Executor] | None,
     leader: Leadership,
 ) -> _EngineRunner:
+    # Imported here: the SSH stack (asyncssh, cryptography) is for the server that runs changes,
+    # not for every in-process CLI command.
+    from fleetops.adapters.executors import from_settings as executors_from
+
     chosen = dict(executors) if executors is not None else executors_from(settings)
 
     def executor_for(target: Target) -> Executor:

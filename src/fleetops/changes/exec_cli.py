@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from fleetops.adapters.executors import from_settings as executors_from
 from fleetops.changes.enums import ChangeState
 from fleetops.changes.executor import Executor, Result, Target
 from fleetops.config import get_settings
@@ -56,6 +55,9 @@ def _targets_from_file(path: Path) -> list[Target]:
 
 
 def _executor(forks: int) -> tuple[Executor, Executor]:
+    # Imported here: only `exec` needs the SSH stack, not every command's start-up.
+    from fleetops.adapters.executors import from_settings as executors_from
+
     found = executors_from(get_settings(), max_connections=forks)
     return found["ssh"], found["local"]
 
