@@ -7,11 +7,14 @@ import gzip
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.changes.fleet import fleet_doc, load_fleet
 from tests.fixtures.app import Tokens
 from tests.logs.ingest_helpers import ingest_token, stored
+
+pytestmark = pytest.mark.background  # the app ingests: its pipeline stores what is posted
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
