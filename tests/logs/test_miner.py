@@ -308,6 +308,28 @@ def test_cli_prints_one_json_line_per_input_line(tmp_path: Path) -> None:
     assert out[0]["params"][1].startswith("blk_")
 
 
+def test_cli_output_is_json_dumps_of_each_record_whatever_the_text(tmp_path: Path) -> None:
+    """Quotes, backslashes, tabs and non-ASCII text come out as `json.dumps` writes them, over
+    more lines than one output block, with the params of each line."""
+    sample = tmp_path / "odd.log"
+    texts = ['user "bob" said \\ café ok {}', "tab\there {}", "naïve ünïcode {} ✓"]
+    lines = [texts[i % 3].format(i) for i in range(5000)]
+    sample.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "fleetops", "logs", "parse", "--content-only", str(sample)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.splitlines()
+    assert len(printed) == len(lines)
+    records = [json.loads(line) for line in printed]
+    assert printed == [json.dumps(r) for r in records]
+    assert [r["params"][-1] for r in records] == [str(i) for i in range(5000)]
+    assert records[0]["template"] == 'user "bob" said \\ café ok <*>'
+
+
 def test_the_digit_blind_cache_keeps_digit_bearing_constants_apart() -> None:
     # Messages equal but for their digits share a cache entry only when masking erases every
     # digit: `eth0` and `eth1` are constants, so their messages stay separate events.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+from json.encoder import encode_basestring_ascii as _string  # what json.dumps uses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -177,18 +177,39 @@ def parse(
     if output != "jsonl":
         fail(f"unknown output {output!r}; logs parse writes jsonl", EXIT_USAGE)
     miner = TemplateMiner()
+    out = _JsonLines(sys.stdout)
     with file.open(encoding="utf-8", errors="replace") as lines:
         for number, raw in enumerate(lines, start=1):
             line = raw.rstrip("\n")
             match = miner.add(line if content_only else content(line))
-            sys.stdout.write(
-                json.dumps(
-                    {
-                        "line": number,
-                        "template_id": match.template.id,
-                        "template": match.template.text,
-                        "params": match.params,
-                    }
-                )
-                + "\n"
-            )
+            out.write(number, match.template.id, match.template.text, match.params)
+    out.flush()
+
+
+class _JsonLines:
+    """`json.dumps` of each record, written a block at a time: a write per line is a system call
+    per line wherever output is unbuffered (PYTHONUNBUFFERED), and a template's text is encoded
+    once, not once per line."""
+
+    BLOCK = 4096
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.pending: list[str] = []
+        self.heads: dict[tuple[int, str], str] = {}
+
+    def write(self, number: int, template_id: int, text: str, params: list[str]) -> None:
+        head = self.heads.get((template_id, text))
+        if head is None:
+            if len(self.heads) > 65_536:  # widened templates leave old texts behind
+                self.heads.clear()
+            head = f'"template_id": {template_id}, "template": {_string(text)}, "params": ['
+            self.heads[(template_id, text)] = head
+        self.pending.append(f'{{"line": {number}, {head}{", ".join(map(_string, params))}]}}\n')
+        if len(self.pending) >= self.BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        self.stream.write("".join(self.pending))
+        self.pending.clear()
+        self.stream.flush()
