@@ -330,6 +330,20 @@ def test_cli_output_is_json_dumps_of_each_record_whatever_the_text(tmp_path: Pat
     assert records[0]["template"] == 'user "bob" said \\ café ok <*>'
 
 
+def test_cli_reads_standard_input_and_refuses_what_is_not_a_file(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "fleetops", "logs", "parse", "--content-only"]
+    piped = subprocess.run(
+        [*command, "-"], input="disk 1 failed\ndisk 2 failed\n", capture_output=True, text=True
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert [json.loads(line)["params"] for line in piped.stdout.splitlines()] == [["1"], ["2"]]
+    for wrong in (tmp_path / "missing.log", tmp_path):
+        refused = subprocess.run([*command, str(wrong)], capture_output=True, text=True)
+        assert refused.returncode == 2
+        why = "not a file (give a log file, or - to read standard input)"
+        assert refused.stderr == f"error: {wrong}: {why}\n"
+
+
 def test_the_digit_blind_cache_keeps_digit_bearing_constants_apart() -> None:
     # Messages equal but for their digits share a cache entry only when masking erases every
     # digit: `eth0` and `eth1` are constants, so their messages stay separate events.

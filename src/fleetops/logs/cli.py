@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from json.encoder import encode_basestring_ascii as _string  # what json.dumps uses
-from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
@@ -167,7 +167,7 @@ def token_revoke(ctx: typer.Context, name: str) -> None:
 
 @logs_app.command("parse")
 def parse(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="log file, or - ")],
+    file: Annotated[str, typer.Argument(help="log file, or - for standard input")],
     content_only: Annotated[
         bool, typer.Option("--content-only", help="each line is the message itself")
     ] = False,
@@ -176,9 +176,15 @@ def parse(
     """Print {"line", "template_id", "template", "params"} for every line of FILE."""
     if output != "jsonl":
         fail(f"unknown output {output!r}; logs parse writes jsonl", EXIT_USAGE)
+    if file != "-" and not os.path.isfile(file):
+        fail(f"{file}: not a file (give a log file, or - to read standard input)", EXIT_USAGE)
     miner = TemplateMiner()
     out = _JsonLines(sys.stdout)
-    with file.open(encoding="utf-8", errors="replace") as lines:
+    with (
+        open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)
+        if file == "-"
+        else open(file, encoding="utf-8", errors="replace")
+    ) as lines:
         for number, raw in enumerate(lines, start=1):
             line = raw.rstrip("\n")
             match = miner.add(line if content_only else content(line))
