@@ -9,7 +9,8 @@ difference is:
   `rhost=zummit.com`);
 - *soft* when one side is a variable, or an empty value in brackets or after `=`, where the other
   has a constant of the same structure (`()` against `(<*>)`, `tty=NODEVssh` against `tty=<*>`),
-  or when two size units differ after a number (`KB` against `MB`);
+  when two size units differ after a number (`KB` against `MB`), or when two words differ
+  right after `user` (`for user news` against `for user root`: accounts are open-ended);
 - *hard* when two constants differ (`VM Started` against `VM Paused`, `user=root` against
   `user=guest`): different words usually mean a different event.
 
@@ -57,6 +58,8 @@ _ZERO = bytes.maketrans(b"123456789", b"000000000")
 _ASCII_DIGIT = re.compile("[0-9]")
 _DIGITS: tuple[Template, Spans] = cast("tuple[Template, Spans]", ())  # marks such messages
 
+# Words after which a log names an account: two names there are one event's variable.
+_NAMES = frozenset({"user", "User", "USER"})
 _UNITS = frozenset(
     "B b KB kB K k MB M GB G TB T PB KiB MiB GiB TiB bytes ns us µs ms s sec secs m min h".split()
 )
@@ -339,7 +342,7 @@ def _difference(a: str, b: str, previous: str) -> int:
     prefix, suffix, x, y = _split(a, b)
     if x in _UNITS and y in _UNITS and previous.endswith(WILDCARD):
         return _UNIT
-    if x == WILDCARD or y == WILDCARD:
+    if x == WILDCARD or y == WILDCARD or previous in _NAMES:
         return _SOFT
     if not x or not y:  # an empty value: soft only where a value is clearly delimited
         enclosed = prefix[-1:] in _OPEN and (not suffix or suffix[0] in _CLOSE)
