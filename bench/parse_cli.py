@@ -20,7 +20,6 @@ Run: `.venv/bin/python bench/parse_cli.py [--lines 200000] [--systems HDFS,Linux
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import subprocess
 import sys
@@ -30,9 +29,8 @@ from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-LOGHUB = ROOT.parent / "shared" / "data" / "loghub"
-SYSTEMS = ["HDFS", "Hadoop", "Spark", "Zookeeper", "BGL", "Linux", "OpenStack", "Apache"]
+from parse import LOGHUB, SYSTEMS, load  # the samples as the accuracy benchmark reads them
+
 FLEETOPS = [str(Path(sys.executable).with_name("fleetops")), "logs", "parse", "--content-only"]
 GOAL_SPEEDUP = 5.0
 DRAIN3 = """
@@ -47,12 +45,6 @@ with open(sys.argv[1], encoding="utf-8") as lines:
         out.write("\\n")
 """
 _NUMBER = re.compile(r"\d+")
-
-
-def contents(system: str, data: Path) -> list[str]:
-    path = data / system / f"{system}_2k.log_structured_corrected.csv"
-    with path.open(encoding="utf-8", errors="replace", newline="") as f:
-        return [row["Content"] for row in csv.DictReader(f)]
 
 
 def unique_lines(sample: Sequence[str], n: int) -> Iterator[str]:
@@ -131,7 +123,7 @@ def main() -> int:
         rows = []
         with whole.open("w", encoding="utf-8") as all_lines:
             for system in systems:
-                lines = list(unique_lines(contents(system, args.data), each))
+                lines = list(unique_lines(load(system, args.data).contents, each))
                 all_lines.writelines(f"{line}\n" for line in lines)
                 one = work / f"{system}.log"
                 one.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
