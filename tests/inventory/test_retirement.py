@@ -113,3 +113,33 @@ def test_a_rack_with_members_is_refused_deletion(client: TestClient, tokens: Tok
     for hostname in ("dn-001", "dn-002"):
         assert _api(client, tokens, "DELETE", f"/hosts/{hostname}").status_code == 204
     assert _api(client, tokens, "DELETE", "/racks/r01").status_code == 204
+
+
+def test_an_import_cannot_skip_the_lifecycle_nor_be_used_below_operator(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """The attacker's side of state in a file: a developer cannot import at all, and an operator's
+    file cannot put a host in repair straight back into service (verification skipped)."""
+    _fleet(client, tokens)
+    moved = FLEET.replace(
+        "rack: r01}\n  - {hostname: dn-002", "rack: r01, state: suspect}\n  - {hostname: dn-002", 1
+    )
+    body = {"content": moved, "format": "yaml"}
+    denied = client.post("/api/v1/inventory/import", json=body, headers=tokens.headers("developer"))
+    assert denied.status_code == 403, denied.text
+    assert _api(client, tokens, "GET", "/devices/dn-001").json()["state"] == "in_service"
+    for to in ("suspect", "draining", "isolated", "in_repair"):
+        step = {"to": to, "reason": "disk replaced"}
+        assert (
+            _api(client, tokens, "POST", "/devices/dn-001/transition", json=step).status_code == 200
+        )
+    back = {
+        "content": FLEET.replace("rack: r01}", "rack: r01, state: in_service}", 1),
+        "format": "yaml",
+    }
+    operator = client.post(
+        "/api/v1/inventory/import", json=back, headers=tokens.headers("operator")
+    )
+    assert operator.status_code == 400, operator.text
+    assert "in_repair → in_service refused" in operator.text
+    assert _api(client, tokens, "GET", "/devices/dn-001").json()["state"] == "in_repair"
