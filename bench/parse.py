@@ -7,11 +7,17 @@ with one configuration for every system:
 - Drain3 0.9.11: `TemplateMiner` with its default configuration plus the masking from its README
   (ID, IP, SEQ, HEX, NUM), the usual way it is deployed.
 
-Accuracy is measured on the 2k sample, one pass, with the template id each tool returned for each
-line as it arrived: grouping accuracy (GA: a line counts when the set of lines its template got is
-exactly the set its true event has) and parsing accuracy (PA: a line counts when its template's
-final text equals the true template once runs of `<*>` are merged; Drain3's `<:NUM:>` and the like
-count as `<*>`).
+Accuracy is measured on the 2k sample, one pass, with each line's template as the pass ends (for
+fleetops, a template merged into an older one counts as that one, as the database and `fleetops
+logs parse` report it): grouping accuracy (GA: a line counts when the set of lines its template
+got is exactly the set its true event has; events are told apart by their corrected template
+text, since the truth numbers one text under several ids in one place) and parsing accuracy (PA: a
+line counts when its template's final text equals the true template once runs of `<*>` are
+merged; Drain3's `<:NUM:>` and the like count as `<*>`).
+
+The systems fall in two groups, printed with their own means: those whose failures were studied
+to find causes (STUDIED), and those kept out of that study and only checked for regressions
+(HELD_OUT). A cause fixed on the first group must not cost the second.
 
 Throughput is measured on the sample repeated to --lines (100 times for 200k), each tool with a
 fresh miner, timing only the calls that mine (fleetops `add`, which also extracts the parameters;
@@ -54,7 +60,10 @@ DRAIN3_MASKING = [
     (r"((?<=[^A-Za-z0-9])|^)(0x[a-f0-9A-F]+)((?=[^A-Za-z0-9])|$)", "HEX"),
     (r"((?<=[^A-Za-z0-9])|^)([\-\+]?\d+)((?=[^A-Za-z0-9])|$)", "NUM"),
 ]
+STUDIED = ["Hadoop", "Spark", "Zookeeper", "Linux"]
+HELD_OUT = ["HDFS", "BGL", "OpenStack", "Apache"]
 GOAL_GA = 0.95
+GOAL_PA = 0.85
 GOAL_SPEEDUP = 5.0
 _DRAIN3_MASK = re.compile(r"<:[A-Z]+:>")
 _WILD_RUN = re.compile(r"<\*>(?:\s*<\*>)+")
@@ -99,6 +108,7 @@ def load(system: str, data: Path) -> Sample:
 def fleetops_mine(lines: Sequence[str]) -> tuple[list[Hashable], list[str]]:
     miner = TemplateMiner()
     templates = [miner.add(line).template for line in lines]
+    templates = [miner.canonical(t) for t in templates]  # merged ones: the template they joined
     return [t.id for t in templates], [t.text for t in templates]
 
 
@@ -174,8 +184,8 @@ def measure(sample: Sample, n_lines: int) -> Result:
         sample.system,
         ours_rate,
         drain_rate,
-        grouping_accuracy(ours_ids, sample.events),
-        grouping_accuracy(drain_ids, sample.events),
+        grouping_accuracy(ours_ids, sample.templates),
+        grouping_accuracy(drain_ids, sample.templates),
         parsing_accuracy(ours_text, sample.templates),
         parsing_accuracy(drain_text, sample.templates),
         drain_cold / ours_cold,
@@ -206,6 +216,16 @@ def report(results: list[Result], n_lines: int) -> None:
         f" {mean['ours_ga']:>11.3f} {mean['drain_ga']:>9.3f}"
         f" {mean['ours_pa']:>11.3f} {mean['drain_pa']:>9.3f}"
     )
+    for name, group in (("studied", STUDIED), ("held out", HELD_OUT)):
+        part = [r for r in results if r.system in group]
+        if part:
+            print(
+                f"{name:<10} GA {sum(r.ours_ga for r in part) / len(part):.3f}"
+                f" (drain3 {sum(r.drain_ga for r in part) / len(part):.3f})"
+                f"  PA {sum(r.ours_pa for r in part) / len(part):.3f}"
+                f" (drain3 {sum(r.drain_pa for r in part) / len(part):.3f})"
+                f"  on {', '.join(r.system for r in part)}"
+            )
     print(
         f"\nspeed: on each 2k sample repeated to {n_lines:,} lines (hot caches for both tools);"
         " cold: the first 2k lines alone, accuracy pass included"
@@ -216,6 +236,7 @@ def report(results: list[Result], n_lines: int) -> None:
     verdicts = [
         (mean["ours_ga"] >= GOAL_GA, f"mean GA {mean['ours_ga']:.3f} >= {GOAL_GA}"),
         (not behind, "GA >= Drain3 on every system" + (f" (not on {behind})" if behind else "")),
+        (mean["ours_pa"] >= GOAL_PA, f"mean PA {mean['ours_pa']:.3f} >= {GOAL_PA}"),
         (
             not slow,
             f"speed >= {GOAL_SPEEDUP:.0f}x Drain3 on every system (lowest {slowest.system}"

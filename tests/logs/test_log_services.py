@@ -228,3 +228,41 @@ def test_json_parser_never_fails_with_anything_but_a_payload_error() -> None:
 
 
 _ = StoredLine  # the type the services hand to subscribers
+
+
+def test_merged_templates_keep_their_ids_as_aliases_across_a_restart(
+    db_url: str, tmp_path: Path
+) -> None:
+    from fleetops.logs import service as logs_service
+    from fleetops.logs.ingest.records import LogRecord
+
+    engine = make_engine(db_url)
+    factory = make_session_factory(engine)
+    queues = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+
+    async def run(words: list[str]) -> list[int]:
+        services = LogServices(make_settings(db_url, tmp_path), factory)
+        await services.start()
+        for word in words:  # one commit each: merges are recorded in a later commit than ids
+            await services.pipeline.submit(
+                "t", [LogRecord(message=f"job finished on queue {word}", host="h")], wait=True
+            )
+        await services.stop()
+        return [line["template_id"] for line in stored(db_url)]
+
+    first = asyncio.run(run(queues))
+    assert len(set(first)) == 5  # five words were five events; the sixth made them one
+    after_restart = asyncio.run(run(["beta", "omega"]))[len(queues) :]
+    assert after_restart == [first[0], first[0]]  # the oldest id, for old and new words alike
+    with session_scope(factory) as session:
+        templates, total = logs_service.list_templates(
+            session, contains="job finished", since=None, order="id", limit=10, offset=0
+        )
+        assert total == 1
+        assert templates[0].id == first[0]
+        assert templates[0].text == "job finished on queue <*>"
+        assert templates[0].count == len(queues) + 2
+        assert logs_service.get_template(session, first[1]).alias_of == first[0]
+        query = logs_service.LineQuery(template_id=first[0])
+        assert len(logs_service.search_lines(session, query, limit=100)) == len(queues) + 2
+    engine.dispose()

@@ -17,17 +17,27 @@ from fleetops.logs.parse.miner import WILDCARD, TemplateMiner, tokenize
 from fleetops.logs.parse.tokens import Bounded, mask_word
 
 LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub"
-# Grouping accuracy measured with the default settings, less a small margin: a drop below a
-# floor is a regression. One setting serves every system; nothing here is tuned per system.
+# Grouping (GA) and parsing (PA) accuracy measured with the default settings, rounded down: a
+# drop below a floor is a regression. One setting serves every system; nothing is tuned per system.
 GA_FLOORS = {
-    "HDFS": 0.995,
-    "Hadoop": 0.98,
-    "Spark": 0.99,
+    "HDFS": 1.0,
+    "Hadoop": 0.985,
+    "Spark": 1.0,
     "Zookeeper": 0.99,
-    "BGL": 0.99,
+    "BGL": 1.0,
     "Linux": 0.99,
-    "OpenStack": 0.99,
-    "Apache": 0.99,
+    "OpenStack": 1.0,
+    "Apache": 1.0,
+}
+PA_FLOORS = {
+    "HDFS": 1.0,
+    "Hadoop": 0.88,
+    "Spark": 0.92,
+    "Zookeeper": 0.67,
+    "BGL": 0.99,
+    "Linux": 0.97,
+    "OpenStack": 0.97,
+    "Apache": 1.0,
 }
 needs_loghub = pytest.mark.skipif(not LOGHUB.is_dir(), reason=f"Loghub samples not at {LOGHUB}")
 
@@ -130,16 +140,10 @@ def test_one_different_constant_word_is_a_different_event() -> None:
     paused = miner.add(f"[instance: {uuid}] VM Paused (Lifecycle Event)")
     assert started.template.id != paused.template.id
     assert started.params == [uuid]
-    root = miner.add(
-        "authentication failure; logname= uid=0 tty=NODEVssh rhost=a.example.com user=root"
-    )
-    guest = miner.add(
-        "authentication failure; logname= uid=0 tty=NODEVssh rhost=b.example.com user=guest"
-    )
-    assert root.template.id != guest.template.id
-    assert root.template.text == (
-        "authentication failure; logname= uid=<*> tty=NODEVssh rhost=<*> user=root"
-    )
+    running = miner.add("worker 7 state=running after 3 retries")
+    stopped = miner.add("worker 9 state=stopped after 1 retries")
+    assert running.template.id != stopped.template.id
+    assert running.template.text == "worker <*> state=running after <*> retries"
 
 
 def test_an_empty_value_joins_a_filled_one_but_two_differences_do_not() -> None:
@@ -174,7 +178,40 @@ def test_a_word_seen_with_many_values_becomes_a_variable() -> None:
     assert gamma.template.id == alpha.template.id
     assert alpha.template.text == "job finished on queue <*>"
     assert miner.add("job finished on queue delta").template.id == alpha.template.id
-    assert miner.add("job finished on queue beta").template.id == beta.template.id
+    # beta's template merged into the older one: its id is an alias, its shape leads there
+    assert miner.add("job finished on queue beta").template.id == alpha.template.id
+    assert beta.template.alias_of is alpha.template
+    assert miner.aliases == {beta.template.id: alpha.template.id}
+    assert miner.canonical(beta.template) is alpha.template
+    assert miner.templates == [alpha.template]
+    assert alpha.template.count == 5
+
+
+def test_a_short_message_of_values_keeps_its_words() -> None:
+    # `JOB_CREATE <*>`, `Launching <*>`, ...: differing first words of a two-word message are
+    # different events however many there are, not one event `<*> <*>`.
+    miner = TemplateMiner(variants=3)
+    words = ["JOB_CREATE", "Launching", "ATTEMPT_START", "TASK_FINISHED", "Killing"]
+    ids = {miner.assign(f"{word} job_{i}_1").id for i, word in enumerate(words)}
+    assert len(ids) == len(words)
+    assert not miner.aliases
+
+
+def test_many_names_in_one_position_end_as_one_template_with_the_first_id() -> None:
+    """A program or account name position seen with many names: every line ends in the first
+    template, whichever order the names came in, and each earlier id is an alias of it."""
+    miner = TemplateMiner()
+    names = [f"{w}.exe" for w in "chrome firefox outlook slack zoom teams code git".split()]
+    matches = [
+        miner.add(f"{name} - proxy.example.com:5070 open through proxy proxy.example.com:5070")
+        for _ in range(3)
+        for name in names
+    ]
+    final = {miner.canonical(m.template).id for m in matches}
+    assert final == {matches[0].template.id}
+    assert len(miner.templates) == 1
+    assert miner.templates[0].text == "<*>.exe - <*> open through proxy <*>"
+    assert set(miner.aliases.values()) == final
 
 
 def test_ids_never_change_as_templates_widen() -> None:
@@ -237,22 +274,22 @@ def parsing_accuracy(predicted: list[str], truth: list[str]) -> float:
 
 
 @needs_loghub
-def test_grouping_accuracy_on_loghub_without_tuning() -> None:
+def test_grouping_and_parsing_accuracy_on_loghub_without_tuning() -> None:
+    """Each line's template as the miner ends (merged templates resolved to the one they joined),
+    against the corrected truth's template text: events whose truth text is the same are one
+    event (the truth numbers one template under several ids where only a `<*>` differs)."""
     accuracy: dict[str, float] = {}
     parsed: dict[str, float] = {}
     for system in GA_FLOORS:
         rows = loghub_rows(system)
         miner = TemplateMiner()
         templates = [miner.add(r["Content"]).template for r in rows]
-        accuracy[system] = grouping_accuracy(
-            [t.id for t in templates], [r["EventId"] for r in rows]
-        )
-        parsed[system] = parsing_accuracy(
-            [t.text for t in templates], [r["EventTemplate"] for r in rows]
-        )
+        templates = [miner.canonical(t) for t in templates]
+        truth = [r["EventTemplate"] for r in rows]
+        accuracy[system] = grouping_accuracy([t.id for t in templates], truth)
+        parsed[system] = parsing_accuracy([t.text for t in templates], truth)
     assert all(accuracy[s] >= floor for s, floor in GA_FLOORS.items()), accuracy
-    assert sum(accuracy.values()) / len(accuracy) >= 0.975, accuracy
-    assert sum(parsed.values()) / len(parsed) >= 0.87, parsed
+    assert all(parsed[s] >= floor for s, floor in PA_FLOORS.items()), parsed
 
 
 @needs_loghub
@@ -261,7 +298,8 @@ def test_ids_survive_a_restart_and_bounded_caches(system: str) -> None:
     """Restored templates take back exactly the messages they had; tiny caches change nothing."""
     messages = [r["Content"] for r in loghub_rows(system)]
     miner = TemplateMiner()
-    ids = [miner.add(m).template.id for m in messages]
+    first = [miner.add(m).template for m in messages]
+    ids = [miner.canonical(t).id for t in first]  # as they end, merged ones resolved
     assert [miner.add(m).template.id for m in messages] == ids
 
     restarted = TemplateMiner()
@@ -271,7 +309,7 @@ def test_ids_survive_a_restart_and_bounded_caches(system: str) -> None:
     assert len(restarted.templates) == len(miner.templates)
 
     small = TemplateMiner(cache_size=8, word_cache_size=8)
-    assert [small.add(m).template.id for m in messages] == ids
+    assert [small.canonical(t).id for t in [small.add(m).template for m in messages]] == ids
 
 
 def test_caches_stay_bounded_and_keep_recent_entries() -> None:
@@ -345,9 +383,9 @@ def test_cli_reads_standard_input_and_refuses_what_is_not_a_file(tmp_path: Path)
 
 
 def test_a_name_after_user_is_a_variable_from_the_second_name_on() -> None:
-    """Accounts are open-ended: the second name seen after `user` widens the first's template
-    (same id, so the first line is grouped with the rest) instead of starting an event per
-    account. Other differences stay hard."""
+    """Accounts are open-ended: the second name seen after `user` (or as `user=`) widens the
+    first's template (same id, so the first line is grouped with the rest) instead of starting
+    an event per account. Other differences stay hard."""
     miner = TemplateMiner()
     first = miner.assign("pam_unix(sshd:session): session closed for user news")
     second = miner.assign("pam_unix(sshd:session): session closed for user root")
@@ -356,6 +394,12 @@ def test_a_name_after_user_is_a_variable_from_the_second_name_on() -> None:
     invalid = [miner.assign(f"Invalid user {name} from 10.0.0.{i}") for i, name in enumerate("ab")]
     assert invalid[0].id == invalid[1].id
     assert invalid[1].text == "Invalid user <*> from <*>"
+    root, guest = (
+        miner.assign(f"authentication failure; logname= uid=0 rhost=a.example.com user={name}")
+        for name in ("root", "guest")
+    )
+    assert guest.id == root.id  # an account key's value is an account too
+    assert guest.text.endswith(" user=<*>")
     opened = miner.assign("pam_unix(sshd:session): session opened for user news")
     assert opened.id != first.id  # `opened` against `closed`: another event
     assert miner.assign("user logged in").id != miner.assign("user logged out").id
@@ -376,3 +420,22 @@ def test_the_digit_blind_cache_keeps_digit_bearing_constants_apart() -> None:
     second = miner.assign("Receiving block blk_1073742999_1177 src: /10.9.9.9:41234")
     assert first.id == second.id
     assert miner.add("Receiving block blk_5_6 src: /10.0.0.1:1").template.id == first.id
+
+
+def test_windows_paths_and_quoted_values_are_values() -> None:
+    assert mask_word(r"C:\Windows\winsxs\amd64_x_6.1.7601\cbscore.dll") == WILDCARD
+    assert mask_word("\\\\fileserver\\share") == WILDCARD
+    assert mask_word(r"path\one") == r"path\one"  # one backslash is not yet a path
+    miner = TemplateMiner()
+    lock = "acquire lock=2335, flags=0x1, tag={}, name=com.example.app, uid=10037"
+    one = miner.add(lock.format('"*alarm*"'))
+    two = miner.add(lock.format('"View Lock"'))
+    three = miner.add(lock.format('"Window Manager Screen Lock"'))
+    assert one.template is two.template is three.template
+    assert (
+        three.template.text
+        == 'acquire lock=<*>, flags=<*>, tag="<*>", name=com.example.app, uid=<*>'
+    )
+    assert three.params == ["2335", "0x1", "Window Manager Screen Lock", "10037"]
+    said = miner.add('he said "hello there" and left')  # not a key's value: words as they are
+    assert said.template.text == 'he said "hello there" and left'

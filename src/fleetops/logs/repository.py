@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from fleetops.models import (
     HostErrorCount,
@@ -119,10 +119,51 @@ def _sqlite_time(ts: datetime) -> str:
 
 
 def load_templates(session: Session) -> list[tuple[int, str, int]]:
+    """The templates the miner starts from: not those merged into another."""
     rows = session.execute(
-        select(LogTemplate.id, LogTemplate.text, LogTemplate.count).order_by(LogTemplate.id)
+        select(LogTemplate.id, LogTemplate.text, LogTemplate.count)
+        .where(LogTemplate.alias_of.is_(None))
+        .order_by(LogTemplate.id)
     )
     return [(tid, text, count) for tid, text, count in rows]
+
+
+def load_aliases(session: Session) -> dict[int, int]:
+    """Merged template id -> the id it merged into."""
+    rows = session.execute(
+        select(LogTemplate.id, LogTemplate.alias_of).where(LogTemplate.alias_of.is_not(None))
+    )
+    return {tid: into for tid, into in rows if into is not None}
+
+
+def template_family(session: Session, template_id: int) -> list[int]:
+    """A template's id and the ids merged into it, directly or through another merge: the
+    lines of one template, whichever id they were stored under."""
+    aliases = load_aliases(session)
+    family, grew = {template_id}, True
+    while grew:
+        more = {tid for tid, into in aliases.items() if into in family} - family
+        family |= more
+        grew = bool(more)
+    return sorted(family)
+
+
+def alias_templates(session: Session, aliases: dict[int, int]) -> None:
+    """Record merges: each merged template points at the one it merged into, whose count takes
+    the merged one's lines (the merged row keeps its own count, as history)."""
+    if not aliases:
+        return
+    merged = aliased(LogTemplate)
+    for tid, into in aliases.items():
+        moved = (
+            select(merged.count).where(merged.id == tid, merged.alias_of.is_(None))
+        ).scalar_subquery()
+        session.execute(
+            update(LogTemplate)
+            .where(LogTemplate.id == into)
+            .values(count=LogTemplate.count + func.coalesce(moved, 0))
+        )
+        session.execute(update(LogTemplate).where(LogTemplate.id == tid).values(alias_of=into))
 
 
 def save_templates(

@@ -67,6 +67,7 @@ class TemplateRead(BaseModel):
     first_seen: datetime
     last_seen: datetime
     example: str
+    alias_of: int | None = None  # the template this one was merged into; its lines are there
 
 
 class TemplatePage(BaseModel):

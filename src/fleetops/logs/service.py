@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -118,14 +118,14 @@ class LineQuery:
     after_id: int | None = None  # for tailing: only lines stored after this one
 
 
-def _lines(q: LineQuery) -> Select[LogLine]:
+def _lines(session: Session, q: LineQuery) -> Select[LogLine]:
     stmt = select(LogLine)
     if q.host:
         stmt = stmt.where(LogLine.host == q.host)
     if q.source:
         stmt = stmt.where(LogLine.source == q.source)
     if q.template_id is not None:
-        stmt = stmt.where(LogLine.template_id == q.template_id)
+        stmt = stmt.where(template_lines(session, q.template_id))
     if q.contains:
         stmt = stmt.where(LogLine.message.contains(q.contains, autoescape=True))
     if q.since is not None:
@@ -137,12 +137,20 @@ def _lines(q: LineQuery) -> Select[LogLine]:
     return stmt
 
 
+def template_lines(session: Session, template_id: int) -> ColumnElement[bool]:
+    """Lines of a template, also those stored under the ids of templates merged into it."""
+    family = repository.template_family(session, template_id)
+    if len(family) == 1:
+        return LogLine.template_id == template_id
+    return LogLine.template_id.in_(family)
+
+
 def search_lines(session: Session, q: LineQuery, *, limit: int) -> list[LogLine]:
     """Newest first (tailing, with `after_id`: oldest first, to print in order)."""
     if q.since and q.until and q.since >= q.until:
         raise BadRequest("`from` must be before `to`")
     order = LogLine.id.asc() if q.after_id is not None else LogLine.id.desc()
-    return list(session.scalars(_lines(q).order_by(order).limit(limit)))
+    return list(session.scalars(_lines(session, q).order_by(order).limit(limit)))
 
 
 def list_templates(
@@ -154,7 +162,7 @@ def list_templates(
     limit: int,
     offset: int,
 ) -> tuple[list[LogTemplate], int]:
-    stmt = select(LogTemplate)
+    stmt = select(LogTemplate).where(LogTemplate.alias_of.is_(None))
     if contains:
         stmt = stmt.where(LogTemplate.text.contains(contains, autoescape=True))
     if since is not None:

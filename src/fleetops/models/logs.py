@@ -57,6 +57,9 @@ class LogTemplate(Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     example: Mapped[str] = mapped_column(Text, default="")
+    # Set when the miner merged this template into an older one: its lines keep this id, and
+    # lists and counts go to the older one.
+    alias_of: Mapped[int | None] = mapped_column(default=None)
 
 
 class LogLine(Base):

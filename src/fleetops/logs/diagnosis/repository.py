@@ -462,7 +462,7 @@ def older_lines(
     if query.host:
         stmt = stmt.where(LogLine.host == query.host)
     if query.template_id is not None:
-        stmt = stmt.where(LogLine.template_id == query.template_id)
+        stmt = stmt.where(logs.template_lines(session, query.template_id))
     if query.contains:
         stmt = stmt.where(LogLine.message.contains(query.contains, autoescape=True))
     if query.since is not None:

@@ -107,6 +107,7 @@ class IngestPipeline:
         self._buckets: dict[str, _Bucket] = {}
         self._token_seen: dict[str, datetime] = {}
         self._known_templates: set[int] = set()
+        self._known_aliases: set[int] = set()  # merges already recorded in the database
 
     async def start(self) -> None:
         await asyncio.to_thread(self._restore)
@@ -210,9 +211,12 @@ class IngestPipeline:
         self._miner = TemplateMiner()
         with session_scope(self.factory) as session:
             rows = repository.load_templates(session)
+            aliases = repository.load_aliases(session)
         for template_id, text, count in rows:
             self._miner.restore(template_id, text, count)
-        self._known_templates = {row[0] for row in rows}
+        self._miner.aliases.update(aliases)
+        self._known_templates = {row[0] for row in rows} | set(aliases)
+        self._known_aliases = set(aliases)
 
     def _store(self, batches: list[_Batch]) -> tuple[list[IngestResult], list[StoredLine]]:
         now = self.clock()
@@ -245,6 +249,8 @@ class IngestPipeline:
                 if t.id in self._known_templates
             ]
             repository.save_templates(session, new, touched)
+            merges = self._miner.aliases.keys() - self._known_aliases
+            repository.alias_templates(session, {t: self._miner.aliases[t] for t in merges})
             changed = {k: v for k, v in cursors.items() if known.get(k) != v}
             repository.save_cursors(session, changed, known, now)
             due = {
@@ -255,6 +261,7 @@ class IngestPipeline:
             repository.touch_tokens(session, due, now)
             self._token_seen.update(dict.fromkeys(due, now))
         self._known_templates.update(templates)
+        self._known_aliases.update(merges)
         self.stats.commits += 1
         for batch, result in zip(batches, results, strict=True):
             self.stats.accepted += result.accepted

@@ -17,11 +17,14 @@ difference is:
 A message joins the most specific template that shares a constant with it, has no hard difference
 and at most one soft one (units aside), widening it; otherwise it starts a new template. A
 position where siblings keep differing by one constant is taken to be a variable after `variants`
-distinct constants (a user name, say), so high-cardinality words cannot grow the template set
-without bound.
+distinct constants (a user name, a program), so high-cardinality words cannot grow the template
+set without bound, unless that would leave the template more values than words. The templates
+made for the earlier values then merge into the oldest: it keeps its id, theirs become its
+aliases (`aliases`, `Template.alias_of`), and the shapes that led to them lead to it.
 
-Ids are stable: a template keeps its id when it widens, a message shape once assigned keeps its
-template, and `restore` puts back stored templates under their ids.
+Ids are stable: a template keeps its id when it widens or absorbs others, a message shape once
+assigned keeps its template (or the one that template merged into), and `restore` puts back
+stored templates under their ids.
 
 Masking decides by the shape of a word, never by which digits it holds, so two messages that
 differ only in their digits get the same tokens, unless a digit survives masking (`eth0`). The
@@ -36,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from operator import itemgetter, ne
-from typing import NamedTuple, cast
+from typing import NamedTuple, TypeVar, cast
 
 from fleetops.logs.parse.tokens import (
     WILDCARD,
@@ -49,6 +52,7 @@ from fleetops.logs.parse.tokens import (
 
 __all__ = ["WILDCARD", "Match", "Template", "TemplateMiner", "tokenize"]
 
+K = TypeVar("K")
 Slot = tuple[int, str | None, str]
 Key = tuple[str | None, ...]  # masked words; None where a word is not in the mask cache yet
 Extract = Callable[[list[str]], list[str]]
@@ -58,8 +62,10 @@ _ZERO = bytes.maketrans(b"123456789", b"000000000")
 _ASCII_DIGIT = re.compile("[0-9]")
 _DIGITS: tuple[Template, Spans] = cast("tuple[Template, Spans]", ())  # marks such messages
 
-# Words after which a log names an account: two names there are one event's variable.
+# Words after which a log names an account, and keys whose value is one: two names there are
+# one event's variable (`for user news`, `user=root`).
 _NAMES = frozenset({"user", "User", "USER"})
+_ACCOUNT_KEYS = frozenset({"user=", "ruser=", "username=", "logname=", "acct="})
 _UNITS = frozenset(
     "B b KB kB K k MB M GB G TB T PB KiB MiB GiB TiB bytes ns us µs ms s sec secs m min h".split()
 )
@@ -82,6 +88,7 @@ class Template:
     extract: Extract = field(default=list, repr=False)
     variants: dict[int, int] = field(default_factory=dict, repr=False)
     loose: int = field(default=0, repr=False)  # tokens holding a variable
+    alias_of: Template | None = field(default=None, repr=False)  # set when merged into another
 
     def __post_init__(self) -> None:
         self.refresh()
@@ -116,9 +123,10 @@ class TemplateMiner:
     """Groups messages into templates as they stream in."""
 
     def __init__(
-        self, *, cache_size: int = 100_000, word_cache_size: int = 100_000, variants: int = 16
+        self, *, cache_size: int = 100_000, word_cache_size: int = 100_000, variants: int = 6
     ) -> None:
         self.templates: list[Template] = []
+        self.aliases: dict[int, int] = {}  # merged template id -> the id it merged into
         self.variants = variants
         self._by_length: dict[int, list[Template]] = {}
         self._masks: Bounded[str, str] = Bounded(word_cache_size)  # word -> masked word
@@ -156,6 +164,12 @@ class TemplateMiner:
         self._add_template(template)
         self._shapes.put(tuple(tokens), template)
         self._next_id = max(self._next_id, template_id + 1)
+        return template
+
+    def canonical(self, template: Template) -> Template:
+        """The template a possibly merged one now lives in (itself when never merged)."""
+        while template.alias_of is not None:
+            template = template.alias_of
         return template
 
     def _assign(self, message: str) -> tuple[Template, Spans]:
@@ -247,15 +261,64 @@ class TemplateMiner:
             return best
         if sibling is not None:
             seen = sibling.variants.get(sibling_at, 1) + 1
-            if seen >= self.variants:
+            if seen >= self.variants and _keeps_shape(sibling.tokens, sibling_at):
                 sibling.variants.pop(sibling_at, None)
                 _widen(sibling, tokens, force=sibling_at)
+                self._absorb(sibling)
                 return sibling
             sibling.variants[sibling_at] = seen
         template = Template(id=self._next_id, tokens=list(tokens))
         self._next_id += 1
         self._add_template(template)
         return template
+
+    def _absorb(self, into: Template) -> None:
+        """Merge into a widened template the younger ones it now covers (the values seen before
+        the position proved variable): it keeps its id, theirs become aliases of it."""
+        same = self._by_length[len(into.tokens)]
+        merged = {
+            t for t in same if t is not into and t.id > into.id and _covers(into.tokens, t.tokens)
+        }
+        if not merged:
+            return
+        for template in merged:
+            _widen(into, template.tokens)
+            into.count += template.count
+            template.alias_of = into
+            self.aliases[template.id] = into.id
+        self._by_length[len(into.tokens)] = [t for t in same if t not in merged]
+        self.templates = [t for t in self.templates if t not in merged]
+        self._redirect(merged, into)
+
+    def _redirect(self, merged: set[Template], into: Template) -> None:
+        """Point every cached shape of a merged template at the one it merged into."""
+        for shapes in (self._shapes.hot, self._shapes.cold):
+            for key, template in shapes.items():
+                if template in merged:
+                    shapes[key] = into
+        for plans in (self._plans.hot, self._plans.cold):
+            _repoint(plans, merged, into)
+        for messages in (self._messages.hot, self._messages.cold):
+            _repoint(messages, merged, into)
+
+
+def _repoint(plans: dict[K, tuple[Template, Spans]], merged: set[Template], into: Template) -> None:
+    for key, plan in plans.items():
+        if plan and plan[0] in merged:  # not _DIGITS, which is empty
+            plans[key] = (into, plan[1])
+
+
+def _keeps_shape(tokens: list[str], at: int) -> bool:
+    """Whether a template keeps most of its words constant with one more variable at `at`:
+    a short message of values (`JOB_CREATE <*>`) is not one event with a variable first word."""
+    constants = sum(WILDCARD not in t for i, t in enumerate(tokens) if i != at)
+    return 2 * constants >= len(tokens)
+
+
+def _covers(ours: list[str], theirs: list[str]) -> bool:
+    """Whether a template takes another's tokens with no hard difference (at most one soft)."""
+    soft, _, hard_at = _compare(ours, theirs)
+    return hard_at == -1 and soft <= 1
 
 
 def _extractor(slots: list[Slot]) -> Extract:
@@ -344,10 +407,18 @@ def _difference(a: str, b: str, previous: str) -> int:
         return _UNIT
     if x == WILDCARD or y == WILDCARD or previous in _NAMES:
         return _SOFT
+    if prefix.endswith("=") and x and y and _key(prefix) in _ACCOUNT_KEYS:
+        return _SOFT
     if not x or not y:  # an empty value: soft only where a value is clearly delimited
         enclosed = prefix[-1:] in _OPEN and (not suffix or suffix[0] in _CLOSE)
         return _SOFT if enclosed else _HARD
     return _HARD
+
+
+def _key(prefix: str) -> str:
+    """The `key=` a token's common prefix ends with, lower-cased (`(user=` gives `user=`)."""
+    start = max(prefix.rfind(c, 0, len(prefix) - 1) for c in " ([{,;\"'")
+    return prefix[start + 1 :].lower()
 
 
 def _widen(template: Template, tokens: list[str], force: int = -1) -> None:

@@ -9,12 +9,14 @@ keeps its value. What counts as variable is decided by shape only, never by a sy
   `blk_-160899`, versions, times; in a word with structure (`batch:31`, `CPU#0`, `core.2275`)
   only the parts that hold digits. A name with a single digit (`tty2`, `eth0`, `jk2_init`) is a
   name, not a value;
-- paths and URLs, and domain names (`zummit.com`, `adsl-63-197-98-106.dsl.pacbell.net`);
+- paths (POSIX and Windows) and URLs, and domain names (`zummit.com`,
+  `adsl-63-197-98-106.dsl.pacbell.net`);
 - values separated only by punctuation are one value (`10.0.0.1,10.0.0.2`, `/10.0.0.1:50010`).
 
 Then runs of whole-word variables collapse into one (`delete <*> <*> <*>` is `delete <*>`), and a
 date written across words (`Fri Jul  1 07:57:30 2005`) is one variable, so the token count does
-not depend on how many values a message happens to list.
+not depend on how many values a message happens to list. A quoted value of several words after
+`key=` is one variable for the same reason.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ _DIGIT = re.compile(r"\d")
 _NUMBER = re.compile(r"[-+]?\d(?:[\d.:,-]*\d)?")
 _URL = re.compile(r"^([\[(\"'{<]*)[A-Za-z][\w+.-]*://\S*?([\])\"'}>,;]*)$")
 _PATH = re.compile(r"^(?:[~.]{0,2}/[^/]*/|[\w.~-]+/[\w.~-]*/)\S*$")
+# Windows paths: rooted at a drive or a share, or at least two levels deep.
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\|[\w.~$-]*\\[^\\]*\\)")
 _HEXLIST = re.compile(r"^[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{0,4}){2,}$")
 _DOMAIN = re.compile(
     r"^[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\."
@@ -41,6 +45,9 @@ _DOMAIN = re.compile(
     re.IGNORECASE,
 )
 _RUN_IN_WORD = re.compile(r"(?:(?<![\w*>.-])/)?<\*>(?:[,;/|:.]<\*>)*")
+_QUOTE_OPEN = re.compile(r'^([^"\s]*=")[^"]*$')
+_QUOTE_CLOSE = re.compile(r'^[^"]*("[,;)\]}]*)$')
+_QUOTE_WORDS = 16  # a longer "value" is more likely a stray quote than one value
 _MONTHS = frozenset("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
 _DATE_WORDS = _MONTHS | frozenset(
     "Mon Tue Wed Thu Fri Sat Sun UTC GMT PST PDT MST MDT CST CDT EST EDT CET CEST".split()
@@ -67,7 +74,7 @@ def mask_word(word: str) -> str:
 
 
 def _mask_piece(piece: str) -> str:
-    if "/" in piece and _PATH.match(piece):
+    if ("/" in piece and _PATH.match(piece)) or ("\\" in piece and _WINDOWS_PATH.match(piece)):
         return WILDCARD + (":" if piece.endswith(":") else "")
     if "." in piece and (domain := _DOMAIN.match(piece)):
         return WILDCARD + domain.group(1)
@@ -88,7 +95,8 @@ def collapse(tokens: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
 
     Returns the tokens and the (start, end) word spans that were merged, so that the raw words
     can be merged the same way (`join_spans`)."""
-    if WILDCARD not in tokens:
+    quoted = _quoted_values(tokens)
+    if WILDCARD not in tokens and not quoted:
         return tokens, []
     wild = [t == WILDCARD for t in tokens]
     if not _MONTHS.isdisjoint(tokens):
@@ -98,7 +106,11 @@ def collapse(tokens: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
     i, n = 0, len(tokens)
     while i < n:
         j = i + 1
-        if wild[i]:
+        if i in quoted:
+            j, token = quoted[i]
+            spans.append((i, j))
+            out.append(token)
+        elif wild[i]:
             while j < n and wild[j]:
                 j += 1
             if j - i > 1:
@@ -108,6 +120,25 @@ def collapse(tokens: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
             out.append(tokens[i])
         i = j
     return out, spans
+
+
+def _quoted_values(tokens: list[str]) -> dict[int, tuple[int, str]]:
+    """Quoted values of several words after `key=` (`tag="View Lock",`): one variable each, so
+    that the number of words in a value does not make another template. By start: (end, token)."""
+    found: dict[int, tuple[int, str]] = {}
+    i, n = 0, len(tokens)
+    while i < n:
+        opener = _QUOTE_OPEN.match(tokens[i])
+        if opener:
+            for j in range(i + 1, min(n, i + _QUOTE_WORDS)):
+                if '"' in tokens[j]:
+                    closer = _QUOTE_CLOSE.match(tokens[j])
+                    if closer:
+                        found[i] = (j + 1, f"{opener.group(1)}{WILDCARD}{closer.group(1)}")
+                        i = j
+                    break
+        i += 1
+    return found
 
 
 def _mark_dates(tokens: list[str], wild: list[bool]) -> None:
