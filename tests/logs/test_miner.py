@@ -94,6 +94,9 @@ def test_headers_are_stripped() -> None:
         ("jk2_init()", "jk2_init()"),
         ("10.0.0.1,10.0.0.2", WILDCARD),  # punctuation-separated values are one value
         ("/10.250.19.102:54106", WILDCARD),
+        ("api.example.cn:443", WILDCARD),  # a host name with a port, whatever its domain
+        ("node-7.rack.example/10.0.0.7:8020", WILDCARD),
+        ("(Task.java:123)", "(Task.java:<*>)"),  # a source line is not a host
         ("FF:F2:9F:16:E2:23:00:0D", WILDCARD),
         ("/var/log/messages", WILDCARD),
         ("[hdfs://namenode:9000]", "[<*>]"),

@@ -9,8 +9,8 @@ keeps its value. What counts as variable is decided by shape only, never by a sy
   `blk_-160899`, versions, times; in a word with structure (`batch:31`, `CPU#0`, `core.2275`)
   only the parts that hold digits. A name with a single digit (`tty2`, `eth0`, `jk2_init`) is a
   name, not a value;
-- paths (POSIX and Windows) and URLs, and domain names (`zummit.com`,
-  `adsl-63-197-98-106.dsl.pacbell.net`);
+- paths (POSIX and Windows) and URLs, domain names (`zummit.com`,
+  `adsl-63-197-98-106.dsl.pacbell.net`), and host names with a port (`api.example.cn:443`);
 - values separated only by punctuation are one value (`10.0.0.1,10.0.0.2`, `/10.0.0.1:50010`).
 
 Then runs of whole-word variables collapse into one (`delete <*> <*> <*>` is `delete <*>`), and a
@@ -37,6 +37,10 @@ _URL = re.compile(r"^([\[(\"'{<]*)[A-Za-z][\w+.-]*://\S*?([\])\"'}>,;]*)$")
 _PATH = re.compile(r"^(?:[~.]{0,2}/[^/]*/|[\w.~-]+/[\w.~-]*/)\S*$")
 # Windows paths: rooted at a drive or a share, or at least two levels deep.
 _WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\|[\w.~$-]*\\[^\\]*\\)")
+# host:port, also host/ip:port (`api.example.cn:443`, `a.b.example.com/10.0.0.1:8020`), but not
+# a source line (`Foo.java:123`).
+_HOST_PORT = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.([A-Za-z]+)(?:/[\d.]+)?:\d+$")
+_SOURCE_FILES = frozenset("java scala kt py c cc cpp h go rs js ts rb cs php".split())
 _HEXLIST = re.compile(r"^[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{0,4}){2,}$")
 _DOMAIN = re.compile(
     r"^[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\."
@@ -81,6 +85,8 @@ def _mask_piece(piece: str) -> str:
     if not _DIGIT.search(piece):
         return piece
     if _HEXLIST.match(piece):
+        return WILDCARD
+    if ":" in piece and (host := _HOST_PORT.match(piece)) and host.group(1) not in _SOURCE_FILES:
         return WILDCARD
     subs = _SUBPIECES.split(piece)
     for i in range(0, len(subs), 2):
