@@ -1,4 +1,8 @@
-"""The `fleetops` command: server, demo, database, and each domain's commands."""
+"""The `fleetops` command: server, demo, database, and each domain's commands.
+
+A command's module is imported when that command runs, not before (`kit.lazygroup`): `fleetops
+--help` loads no domain, and a command only its own.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +12,99 @@ import shutil
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-import httpx
 import typer
-from pydantic import ValidationError
 
-from fleetops.agent.cli import agent_command
-from fleetops.audit.cli import audit_app
-from fleetops.auth.cli import token_app, user_app, whoami
-from fleetops.auth.roles import Role
-from fleetops.changes.cli import change_app, freeze_app, operation_app, workflow_app
-from fleetops.changes.exec_cli import exec_command
-from fleetops.config import Settings, get_settings
-from fleetops.devices.cli import device_app
-from fleetops.devices.repairs.cli import repair_app
-from fleetops.errors import EXIT_USAGE
-from fleetops.findings.cli import finding_app
-from fleetops.inspection.cli import baseline_app, inspect_app
-from fleetops.inventory.cli import host_app, rack_app
-from fleetops.kit.cli import ApiClient, CliState, CommandFailed, OutputOption, emit, stderr, stdout
-from fleetops.logs.cli import logs_app
+from fleetops.kit.cli import (
+    EXIT_USAGE,
+    ApiClient,
+    CliState,
+    CommandFailed,
+    OutputOption,
+    emit,
+    stderr,
+    stdout,
+)
+from fleetops.kit.lazygroup import Lazy, LazyGroup
 
 if TYPE_CHECKING:
     from fleetops.changes.executor import Executor
+    from fleetops.config import Settings
+
+
+class Commands(LazyGroup):
+    """Every command, in the order help lists them, with its help line repeated so that listing
+    imports nothing (`tests/test_cli_startup.py` checks each against the command's own)."""
+
+    lazy: ClassVar[Mapping[str, Lazy]] = {
+        "agent": Lazy(
+            "fleetops.agent.cli:agent_command",
+            "Tail log files and ship them to a fleetops server, without losing or duplicating "
+            "lines.",
+        ),
+        "whoami": Lazy("fleetops.auth.cli:whoami", "Show who the CLI acts as."),
+        "exec": Lazy(
+            "fleetops.changes.exec_cli:exec_command",
+            "Run a command on many hosts at once (like `ansible all -a`), recorded and audited.\n"
+            "Exit 1 if any host failed.",
+            context_settings={"allow_interspersed_args": False},
+        ),
+        # This module's own (serve, demo, db, eval) are built only when they run, too.
+        "serve": Lazy("fleetops.cli:serve", "Run the server: API, web UI and background work."),
+        "demo": Lazy(
+            "fleetops.cli:demo",
+            "Start the server on a fresh demo database with a generated fleet and a user per role.",
+        ),
+        "host": Lazy("fleetops.inventory.cli:host_app", "Hosts of the inventory."),
+        "rack": Lazy("fleetops.inventory.cli:rack_app", "Racks and their failure domains."),
+        "user": Lazy("fleetops.auth.cli:user_app", "Users and their roles."),
+        "token": Lazy("fleetops.auth.cli:token_app", "API tokens (shown once, stored hashed)."),
+        "audit": Lazy("fleetops.audit.cli:audit_app", "The append-only audit log."),
+        "db": Lazy("fleetops.cli:db_app", "Database schema."),
+        "eval": Lazy(
+            "fleetops.cli:eval_app", "Measure detection against the simulator's ground truth."
+        ),
+        "repair": Lazy(
+            "fleetops.devices.repairs.cli:repair_app",
+            "Repair tickets: the queue, one ticket, and updates from whoever repairs.",
+        ),
+        "operation": Lazy("fleetops.changes.cli:operation_app", "The operations library."),
+        "workflow": Lazy(
+            "fleetops.changes.cli:workflow_app", "Workflows: operations composed into stages."
+        ),
+        "change": Lazy(
+            "fleetops.changes.cli:change_app", "Change requests: submit, approve, run, follow."
+        ),
+        "freeze": Lazy(
+            "fleetops.changes.cli:freeze_app", "Freeze windows: no batch starts inside one."
+        ),
+        "logs": Lazy(
+            "fleetops.logs.cli:logs_app",
+            "Logs: search the recent window, templates, ingest tokens, offline parsing.",
+        ),
+        "finding": Lazy(
+            "fleetops.findings.cli:finding_app", "Findings: what detectors found, with evidence."
+        ),
+        "device": Lazy(
+            "fleetops.devices.cli:device_app",
+            "Devices: each host's hardware lifecycle and its history.",
+        ),
+        "inspect": Lazy(
+            "fleetops.inspection.cli:inspect_app",
+            "Hardware inspection: probe hosts and judge them against their model's baseline.",
+        ),
+        "baseline": Lazy(
+            "fleetops.inspection.cli:baseline_app",
+            "Per-model baselines: the healthy band of every probe's curve.",
+        ),
+    }
+
 
 app = typer.Typer(
     name="fleetops",
     help="Operate a compute fleet: every action an audited, guarded change.",
+    cls=Commands,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -43,41 +112,27 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 eval_app = typer.Typer(
     help="Measure detection against the simulator's ground truth.", no_args_is_help=True
 )
-app.add_typer(host_app, name="host")
-app.add_typer(rack_app, name="rack")
-app.add_typer(user_app, name="user")
-app.add_typer(token_app, name="token")
-app.add_typer(audit_app, name="audit")
-app.add_typer(db_app, name="db")
-app.add_typer(eval_app, name="eval")
-app.add_typer(repair_app, name="repair")
-app.add_typer(operation_app, name="operation")
-app.add_typer(workflow_app, name="workflow")
-app.add_typer(change_app, name="change")
-app.add_typer(freeze_app, name="freeze")
-app.add_typer(logs_app, name="logs")
-app.add_typer(finding_app, name="finding")
-app.add_typer(device_app, name="device")
-app.add_typer(inspect_app, name="inspect")
-app.add_typer(baseline_app, name="baseline")
-app.command("agent")(agent_command)
-app.command("whoami")(whoami)
-app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
 
 
 def _remote_client(server: str, token: str | None) -> ApiClient:
+    import httpx
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return ApiClient(httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=120))
 
 
-def _local_client(settings: Settings) -> ApiClient:
+def _local_client() -> ApiClient:
     """The API in-process on the local database, acting as the local OS user with admin rights
     (whoever can write the database file already has them)."""
+    from fleetops.config import get_settings
+
+    settings = get_settings()  # invalid settings stop the command before the web stack loads
     # Imported here, not at the top: the web stack is only needed without --server, and
     # `fleetops --help` / remote commands should start instantly.
     import warnings
 
     from fleetops.auth.dependencies import Principal
+    from fleetops.auth.roles import Role
     from fleetops.main import create_app
 
     # Starlette deprecates its httpx-based test client in favour of httpx2; this one in-process
@@ -115,16 +170,17 @@ def root(
         ctx.obj = CliState(lambda: _remote_client(server, token))
         ctx.call_on_close(ctx.obj.close)
     else:
-        ctx.obj = CliState(lambda: _local_client(get_settings()))
+        ctx.obj = CliState(_local_client)
         ctx.call_on_close(ctx.obj.close)
 
 
-@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8080)")] = None,
 ) -> None:
     """Run the server: API, web UI and background work."""
+    from fleetops.config import Settings
+
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     _run_server(settings)
@@ -161,6 +217,7 @@ def _run_server(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations (also done on every server start)."""
+    from fleetops.config import get_settings
     from fleetops.db import make_engine, upgrade
 
     settings = get_settings()
@@ -170,7 +227,6 @@ def db_upgrade() -> None:
     stderr.print(f"database at {engine.url.render_as_string(hide_password=True)} is up to date")
 
 
-@app.command()
 def demo(
     hosts: Annotated[int, typer.Option(min=1, help="hosts in the simulated fleet")] = 1000,
     racks: Annotated[int, typer.Option(min=1, help="racks")] = 40,
@@ -180,6 +236,7 @@ def demo(
     ] = False,
 ) -> None:
     """Start the server on a fresh demo database with a generated fleet and a user per role."""
+    from fleetops.config import Settings, get_settings
     from fleetops.sim.demo import build_demo, demo_executors, demo_feed, repair_shop
 
     base = get_settings()
@@ -291,8 +348,11 @@ def main() -> None:
         for line in exc.lines:
             stderr.print(f"  {line}", highlight=False)
         sys.exit(exc.code)
-    except ValidationError as exc:
-        if exc.title != "Settings":
+    except Exception as exc:
+        # pydantic is loaded by the commands that read settings, not at every start-up.
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError) or exc.title != "Settings":
             raise
         stderr.print("[red]error:[/red] invalid settings (environment or config file)")
         for error in exc.errors(include_url=False):

@@ -1,4 +1,4 @@
-"""Typed application errors; each carries its HTTP status and maps to a CLI exit code."""
+"""Typed application errors; each carries its HTTP status (the CLI exit code: `kit.exitcodes`)."""
 
 from __future__ import annotations
 
@@ -68,20 +68,6 @@ class TooManyRequests(AppError):
 
 class Unavailable(AppError):
     status_code = 503
-
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 1, 2, 3, 4
-
-
-def exit_code_for_status(status: int) -> int:
-    """Map an HTTP status to the CLI's documented exit codes."""
-    if status < 400:
-        return EXIT_OK
-    if status == 404:
-        return EXIT_NOT_FOUND
-    if status in (401, 403, 409, 423, 429):
-        return EXIT_REFUSED
-    return EXIT_ERROR
 
 
 class ErrorBody(BaseModel):

@@ -17,8 +17,8 @@ from fleetops.agent.progress import Log
 from fleetops.agent.runner import AgentOptions, Stopped, run_agent
 from fleetops.agent.ship import ShipOptions
 from fleetops.agent.tail import TailOptions
-from fleetops.errors import EXIT_USAGE
 from fleetops.kit.cli import fail
+from fleetops.kit.exitcodes import EXIT_USAGE
 
 # Fields the server reads as the message, host, time, file or offset: not usable as labels.
 RESERVED_LABELS = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetops.errors import EXIT_ERROR, EXIT_REFUSED
+from fleetops.kit.exitcodes import EXIT_ERROR, EXIT_REFUSED
 
 
 class AgentError(Exception):

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetops.errors import EXIT_ERROR
 from fleetops.kit.cli import Column, OutputOption, api, emit, fail, stdout
+from fleetops.kit.exitcodes import EXIT_ERROR
 
 audit_app = typer.Typer(help="The append-only audit log.", no_args_is_help=True)
 

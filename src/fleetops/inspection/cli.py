@@ -10,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from fleetops.changes.enums import TERMINAL, ChangeState, HostRunState
-from fleetops.errors import EXIT_NOT_FOUND
 from fleetops.inspection.enums import Outcome, Probe
 from fleetops.kit.cli import (
     EXIT_ERROR,
@@ -23,6 +22,7 @@ from fleetops.kit.cli import (
     stderr,
     stdout,
 )
+from fleetops.kit.exitcodes import EXIT_NOT_FOUND
 
 inspect_app = typer.Typer(
     help="Hardware inspection: probe hosts and judge them against their model's baseline.",

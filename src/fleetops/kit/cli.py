@@ -10,15 +10,16 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import httpx
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from fleetops.errors import EXIT_ERROR, EXIT_USAGE, exit_code_for_status
+from fleetops.kit.exitcodes import EXIT_ERROR, EXIT_USAGE, exit_code_for_status
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["EXIT_ERROR", "EXIT_USAGE"]
 
@@ -51,6 +52,10 @@ class ApiClient:
         self.http = http
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        # Loaded already by whoever built `self.http`; at the top it would slow every command's
+        # start-up, `--help` and the commands that never call the API included.
+        import httpx
+
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -129,6 +134,8 @@ def emit(data: Any, fmt: str, columns: Sequence[Column] = (), *, title: str | No
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     elif fmt == "yaml":
+        import yaml  # only this format needs it: not loaded at every command's start-up
+
         sys.stdout.write(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False))
     else:
         _table(data, columns, title)

@@ -1,0 +1,101 @@
+"""The CLI's start-up: `fleetops --help` and two commands' help, against `ansible --version`.
+
+Each is timed as a whole process from start to exit (the installed `fleetops` script, as a user
+types it), the commands taking turns run by run so load on the machine falls on all of them
+alike; the median of `--runs` is reported, after one untimed run of each (a warm page cache).
+fleetops' own bytecode is compiled first, as `make compile` does, so no run pays for compiling.
+
+For each fleetops command, one more run under `python -X importtime` gives what its start-up is
+made of: the time spent importing and the modules imported.
+
+Needs ansible-core, from the locked `dev` extra.
+Run: `.venv/bin/python bench/startup.py [--runs 7]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import fleetops
+
+BIN = Path(sys.executable).parent
+BASELINE = ("ansible --version", [str(BIN / "ansible"), "--version"])
+FLEETOPS = [str(BIN / "fleetops")]
+COMMANDS = [
+    ("fleetops --help", [*FLEETOPS, "--help"]),
+    ("fleetops logs parse --help", [*FLEETOPS, "logs", "parse", "--help"]),
+    ("fleetops host --help", [*FLEETOPS, "host", "--help"]),
+]
+
+
+def run_once(command: Sequence[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def imports(command: Sequence[str]) -> tuple[float, int]:
+    """Seconds spent importing (the top-level imports' cumulative times) and modules imported."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    total_us, modules = 0, 0
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        _, cumulative, name = line.split("|")
+        modules += 1
+        if not name.startswith("  "):  # one space of indent: imported by the script itself
+            total_us += int(cumulative)
+    return total_us / 1e6, modules
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs of each command")
+    args = parser.parse_args()
+    if not Path(BASELINE[1][0]).is_file():
+        print(
+            "ansible is missing: install the locked dev extra "
+            "(.venv/bin/uv sync --locked --extra dev)",
+            file=sys.stderr,
+        )
+        return 2
+    compileall.compile_dir(Path(fleetops.__file__).parent, quiet=1)
+    every = [*COMMANDS, BASELINE]
+    times: dict[str, list[float]] = {name: [] for name, _ in every}
+    for _, command in every:
+        run_once(command)
+    for _ in range(args.runs):
+        for name, command in every:
+            times[name].append(run_once(command))
+    baseline = statistics.median(times[BASELINE[0]])
+    print(
+        f"\n{'command':<28} {'median s':>9} {'min s':>7} {'vs ansible':>11} "
+        f"{'imports s':>10} {'modules':>8}"
+    )
+    for name, command in every:
+        median = statistics.median(times[name])
+        imported = ""
+        if name != BASELINE[0]:
+            seconds, modules = imports(command)
+            imported = f"{seconds:>10.2f} {modules:>8,}"
+        row = f"{name:<28} {median:>9.3f} {min(times[name]):>7.3f} {median / baseline:>10.2f}x"
+        print(f"{row} {imported}".rstrip())
+    print(f"median of {args.runs} runs each; Python {sys.version.split()[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
