@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NoReturn
+from typing import Any, NoReturn
 
 import httpx
 import typer
@@ -19,17 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetops.errors import EXIT_ERROR, EXIT_USAGE, exit_code_for_status
+from fleetops.kit.output import FORMATS, Column, OutputOption
 
-__all__ = ["EXIT_ERROR", "EXIT_USAGE"]
+__all__ = ["EXIT_ERROR", "EXIT_USAGE", "FORMATS", "Column", "OutputOption"]
 
 # Piped output is not cut to 80 columns: tables stay whole for grep and less.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 stderr = Console(stderr=True, soft_wrap=True)
-
-OutputOption = Annotated[
-    str, typer.Option("--output", "-o", help="table, json or yaml", case_sensitive=False)
-]
-FORMATS = ("table", "json", "yaml")
 
 
 class CommandFailed(Exception):
@@ -116,9 +112,6 @@ def api(ctx: typer.Context) -> ApiClient:
     state = ctx.find_root().obj
     assert isinstance(state, CliState)
     return state.client()
-
-
-Column = tuple[str, str | Callable[[dict[str, Any]], Any]]
 
 
 def emit(data: Any, fmt: str, columns: Sequence[Column] = (), *, title: str | None = None) -> None:
