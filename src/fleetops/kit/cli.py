@@ -10,27 +10,23 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from fleetops.kit.exitcodes import EXIT_ERROR, EXIT_USAGE, exit_code_for_status
+from fleetops.kit.output import FORMATS, Column, OutputOption
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["EXIT_ERROR", "EXIT_USAGE"]
+__all__ = ["EXIT_ERROR", "EXIT_USAGE", "FORMATS", "Column", "OutputOption"]
 
 # Piped output is not cut to 80 columns: tables stay whole for grep and less.
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 stderr = Console(stderr=True, soft_wrap=True)
-
-OutputOption = Annotated[
-    str, typer.Option("--output", "-o", help="table, json or yaml", case_sensitive=False)
-]
-FORMATS = ("table", "json", "yaml")
 
 
 class CommandFailed(Exception):
@@ -121,9 +117,6 @@ def api(ctx: typer.Context) -> ApiClient:
     state = ctx.find_root().obj
     assert isinstance(state, CliState)
     return state.client()
-
-
-Column = tuple[str, str | Callable[[dict[str, Any]], Any]]
 
 
 def emit(data: Any, fmt: str, columns: Sequence[Column] = (), *, title: str | None = None) -> None:

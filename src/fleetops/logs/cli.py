@@ -1,16 +1,19 @@
-"""`fleetops logs parse`: mine templates from a log file, one JSON line per input line."""
+"""The `fleetops logs` commands: search, tail, templates and ingest tokens through the API, and
+`parse`, which mines templates from a log file offline (one JSON line per input line)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
-from json.encoder import encode_basestring_ascii as _string  # what json.dumps uses
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from fleetops.kit.cli import EXIT_USAGE, Column, OutputOption, api, emit, fail, stdout
+# The API client (`fleetops.kit.cli`: httpx, pydantic, rich) is imported by the commands that speak
+# to the API, not here: `logs parse` runs offline, and loading this module must not load it.
+from fleetops.kit.output import Column, OutputOption
+from fleetops.logs.parse.batch import BlockParser, blocks
 from fleetops.logs.parse.headers import content
 from fleetops.logs.parse.miner import TemplateMiner
 
@@ -61,6 +64,8 @@ def search(
     output: OutputOption = "table",
 ) -> None:
     """Raw lines from the recent window, newest first."""
+    from fleetops.kit.cli import api, emit
+
     lines = api(ctx).get(
         "/api/v1/logs/search",
         host=host,
@@ -84,6 +89,8 @@ def tail(
     interval: Annotated[float, typer.Option(min=0.1)] = 1.0,
 ) -> None:
     """Print the last lines, then new ones as they arrive (Ctrl-C stops)."""
+    from fleetops.kit.cli import api
+
     client = api(ctx)
     filters = {"host": host, "template": template, "contains": contains}
     last = client.get("/api/v1/logs/search", limit=max(lines, 1), **filters)
@@ -116,6 +123,8 @@ def templates(
     output: OutputOption = "table",
 ) -> None:
     """Mined templates with their counts, most frequent first."""
+    from fleetops.kit.cli import api, emit
+
     page = api(ctx).get(
         "/api/v1/logs/templates",
         contains=contains,
@@ -141,6 +150,8 @@ def token_create(
 ) -> None:
     """Create an ingest token; it is printed once. Bind a host's shipper to that host
     (`--hosts HOSTNAME`): lines it sends about other hosts are refused and counted."""
+    from fleetops.kit.cli import api, emit, stdout
+
     body: dict[str, str] = {"name": name}
     if hosts:
         body["hosts"] = hosts
@@ -155,12 +166,16 @@ def token_create(
 @token_app.command("list")
 def token_list(ctx: typer.Context, output: OutputOption = "table") -> None:
     """Ingest tokens (never their secrets)."""
+    from fleetops.kit.cli import api, emit
+
     emit(api(ctx).get("/api/v1/logs/tokens"), output, TOKEN_COLUMNS)
 
 
 @token_app.command("revoke")
 def token_revoke(ctx: typer.Context, name: str) -> None:
     """Revoke an ingest token; its shipper is refused within seconds."""
+    from fleetops.kit.cli import api, stdout
+
     api(ctx).delete(f"/api/v1/logs/tokens/{name}")
     stdout.print(f"ingest token {name!r} revoked")
 
@@ -173,49 +188,28 @@ def parse(
     ] = False,
     output: Annotated[str, typer.Option("--output", "-o", help="jsonl")] = "jsonl",
 ) -> None:
-    """Print {"line", "template_id", "template", "params"} for every line of FILE."""
+    """Print {"line", "template_id", "template", "params"} for every line of FILE.
+
+    Lines are read and mined a block (256 KiB) at a time. Each line is printed
+    with its template as it stands after its block: a template that widens
+    within a block is shown widened, with the parameters it takes, for the
+    block's earlier lines too (ids never change). Standard input is printed a
+    block at a time, once the block is full or the input ends."""
     if output != "jsonl":
-        fail(f"unknown output {output!r}; logs parse writes jsonl", EXIT_USAGE)
+        _usage_error(f"unknown output {output!r}; logs parse writes jsonl")
     if file != "-" and not os.path.isfile(file):
-        fail(f"{file}: not a file (give a log file, or - to read standard input)", EXIT_USAGE)
-    miner = TemplateMiner()
-    out = _JsonLines(sys.stdout)
+        _usage_error(f"{file}: not a file (give a log file, or - to read standard input)")
+    parser = BlockParser(TemplateMiner(), message=None if content_only else content)
+    out = sys.stdout.buffer
     with (
-        open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)
-        if file == "-"
-        else open(file, encoding="utf-8", errors="replace")
-    ) as lines:
-        for number, raw in enumerate(lines, start=1):
-            line = raw.rstrip("\n")
-            match = miner.add(line if content_only else content(line))
-            out.write(number, match.template.id, match.template.text, match.params)
-    out.flush()
+        open(sys.stdin.fileno(), "rb", closefd=False) if file == "-" else open(file, "rb")
+    ) as stream:
+        for block in blocks(stream):
+            out.write(parser.jsonl(block))
+            out.flush()
 
 
-class _JsonLines:
-    """`json.dumps` of each record, written a block at a time: a write per line is a system call
-    per line wherever output is unbuffered (PYTHONUNBUFFERED), and a template's text is encoded
-    once, not once per line."""
+def _usage_error(message: str) -> NoReturn:
+    from fleetops.kit.cli import EXIT_USAGE, fail
 
-    BLOCK = 4096
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.pending: list[str] = []
-        self.heads: dict[tuple[int, str], str] = {}
-
-    def write(self, number: int, template_id: int, text: str, params: list[str]) -> None:
-        head = self.heads.get((template_id, text))
-        if head is None:
-            if len(self.heads) > 65_536:  # widened templates leave old texts behind
-                self.heads.clear()
-            head = f'"template_id": {template_id}, "template": {_string(text)}, "params": ['
-            self.heads[(template_id, text)] = head
-        self.pending.append(f'{{"line": {number}, {head}{", ".join(map(_string, params))}]}}\n')
-        if len(self.pending) >= self.BLOCK:
-            self.flush()
-
-    def flush(self) -> None:
-        self.stream.write("".join(self.pending))
-        self.pending.clear()
-        self.stream.flush()
+    fail(message, EXIT_USAGE)

@@ -157,6 +157,15 @@ class TemplateMiner:
             return found[0]
         return self._assign(message)[0]
 
+    def resolve(self, message: str) -> tuple[Template, Spans, bool]:
+        """Assign a message as `assign` does; also return the runs of its words that one variable
+        stands for (the miner's own list: do not change it), and whether every message that
+        differs from it only in its digits resolves the same (not so where a digit survives
+        masking: `eth0` against `eth1`)."""
+        template, spans = self._assign(message)
+        zeroed = message.encode("utf-8", "surrogatepass").translate(_ZERO)
+        return template, spans, self._messages.get(zeroed) is not _DIGITS
+
     def restore(self, template_id: int, text: str, count: int = 0) -> Template:
         """Put back a template stored earlier, keeping its id (ids are stable across restarts)."""
         tokens = collapse(text.split())[0]
