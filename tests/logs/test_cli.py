@@ -43,3 +43,40 @@ def test_the_logs_commands_load_without_the_api_client() -> None:
     code = f"import sys, fleetops.logs.cli; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
+
+
+def test_a_plain_parse_runs_without_the_cli_framework_and_prints_the_same(tmp_path: Path) -> None:
+    """A valid `logs parse` line is run before Typer (and pydantic, Rich) load; what it prints is
+    what the Typer command prints, and anything else still goes to the Typer command."""
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"job {i} finished on node-{i % 7} in {i * 3} ms\n" for i in range(50)))
+    probe = (
+        "import runpy, sys; sys.argv = ['fleetops', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('fleetops', run_name='__main__')\n"
+        "finally:\n    print(sorted(m for m in ('typer', 'pydantic', 'rich') if m in sys.modules),"
+        " file=sys.stderr)\n"
+    )
+    for args in (
+        ["--content-only", str(log)],
+        ["-o", "jsonl", str(log), "--content-only"],
+        ["--output=jsonl", "--content-only", str(log)],
+    ):
+        fast = subprocess.run(
+            [sys.executable, "-c", probe, "logs", "parse", *args], capture_output=True, text=True
+        )
+        assert fast.returncode == 0, fast.stderr
+        assert fast.stderr == "[]\n"
+        through_typer = subprocess.run(
+            [sys.executable, "-c", "from fleetops.cli import main; main()", "logs", "parse", *args],
+            capture_output=True,
+            text=True,
+        )
+        assert through_typer.returncode == 0, through_typer.stderr
+        assert fast.stdout == through_typer.stdout
+        assert len(fast.stdout.splitlines()) == 50
+    for args in (["--help"], ["-o", "csv", str(log)], [str(tmp_path)], [str(log), str(log)]):
+        slow = subprocess.run(
+            [sys.executable, "-c", probe, "logs", "parse", *args], capture_output=True, text=True
+        )
+        assert "typer" in slow.stderr.splitlines()[-1], (args, slow.stderr)
+        assert slow.returncode == (0 if args == ["--help"] else 2), (args, slow.stderr)

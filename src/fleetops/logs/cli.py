@@ -13,9 +13,7 @@ import typer
 # The API client (`fleetops.kit.cli`: httpx, pydantic, rich) is imported by the commands that speak
 # to the API, not here: `logs parse` runs offline, and loading this module must not load it.
 from fleetops.kit.output import Column, OutputOption
-from fleetops.logs.parse.batch import BlockParser, blocks
-from fleetops.logs.parse.headers import content
-from fleetops.logs.parse.miner import TemplateMiner
+from fleetops.logs.parse.command import parse_file
 
 logs_app = typer.Typer(
     help="Logs: search the recent window, templates, ingest tokens, offline parsing.",
@@ -199,14 +197,7 @@ def parse(
         _usage_error(f"unknown output {output!r}; logs parse writes jsonl")
     if file != "-" and not os.path.isfile(file):
         _usage_error(f"{file}: not a file (give a log file, or - to read standard input)")
-    parser = BlockParser(TemplateMiner(), message=None if content_only else content)
-    out = sys.stdout.buffer
-    with (
-        open(sys.stdin.fileno(), "rb", closefd=False) if file == "-" else open(file, "rb")
-    ) as stream:
-        for block in blocks(stream):
-            out.write(parser.jsonl(block))
-            out.flush()
+    parse_file(file, content_only=content_only)
 
 
 def _usage_error(message: str) -> NoReturn:
