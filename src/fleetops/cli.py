@@ -11,6 +11,7 @@ import getpass
 import shutil
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -114,6 +115,12 @@ eval_app = typer.Typer(
 )
 
 
+AccessLogOption = Annotated[
+    bool,
+    typer.Option("--access-log", help="log every request (off: the audit log has what matters)"),
+]
+
+
 def _remote_client(server: str, token: str | None) -> ApiClient:
     import httpx
 
@@ -177,20 +184,26 @@ def root(
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8080)")] = None,
+    access_log: AccessLogOption = False,
 ) -> None:
     """Run the server: API, web UI and background work."""
     from fleetops.config import Settings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    _run_server(settings)
+    _run_server(settings, access_log=access_log)
 
 
 def _run_server(
     settings: Settings,
     executors: Mapping[str, Executor] | None = None,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    *,
+    access_log: bool = False,
+    banner: Callable[[], None] | None = None,
 ) -> None:
+    """Serve until stopped; `banner` is printed once the server listens, after the server's
+    own start-up lines, where a user reads last."""
     # Imported here, not at the top: the web stack is only needed without --server, and
     # `fleetops --help` / remote commands should start instantly.
     import uvicorn
@@ -204,14 +217,23 @@ def _run_server(
     # Each ingest commit keeps tens of thousands of objects alive for a moment; with the default
     # thresholds the collector walks them into the oldest generation and costs ~30 % of the CPU.
     gc.set_threshold(50_000, 20, 10)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, executors=executors, background=background),
         host=settings.host,
         port=settings.port,
         log_level="info",
-        proxy_headers=bool(settings.trusted_proxies),
+        access_log=access_log,  # a line per request buries everything else; the audit log keeps
+        proxy_headers=bool(settings.trusted_proxies),  # what matters
         forwarded_allow_ips=settings.trusted_proxies or None,
     )
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and banner is not None:
+                banner()
+
+    Server(config).run()
 
 
 @db_app.command("upgrade")
@@ -231,6 +253,7 @@ def demo(
     hosts: Annotated[int, typer.Option(min=1, help="hosts in the simulated fleet")] = 1000,
     racks: Annotated[int, typer.Option(min=1, help="racks")] = 40,
     port: Annotated[int, typer.Option(help="port")] = 8080,
+    access_log: AccessLogOption = False,
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="build the demo database and stop")
     ] = False,
@@ -256,6 +279,30 @@ def demo(
     )
     with stderr.status(f"building the demo fleet ({hosts} hosts, {racks} racks)..."):
         credentials, token = build_demo(settings, hosts=hosts, racks=racks)
+    if not no_serve:
+        executors = demo_executors(hosts=hosts, racks=racks)
+        try:
+            feed = demo_feed(hosts=hosts, racks=racks, port=port, token=token)
+        except ValueError as exc:  # too few hosts or racks for the faults the demo plays
+            hint = "give it more --hosts and --racks (the default is 1000 in 40)"
+            raise CommandFailed(f"the demo cannot run: {exc}; {hint}", EXIT_USAGE) from None
+        shop = repair_shop(settings, executors["simulated"], feed.workload, port=port)
+        banner = partial(_demo_banner, hosts, racks, port, data_dir, credentials)
+        _run_server(
+            settings,
+            executors,
+            background=[feed.run, shop.run],
+            access_log=access_log,
+            banner=banner,
+        )
+    else:
+        _demo_banner(hosts, racks, port, data_dir, credentials)
+
+
+def _demo_banner(
+    hosts: int, racks: int, port: int, data_dir: Path, credentials: Mapping[str, str]
+) -> None:
+    """What the demo runs and how to log in: printed last, once the server listens."""
     stderr.print(
         f"\n[bold]fleetops demo[/bold]: {hosts} hosts in {racks} racks, data in {data_dir}"
     )
@@ -278,11 +325,6 @@ def demo(
         "  inspection: baselines from eight machines of each model, then rack r001 is probed a "
         "minute in; its worn-out disk fails (live at /inspection)"
     )
-    if not no_serve:
-        executors = demo_executors(hosts=hosts, racks=racks)
-        feed = demo_feed(hosts=hosts, racks=racks, port=port, token=token)
-        shop = repair_shop(settings, executors["simulated"], feed.workload, port=port)
-        _run_server(settings, executors, background=[feed.run, shop.run])
 
 
 @eval_app.command("diagnosis")
