@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fleetops.adapters.ssh.executor import parse_jump
 from fleetops.inventory.document import (
     HOST_STATES,
     HostDoc,
     ImportFailed,
     InventoryDoc,
 )
-from fleetops.inventory.formats import FORMATS, NotExportable, detect_format, parse, render
+from fleetops.inventory.formats import FORMATS, NotExportable, ansible, detect_format, parse, render
 from fleetops.inventory.formats.ansible import _tokens, expand_host_pattern
 
 
@@ -860,3 +861,61 @@ def test_unknown_format_is_an_import_failure() -> None:
             "('yaml', 'csv', 'ansible-ini', 'ansible-yaml', 'netbox-csv')",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "found", "notes"),
+    [
+        ({"ansible_ssh_private_key_file": "/k/id"}, {"key_path": "/k/id"}, []),
+        ({"ansible_private_key_file": "/k/id2"}, {"key_path": "/k/id2"}, []),
+        (
+            {"ansible_ssh_common_args": "-o ProxyJump=ops@bastion:2222"},
+            {"jump": "ops@bastion:2222"},
+            [],
+        ),
+        ({"ansible_ssh_common_args": "-J bastion"}, {"jump": "bastion"}, []),
+        (
+            {"ansible_ssh_common_args": "-oProxyJump=b -C"},
+            {"jump": "b"},
+            ["ansible_ssh_common_args: '-C' is not applied (only ProxyJump / -J is)"],
+        ),
+        ({"ansible_become": "True"}, {"become_user": "root"}, []),
+        ({"ansible_become": "no", "ansible_become_user": "hdfs"}, {}, []),
+        ({"ansible_become": "yes", "ansible_become_user": "hdfs"}, {"become_user": "hdfs"}, []),
+        (
+            {"ansible_become": "1", "ansible_become_method": "su"},
+            {"become_user": "root"},
+            ["ansible_become_method=su is not supported (only sudo is)"],
+        ),
+        (
+            {"ansible_ssh_pass": "x"},
+            {},
+            ["ansible_ssh_pass is not used: fleetops logs in with keys only"],
+        ),
+        ({"ansible_shell_type": "csh", "rack": "r1"}, {}, ["ansible_shell_type is not used"]),
+        (
+            {"ansible_connection": "local"},
+            {},
+            ["ansible_connection=local is not supported (ssh is used)"],
+        ),
+    ],
+)
+def test_ansible_connection_variables(
+    labels: dict[str, str], found: dict[str, str], notes: list[str]
+) -> None:
+    assert ansible.connection(labels) == (found, notes)
+
+
+@pytest.mark.parametrize(
+    ("spec", "parsed"),
+    [
+        ("bastion", ("root", "bastion", 22)),
+        ("ops@bastion:2222", ("ops", "bastion", 2222)),
+        ("ops@[2001:db8::1]:2200", ("ops", "2001:db8::1", 2200)),
+        ("2001:db8::1", ("root", "2001:db8::1", 22)),
+    ],
+)
+def test_jump_hosts_are_read_as_proxyjump_reads_them(
+    spec: str, parsed: tuple[str, str, int]
+) -> None:
+    assert parse_jump(spec, "root") == parsed

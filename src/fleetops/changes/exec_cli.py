@@ -22,6 +22,7 @@ from fleetops.changes.executor import Executor, Result, Target
 from fleetops.config import get_settings
 from fleetops.inventory import formats
 from fleetops.inventory.document import ImportFailed
+from fleetops.inventory.formats import ansible
 from fleetops.kit.cli import (
     EXIT_ERROR,
     EXIT_USAGE,
@@ -42,16 +43,24 @@ def _targets_from_file(path: Path) -> list[Target]:
         fail(f"cannot read {path}: {exc}", EXIT_USAGE)
     except ImportFailed as exc:
         fail(f"{path}: {exc}", EXIT_ERROR, [f"line {i.line}: {i.message}" for i in exc.issues])
-    return [
-        Target(
-            hostname=h.hostname,
-            address=h.address,
-            port=h.ssh_port,
-            user=h.ssh_user,
-            labels=h.labels,
+    targets: list[Target] = []
+    notes: Counter[str] = Counter()
+    for h in doc.hosts:
+        how, unused = ansible.connection(h.labels)
+        notes.update(unused)
+        targets.append(
+            Target(
+                hostname=h.hostname,
+                address=h.address,
+                port=h.ssh_port,
+                user=h.ssh_user,
+                labels=h.labels,
+                **how,
+            )
         )
-        for h in doc.hosts
-    ]
+    for note, hosts in sorted(notes.items()):  # once each, not once a host
+        stderr.print(f"[yellow]note:[/yellow] {note} ({hosts} host{'s' * (hosts > 1)})")
+    return targets
 
 
 def _executor(forks: int) -> tuple[Executor, Executor]:

@@ -30,6 +30,9 @@ class Target:
     port: int = 22
     user: str = "root"
     labels: Mapping[str, str] = field(default_factory=dict)
+    key_path: str = ""  # this host's private key file; empty: the executor's keys
+    jump: str = ""  # reach the host through this one first, `[user@]host[:port]` (ProxyJump)
+    become_user: str = ""  # run commands as this user through `sudo -n`; empty: as `user`
 
     @property
     def connect_to(self) -> str:

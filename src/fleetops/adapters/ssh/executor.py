@@ -45,7 +45,7 @@ from fleetops.changes.executor import Result, Target
 log = logging.getLogger(__name__)
 
 HostKeyPolicy = Literal["strict", "accept-new", "insecure"]
-Key = tuple[str, str, int, str]  # hostname, address, port, user
+Key = tuple[str, str, int, str, str, str]  # hostname, address, port, user, key file, jump host
 REMOTE_GRACE_S = 1  # the host's own deadline trails ours, so ours reports the timeout
 
 
@@ -93,7 +93,8 @@ class SshExecutor:
         self._waiting: dict[Key, int] = {}  # callers waiting for a handshake, per key
         self._open = 0  # connections open or opening, against max_connections
         self._slot_freed = asyncio.Event()
-        self._client_keys: list[asyncssh.SSHKey] | None = None
+        self._client_keys: dict[str, list[asyncssh.SSHKey]] = {}  # by key file
+        self._jumps: dict[tuple[str, str], asyncio.Task[asyncssh.SSHClientConnection]] = {}
         self._known: tuple[tuple[int, int], asyncssh.SSHKnownHosts] | None = None
         _redact_asyncssh_commands()
 
@@ -107,7 +108,7 @@ class SshExecutor:
     ) -> Result:
         """Run a shell command; a dead cached connection is dropped and reopened once."""
         data = stdin.encode() if stdin is not None else None
-        return await self._session(target, command, data, timeout)
+        return await self._session(target, become(command, target.become_user), data, timeout)
 
     async def put_file(
         self, target: Target, path: str, content: bytes, *, mode: int = 0o644, timeout: float
@@ -120,7 +121,7 @@ class SshExecutor:
             f'if cat > "$tmp" && chmod {mode:o} "$tmp" && mv -f "$tmp" {shlex.quote(path)}; '
             'then exit 0; else rm -f "$tmp"; exit 1; fi'
         )
-        return await self._session(target, script, content, timeout)
+        return await self._session(target, become(script, target.become_user), content, timeout)
 
     async def close(self) -> None:
         """Close every connection."""
@@ -132,6 +133,13 @@ class SshExecutor:
         for pooled in conns:
             self._release(pooled)
         await asyncio.gather(*(c.conn.wait_closed() for c in conns), return_exceptions=True)
+        jumps = list(self._jumps.values())
+        self._jumps.clear()
+        for jump in jumps:
+            jump.cancel()
+        for jump_conn in await asyncio.gather(*jumps, return_exceptions=True):
+            if isinstance(jump_conn, asyncssh.SSHClientConnection):
+                jump_conn.close()
 
     # -- one command -----------------------------------------------------------------------
 
@@ -201,7 +209,8 @@ class SshExecutor:
     # -- the connection pool ---------------------------------------------------------------
 
     async def _lease(self, target: Target) -> _Conn:
-        key = (target.hostname, target.connect_to, target.port, target.user or self.config.username)
+        user = target.user or self.config.username
+        key = (target.hostname, target.connect_to, target.port, user, target.key_path, target.jump)
         task = self._pool.get(key)
         if task is not None and task.done():
             pooled = _opened(task)
@@ -273,17 +282,45 @@ class SshExecutor:
         return _Conn(key, conn, asyncio.Semaphore(self.config.max_sessions))
 
     async def _handshake(self, key: Key) -> asyncssh.SSHClientConnection:
-        hostname, address, port, user = key
+        hostname, address, port, user, key_path, jump = key
+        tunnel = None
+        if jump:
+            tunnel = await self._jump(jump, key_path)
+            hostname = f"{hostname} via {jump}"
+        return await self._dial(hostname, address, port, user, key_path, tunnel)
+
+    async def _jump(self, spec: str, key_path: str) -> asyncssh.SSHClientConnection:
+        """The connection to a jump host, shared by every host behind it."""
+        task = self._jumps.get((spec, key_path))
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            user, address, port = parse_jump(spec, self.config.username)
+            opening = self._dial(address, address, port, user, key_path, None)
+            task = self._jumps[spec, key_path] = asyncio.ensure_future(opening)
+        try:
+            return await asyncio.shield(task)
+        except _Unreachable as exc:
+            raise _Unreachable(f"{exc} (the jump host)") from None
+
+    async def _dial(
+        self,
+        hostname: str,
+        address: str,
+        port: int,
+        user: str,
+        key_path: str,
+        tunnel: asyncssh.SSHClientConnection | None,
+    ) -> asyncssh.SSHClientConnection:
         cfg = self.config
         try:
             async with asyncio.timeout(cfg.connect_timeout):
                 return await asyncssh.connect(
                     address,
                     port,
+                    tunnel=tunnel,
                     username=user,
-                    client_keys=self._keys(),
+                    client_keys=self._keys(key_path),
                     config=[],  # SshConfig is the whole truth, not the user's ~/.ssh/config
-                    host_key_alias=hostname if hostname != address else None,
+                    host_key_alias=hostname if hostname != address and not tunnel else None,
                     keepalive_interval=cfg.keepalive_interval,
                     **self._host_key_options(),
                 )
@@ -303,16 +340,17 @@ class SshExecutor:
             why = _reason(exc)
         raise _Unreachable(f"unreachable: {_where(hostname, address, port)}: {why}")
 
-    def _keys(self) -> list[asyncssh.SSHKey] | tuple[()]:
-        path = self.config.key_path
-        if path is None:
+    def _keys(self, key_path: str = "") -> list[asyncssh.SSHKey] | tuple[()]:
+        path = key_path or self.config.key_path
+        if not path:
             return ()
-        if self._client_keys is None:  # read once: a small file, and every handshake needs it
+        keys = self._client_keys.get(str(path))
+        if keys is None:  # read once: a small file, and every handshake needs it
             try:
-                self._client_keys = [asyncssh.read_private_key(path)]
+                keys = self._client_keys[str(path)] = [asyncssh.read_private_key(path)]
             except (OSError, asyncssh.KeyImportError) as exc:
                 raise _Unreachable(f"unreachable: cannot load the SSH key {path}: {exc}") from None
-        return self._client_keys
+        return keys
 
     def _host_key_options(self) -> dict[str, Any]:
         cfg = self.config
@@ -384,6 +422,27 @@ def _kill(process: Any) -> None:
     with contextlib.suppress(OSError, asyncssh.Error):
         process.send_signal(signal.SIGKILL)
     process.close()
+
+
+def become(command: str, user: str) -> str:
+    """Run `command` as `user` through sudo, never waiting for a password (it would hang)."""
+    if not user:
+        return command
+    return f"sudo -n -H -u {shlex.quote(user)} -- /bin/sh -c {shlex.quote(command)}"
+
+
+def parse_jump(spec: str, default_user: str) -> tuple[str, str, int]:
+    """`[user@]host[:port]` as OpenSSH's ProxyJump takes it: (user, host, port)."""
+    user, _, rest = spec.rpartition("@")
+    host, port = rest, 22
+    if rest.startswith("["):  # [v6 address]:port
+        host, _, tail = rest[1:].partition("]")
+        port = int(tail[1:]) if tail.startswith(":") and tail[1:].isdigit() else 22
+    elif rest.count(":") == 1:
+        name, _, number = rest.partition(":")
+        if number.isdigit():
+            host, port = name, int(number)
+    return user or default_user, host, port
 
 
 def host_enforced(command: str, timeout: float) -> str:

@@ -13,6 +13,7 @@ import re
 import shlex
 import string
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fleetops.devices.enums import Lifecycle
 from fleetops.inventory.document import HostDoc, InventoryDoc
@@ -443,3 +444,82 @@ def render_yaml(doc: InventoryDoc) -> str:
         hosts_of = {g: {"hosts": dict.fromkeys(members)} for g, members in groups.items()}
         everything["children"] = hosts_of
     return dump_yaml({"all": everything})
+
+
+# --- connection variables ---------------------------------------------------------------------
+
+KEY_FILE_VARS = ("ansible_ssh_private_key_file", "ansible_private_key_file")
+COMMON_ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
+# Read elsewhere, or harmless here: not reported as ignored.
+_USED_ELSEWHERE = {var for names in FIELD_VARS.values() for var in names} | {
+    "ansible_python_interpreter",
+    "ansible_become",
+    "ansible_become_user",
+    "ansible_become_method",
+}
+_TRUE = {"true", "yes", "on", "1", "y", "t"}
+
+
+def connection(labels: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """How to reach a host, from the Ansible connection variables among its labels: the key
+    file, a jump host and `become`, as fields of an executor's target; and what was not used,
+    one note each, so that nothing is ignored silently."""
+    found: dict[str, str] = {}
+    notes: list[str] = []
+    if (var := next((v for v in KEY_FILE_VARS if labels.get(v)), None)) is not None:
+        found["key_path"] = str(Path(labels[var]).expanduser())
+    for var in COMMON_ARGS_VARS:
+        if labels.get(var):
+            jump, ignored = _ssh_args(labels[var])
+            if jump:
+                found["jump"] = jump
+            notes += [f"{var}: {arg!r} is not applied (only ProxyJump / -J is)" for arg in ignored]
+    if labels.get("ansible_become", "").strip().lower() in _TRUE:
+        method = labels.get("ansible_become_method", "sudo")
+        if method != "sudo":
+            notes.append(f"ansible_become_method={method} is not supported (only sudo is)")
+        found["become_user"] = labels.get("ansible_become_user") or "root"
+    for var in sorted(labels):
+        if var in ("ansible_become_pass", "ansible_become_password"):
+            notes.append(f"{var} is not used: sudo runs non-interactively (NOPASSWD)")
+        elif var in ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"):
+            notes.append(f"{var} is not used: fleetops logs in with keys only")
+        elif var == "ansible_connection" and labels[var] not in ("ssh", "smart"):
+            notes.append(f"ansible_connection={labels[var]} is not supported (ssh is used)")
+        elif var.startswith("ansible_") and var not in _USED_ELSEWHERE | {
+            *KEY_FILE_VARS,
+            *COMMON_ARGS_VARS,
+            "ansible_connection",
+        }:
+            notes.append(f"{var} is not used")
+    return found, notes
+
+
+def _ssh_args(text: str) -> tuple[str, list[str]]:
+    """The ProxyJump in ssh arguments (`-J spec`, `-o ProxyJump=spec`), and the arguments that
+    are something else."""
+    try:
+        args = shlex.split(text)
+    except ValueError:
+        return "", [text]
+    jump, ignored = "", []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        value = None
+        if arg in ("-J", "-o") and i + 1 < len(args):
+            value, i = (arg, args[i + 1]), i + 1
+        elif arg.startswith(("-J", "-o")) and len(arg) > 2:
+            value = (arg[:2], arg[2:])
+        if value is None:
+            ignored.append(arg)
+        elif value[0] == "-J":
+            jump = value[1]
+        else:
+            key, _, spec = value[1].replace(" ", "=", 1).partition("=")
+            if key.lower() == "proxyjump" and spec:
+                jump = spec
+            else:
+                ignored.append(f"-o {value[1]}")
+        i += 1
+    return jump, ignored
