@@ -155,3 +155,20 @@ def test_a_non_root_login_becomes_root_through_sudo(
     }
     assert "ansible_become_password is not used" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_the_engine_becomes_as_an_imported_inventory_says_but_connects_its_own_way() -> None:
+    from fleetops.changes.targets import target_of
+    from fleetops.models import Host, HostLabel
+
+    labels = {
+        "ansible_become": "true",
+        "ansible_become_user": "hdfs",
+        "ansible_ssh_private_key_file": "/home/someone/.ssh/id_ed25519",
+        "ansible_ssh_common_args": "-o ProxyJump=elsewhere.example.com",
+    }
+    host = Host(hostname="dn-1", address="10.0.0.1", ssh_port=22, ssh_user="ops")
+    host.labels = [HostLabel(key=k, value=v) for k, v in labels.items()]
+    target = target_of(host)
+    assert (target.user, target.become_user) == ("ops", "hdfs")
+    assert (target.key_path, target.jump) == ("", "")  # the server's key, straight to the host

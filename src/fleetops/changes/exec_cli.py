@@ -162,6 +162,7 @@ def _start_from_selector(
             port=t["port"],
             user=t["user"],
             labels=t["labels"],
+            **ansible.connection(t["labels"])[0],  # imported hosts keep them as labels
         )
         for t in started["targets"]
     ]

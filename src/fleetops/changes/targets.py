@@ -1,8 +1,9 @@
 """A host as an executor sees it, built in one place.
 
 The engine, the preview an approver reads and the ad-hoc route all hand executors the same
-facts: address, SSH user and port, and the labels a step's `by_label` choice reads (the host's
-own, plus scheduler, cluster, rack and model, which its own labels may override).
+facts: address, SSH user and port, whether to become another user through sudo, and the labels
+a step's `by_label` choice reads (the host's own, plus scheduler, cluster, rack and model, which
+its own labels may override).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from fleetops.changes.executor import Target
+from fleetops.inventory.formats import ansible
 from fleetops.models import Host
 
 # Loader options that make `target_of` free of further queries (use with select(Host)).
@@ -40,6 +42,10 @@ def target_of(host: Host) -> Target:
         port=host.ssh_port,
         user=host.ssh_user,
         labels=labels,
+        # `ansible_become` from the host's inventory: a login that is not root runs steps
+        # through sudo. Its key file and jump host are not taken: the server connects with
+        # its own settings, not with paths and hosts an inventory file names.
+        become_user=ansible.connection(labels)[0].get("become_user", ""),
     )
 
 
