@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetops.logs.cli import content
+from fleetops.logs.parse.headers import content
 from fleetops.logs.parse.miner import WILDCARD, TemplateMiner, tokenize
 from fleetops.logs.parse.tokens import Bounded, mask_word
 
