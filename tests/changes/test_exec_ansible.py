@@ -18,7 +18,8 @@ from tests.fixtures.server import cli_env
 from tests.fixtures.sshd import SshServer
 
 BECOME_USER = "fleetops-become"  # a login without root rights, allowed sudo without a password
-SUDOERS = Path("/etc/sudoers.d/fleetops-become")
+# One file a test worker: another worker's teardown must not take this one's rights away.
+SUDOERS = Path(f"/etc/sudoers.d/fleetops-become-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
 EXEC = [sys.executable, "-m", "fleetops", "exec"]
 
 
@@ -118,7 +119,10 @@ def become_user(sshd: SshServer) -> Iterator[str]:
     ssh_dir = Path(account.pw_dir) / ".ssh"  # the test key's own file is in root's temp dir
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     authorized = ssh_dir / "authorized_keys"
-    authorized.write_bytes(sshd.key_path.with_name(sshd.key_path.name + ".pub").read_bytes())
+    key = sshd.key_path.with_name(sshd.key_path.name + ".pub").read_bytes().strip() + b"\n"
+    if key not in (authorized.read_bytes() if authorized.exists() else b""):
+        with authorized.open("ab") as keys:  # each test worker has its own sshd and key
+            keys.write(key)
     for path in (ssh_dir, authorized):
         os.chown(path, account.pw_uid, account.pw_gid)
     SUDOERS.write_text(f"{BECOME_USER} ALL=(ALL) NOPASSWD: ALL\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -147,9 +148,12 @@ def test_inspect_and_baseline_commands(db_url: str, tmp_path: Path) -> None:
             "--busy-cpu",
             "1",
         )
-        assert again.strip() == (
-            f"baseline {MODEL}/cpu v2 built from 6 hosts, now active; v1 kept in its history"
-        )
+        # five simulated hosts, and h001's real run unless the hypervisor stole more than 5 %
+        # of the CPU while it ran (a busy CI machine): that result is not healthy evidence
+        assert re.fullmatch(
+            f"baseline {MODEL}/cpu v2 built from [56] hosts, now active; v1 kept in its history",
+            again.strip(),
+        ), again
         history = json.loads(cli_ok(viewer, "baseline", "show", MODEL, "--history", "-o", "json"))
         assert [(b["version"], b["active"]) for b in history] == [(2, True), (1, False)]
 
