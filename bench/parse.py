@@ -269,12 +269,8 @@ def report(results: list[Result], n_lines: int) -> None:
         print(f"verdict: {'met' if met else 'MISSED'}: {goal}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated")
-    parser.add_argument("--lines", type=int, default=200_000, help="lines for throughput")
-    parser.add_argument("--data", type=Path, default=LOGHUB, help="Loghub folder")
-    args = parser.parse_args()
+def has_drain3() -> bool:
+    """Whether the baseline is installed; says how to install it when not."""
     try:
         import drain3  # noqa: F401
     except ImportError:
@@ -283,6 +279,17 @@ def main() -> int:
             " .venv/bin/uv sync --locked --extra dev --extra bench",
             file=sys.stderr,
         )
+        return False
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated")
+    parser.add_argument("--lines", type=int, default=200_000, help="lines for throughput")
+    parser.add_argument("--data", type=Path, default=LOGHUB, help="Loghub folder")
+    args = parser.parse_args()
+    if not has_drain3():
         return 2
     if not args.data.is_dir():
         print(f"Loghub samples not found at {args.data} (--data)", file=sys.stderr)

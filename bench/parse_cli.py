@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
-from parse import LOGHUB, SYSTEMS, load  # the samples as the accuracy benchmark reads them
+from parse import LOGHUB, SYSTEMS, has_drain3, load  # as the accuracy benchmark reads them
 
 FLEETOPS = [str(Path(sys.executable).with_name("fleetops")), "logs", "parse", "--content-only"]
 GOAL_SPEEDUP = 5.0
@@ -106,14 +106,7 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=200_000, help="lines in the whole file")
     parser.add_argument("--data", type=Path, default=LOGHUB, help="Loghub folder")
     args = parser.parse_args()
-    try:
-        import drain3  # noqa: F401
-    except ImportError:
-        print(
-            "Drain3 is missing: install the locked bench extra "
-            "(.venv/bin/uv sync --locked --extra dev --extra bench)",
-            file=sys.stderr,
-        )
+    if not has_drain3():
         return 2
     systems = args.systems.split(",")
     each = args.lines // len(systems)

@@ -450,12 +450,15 @@ def render_yaml(doc: InventoryDoc) -> str:
 
 KEY_FILE_VARS = ("ansible_ssh_private_key_file", "ansible_private_key_file")
 COMMON_ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
-# Read elsewhere, or harmless here: not reported as ignored.
-_USED_ELSEWHERE = {var for names in FIELD_VARS.values() for var in names} | {
+# Read here or as host fields, or harmless: not reported as unused.
+_HANDLED = {var for names in FIELD_VARS.values() for var in names} | {
     "ansible_python_interpreter",
     "ansible_become",
     "ansible_become_user",
     "ansible_become_method",
+    "ansible_connection",
+    *KEY_FILE_VARS,
+    *COMMON_ARGS_VARS,
 }
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 
@@ -486,11 +489,7 @@ def connection(labels: dict[str, str]) -> tuple[dict[str, str], list[str]]:
             notes.append(f"{var} is not used: fleetops logs in with keys only")
         elif var == "ansible_connection" and labels[var] not in ("ssh", "smart"):
             notes.append(f"ansible_connection={labels[var]} is not supported (ssh is used)")
-        elif var.startswith("ansible_") and var not in _USED_ELSEWHERE | {
-            *KEY_FILE_VARS,
-            *COMMON_ARGS_VARS,
-            "ansible_connection",
-        }:
+        elif var.startswith("ansible_") and var not in _HANDLED:
             notes.append(f"{var} is not used")
     return found, notes
 
