@@ -176,3 +176,16 @@ def test_the_engine_becomes_as_an_imported_inventory_says_but_connects_its_own_w
     target = target_of(host)
     assert (target.user, target.become_user) == ("ops", "hdfs")
     assert (target.key_path, target.jump) == ("", "")  # the server's key, straight to the host
+
+
+def test_the_local_executor_never_becomes_anyone() -> None:
+    """`become` on a host whose steps run on the server would be sudo on the server."""
+    import asyncio
+    import getpass
+
+    from fleetops.adapters.local.executor import LocalExecutor
+    from fleetops.changes.executor import Target
+
+    target = Target("localhost", become_user="nobody")
+    result = asyncio.run(LocalExecutor().run(target, "id -un", timeout=30))
+    assert (result.exit_code, result.stdout) == (0, f"{getpass.getuser()}\n")
