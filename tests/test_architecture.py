@@ -13,7 +13,7 @@ EDGE_FILES = {"routes", "pages", "cli", "tasks", "dependencies"}
 # Edges that belong to their domain alone (auth's `dependencies` is shared by every route).
 PRIVATE_EDGES = {"routes", "pages", "cli", "tasks"}
 WEB_OR_CLI = ("fastapi", "starlette", "jinja2", "typer", "click", "uvicorn")
-ROOT_EDGES = {"fleetops.main", "fleetops.cli", "fleetops.__main__"}
+ROOT_EDGES = {"fleetops.main", "fleetops.cli", "fleetops.__main__", "fleetops.localserver"}
 # Jinja renders shell commands here, not pages: a library use, not the web layer.
 NOT_WEB = {"fleetops.changes.templating"}
 # Modules every domain may use: they belong to no domain.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import typer
 
 from fleetops.kit.cli import (
+    EXIT_ERROR,
     EXIT_USAGE,
     ApiClient,
     CliState,
@@ -30,6 +31,8 @@ from fleetops.kit.cli import (
 from fleetops.kit.lazygroup import Lazy, LazyGroup
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from fleetops.changes.executor import Executor
     from fleetops.config import Settings
 
@@ -63,6 +66,10 @@ class Commands(LazyGroup):
         "token": Lazy("fleetops.auth.cli:token_app", "API tokens (shown once, stored hashed)."),
         "audit": Lazy("fleetops.audit.cli:audit_app", "The append-only audit log."),
         "db": Lazy("fleetops.cli:db_app", "Database schema."),
+        "local": Lazy(
+            "fleetops.cli:local_commands",
+            "The local API server that keeps local commands fast between runs.",
+        ),
         "eval": Lazy(
             "fleetops.cli:eval_app", "Measure detection against the simulator's ground truth."
         ),
@@ -110,6 +117,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+local_commands = typer.Typer(
+    help="The local API server that keeps local commands fast between runs.",
+    no_args_is_help=True,
+)
 eval_app = typer.Typer(
     help="Measure detection against the simulator's ground truth.", no_args_is_help=True
 )
@@ -129,18 +140,34 @@ def _remote_client(server: str, token: str | None) -> ApiClient:
 
 
 def _local_client() -> ApiClient:
-    """The API in-process on the local database, acting as the local OS user with admin rights
-    (whoever can write the database file already has them)."""
+    """The API on the local database, acting as the local OS user with admin rights (whoever can
+    write the database file already has them): the user's persistent local server when settings
+    allow one (`localserver`), else built in this process."""
     from fleetops.config import get_settings
 
     settings = get_settings()  # invalid settings stop the command before the web stack loads
+    if settings.cli_persist_seconds > 0:
+        from fleetops import localserver
+
+        path = localserver.socket_path(settings)
+        if path is not None:
+            try:
+                localserver.ensure_running(path, stderr=stderr)
+            except localserver.StartFailed as exc:
+                message = f"the local API server did not start: {exc}"
+                raise CommandFailed(message, EXIT_ERROR) from None
+            import httpx
+
+            return ApiClient(
+                httpx.Client(
+                    transport=httpx.HTTPTransport(uds=str(path)),
+                    base_url="http://fleetops.local",
+                    timeout=httpx.Timeout(None, connect=10),
+                )
+            )
     # Imported here, not at the top: the web stack is only needed without --server, and
     # `fleetops --help` / remote commands should start instantly.
     import warnings
-
-    from fleetops.auth.dependencies import Principal
-    from fleetops.auth.roles import Role
-    from fleetops.main import create_app
 
     # Starlette deprecates its httpx-based test client in favour of httpx2; this one in-process
     # client works as it is, so the notice is silenced for this import only.
@@ -148,16 +175,24 @@ def _local_client() -> ApiClient:
         warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
         from fastapi.testclient import TestClient
 
-    principal = Principal(0, f"local:{getpass.getuser()}", Role.ADMIN, "local")
     client = TestClient(
-        create_app(
-            settings.model_copy(update={"engine_enabled": False}), local_principal=principal
-        ),
-        base_url="http://fleetops.local",
-        raise_server_exceptions=True,
+        local_app(settings), base_url="http://fleetops.local", raise_server_exceptions=True
     )
     client.__enter__()
     return ApiClient(client)
+
+
+def local_app(settings: Settings) -> FastAPI:
+    """The app local commands speak to: no change engine (`fleetops serve` runs changes), and
+    every request made by the local OS user, as admin."""
+    from fleetops.auth.dependencies import Principal
+    from fleetops.auth.roles import Role
+    from fleetops.main import create_app
+
+    principal = Principal(0, f"local:{getpass.getuser()}", Role.ADMIN, "local")
+    return create_app(
+        settings.model_copy(update={"engine_enabled": False}), local_principal=principal
+    )
 
 
 @app.callback()
@@ -234,6 +269,47 @@ def _run_server(
                 banner()
 
     Server(config).run()
+
+
+@local_commands.command("status")
+def local_status(output: OutputOption = "table") -> None:
+    """List this user's local API servers (one per settings and database)."""
+    from fleetops import localserver
+    from fleetops.config import get_settings
+
+    mine = localserver.socket_path(get_settings())
+    rows = [
+        {"pid": pid, "socket": str(path), "these settings": "yes" if path == mine else ""}
+        for path, pid in localserver.running()
+    ]
+    if not rows and output == "table":
+        stderr.print("no local API server is running")
+        return
+    emit(rows, output, [("pid", "pid"), ("socket", "socket"), ("these settings", "these settings")])
+
+
+@local_commands.command("stop")
+def local_stop() -> None:
+    """Stop this user's local API servers (requests in flight finish first); the next local
+    command starts one again."""
+    from fleetops import localserver
+
+    servers = localserver.running()
+    stuck = [str(pid) for path, pid in servers if not localserver.stop(path, pid)]
+    if stuck:
+        raise CommandFailed(f"still running after 10 s: pid {', '.join(stuck)}", EXIT_ERROR)
+    stderr.print(f"stopped {len(servers)} local API server(s)")
+
+
+@local_commands.command("serve", hidden=True)
+def local_serve(
+    socket: Annotated[Path, typer.Option(help="the Unix socket to listen on")],
+) -> None:
+    """Run the local API server (started by local commands themselves)."""
+    from fleetops import localserver
+    from fleetops.config import get_settings
+
+    localserver.serve(socket, get_settings())
 
 
 @db_app.command("upgrade")

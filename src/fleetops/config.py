@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     )
     repair_webhook_url: str = ""  # ticket events are POSTed here, HMAC-signed; empty = off
     repair_webhook_secret: SecretStr = SecretStr("")
+    # The CLI without --server keeps the API on the local database running this many seconds
+    # after its last command, so the next one starts in a fraction of a second (like ssh's
+    # ControlPersist); 0: every command builds the API in its own process.
+    cli_persist_seconds: int = Field(default=600, ge=0)
 
     @field_validator("isolation_workflow", "verification_workflow")
     @classmethod
