@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     ssh_key_path: Path | None = None
     ssh_known_hosts: Path | None = None
     ssh_host_key_policy: Literal["strict", "accept-new", "insecure"] = "accept-new"
+    # sudo's password for hosts whose steps `become` another user and whose sudo asks one; sent
+    # on the command's input, never in its text, never logged. Unset: sudo must not ask.
+    ssh_become_password: SecretStr = SecretStr("")
     operations_dir: Path | None = None  # site operations, added to the built-in library
     approvals_medium: int = Field(default=1, ge=0, le=5)
     approvals_high: int = Field(default=2, ge=1, le=5)

@@ -18,6 +18,7 @@ def from_settings(settings: Settings, *, max_connections: int | None = None) -> 
         key_path=settings.ssh_key_path,
         known_hosts=settings.ssh_known_hosts,
         host_key_policy=settings.ssh_host_key_policy,
+        become_password=settings.ssh_become_password.get_secret_value(),
     )
     if max_connections is not None:
         config = replace(config, max_connections=max_connections)

@@ -9,8 +9,11 @@ every host's result.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import shlex
+import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,6 +39,8 @@ from fleetops.kit.cli import (
 
 
 def _targets_from_file(path: Path) -> list[Target]:
+    """The hosts a file lists, reached as it says (its become passwords included: they stay in
+    this process)."""
     try:
         text = path.read_text(encoding="utf-8")
         doc = formats.parse(text, formats.detect_format(path.name, text))
@@ -46,7 +51,7 @@ def _targets_from_file(path: Path) -> list[Target]:
     targets: list[Target] = []
     notes: Counter[str] = Counter()
     for h in doc.hosts:
-        how, unused = ansible.connection(h.labels)
+        how, unused = ansible.connection(h.labels, h.secrets)
         notes.update(unused)
         targets.append(
             Target(
@@ -112,12 +117,25 @@ def exec_command(
     risk: Annotated[
         str, typer.Option(help="read_only (default) or the risk you declare: low, medium, high")
     ] = "read_only",
+    ask_become_pass: Annotated[
+        bool,
+        typer.Option(
+            "--ask-become-pass", "-K", help="ask for sudo's password for hosts that become"
+        ),
+    ] = False,
+    become_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="sudo's password: the first line of this file"
+        ),
+    ] = None,
     output: OutputOption = "table",
 ) -> None:
     """Run a command on many hosts at once (like `ansible all -a`), recorded and audited.
     Exit 1 if any host failed."""
     if (target is None) == (inventory is None):
         fail("give exactly one of --target SELECTOR and --inventory FILE", EXIT_USAGE)
+    password = _become_password(ask_become_pass, become_password_file)
     # One argument is a shell command line; several are argv words, quoted as given.
     text = command[0] if len(command) == 1 else shlex.join(command)
     client = api(ctx)
@@ -125,12 +143,36 @@ def exec_command(
         started, targets = _start_from_file(client, text, risk=risk, inventory=inventory)
     else:
         started, targets = _start_from_selector(client, text, risk=risk, selector=target)
+    if password:  # given for this run: it wins over the file's and the settings'
+        targets = [replace(t, become_password=password) for t in targets]
     show = output == "table" and stderr.is_terminal
     results = _run_with_progress(targets, text, forks=forks, timeout=timeout, show=show)
     change = _record_results(client, started, results)
     _report(results, change, output)
     if change["state"] != ChangeState.SUCCEEDED:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _become_password(ask: bool, path: Path | None) -> str:
+    """sudo's password for this run, asked on the terminal or read from a file; empty: none."""
+    if ask and path is not None:
+        fail("give one of --ask-become-pass and --become-password-file", EXIT_USAGE)
+    if path is not None:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {path}: {exc}", EXIT_USAGE)
+        if not lines or not lines[0]:
+            fail(f"{path} is empty: its first line is the password", EXIT_USAGE)
+        return lines[0]
+    if not ask:
+        return ""
+    if not sys.stdin.isatty():
+        fail("--ask-become-pass needs a terminal; use --become-password-file", EXIT_USAGE)
+    password = getpass.getpass("BECOME password: ")
+    if not password:
+        fail("no password given", EXIT_USAGE)
+    return password
 
 
 def _start_from_file(

@@ -33,6 +33,9 @@ class Target:
     key_path: str = ""  # this host's private key file; empty: the executor's keys
     jump: str = ""  # reach the host through this one first, `[user@]host[:port]` (ProxyJump)
     become_user: str = ""  # run commands as this user through `sudo -n`; empty: as `user`
+    # sudo's password for `become_user`, where the host asks one: sent as the first line of the
+    # command's input, never in its text. Empty: the executor's own, if any.
+    become_password: str = field(default="", repr=False, compare=False)
 
     @property
     def connect_to(self) -> str:

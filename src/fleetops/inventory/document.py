@@ -139,7 +139,9 @@ class HostFields(BaseModel):
 
 
 class HostDoc(_Item, HostFields):
-    pass
+    # Passwords an inventory file carries (`ansible_become_password`): for `fleetops exec` on the
+    # machine that read the file, never stored, never sent, never shown (excluded from dumps).
+    secrets: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
 
 class LinkDoc(_Item):

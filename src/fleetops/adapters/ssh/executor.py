@@ -61,6 +61,8 @@ class SshConfig:
     max_sessions: int = 10  # concurrent commands per connection; sshd's MaxSessions default
     username: str = "root"  # for targets that name no user
     keepalive_interval: float = 15.0  # notices a dead connection (a host that went away)
+    # sudo's password for hosts that `become` and ask one (theirs, if a target carries one).
+    become_password: str = field(default="", repr=False)
 
 
 class _Unreachable(Exception):
@@ -108,7 +110,7 @@ class SshExecutor:
     ) -> Result:
         """Run a shell command; a dead cached connection is dropped and reopened once."""
         data = stdin.encode() if stdin is not None else None
-        return await self._session(target, become(command, target.become_user), data, timeout)
+        return await self._become_session(target, command, data, timeout)
 
     async def put_file(
         self, target: Target, path: str, content: bytes, *, mode: int = 0o644, timeout: float
@@ -121,7 +123,7 @@ class SshExecutor:
             f'if cat > "$tmp" && chmod {mode:o} "$tmp" && mv -f "$tmp" {shlex.quote(path)}; '
             'then exit 0; else rm -f "$tmp"; exit 1; fi'
         )
-        return await self._session(target, become(script, target.become_user), content, timeout)
+        return await self._become_session(target, script, content, timeout)
 
     async def close(self) -> None:
         """Close every connection."""
@@ -142,6 +144,18 @@ class SshExecutor:
                 jump_conn.close()
 
     # -- one command -----------------------------------------------------------------------
+
+    async def _become_session(
+        self, target: Target, command: str, data: bytes | None, timeout: float
+    ) -> Result:
+        """Run as the target's `become_user`; a sudo password goes first on the input."""
+        password = target.become_password or self.config.become_password
+        if password and target.become_user:
+            data = password.encode() + b"\n" + (data or b"")
+        else:
+            password = ""
+        script = become(command, target.become_user, with_password=bool(password))
+        return await self._session(target, script, data, timeout)
 
     async def _session(
         self, target: Target, command: str, data: bytes | None, timeout: float
@@ -424,11 +438,30 @@ def _kill(process: Any) -> None:
     process.close()
 
 
-def become(command: str, user: str) -> str:
-    """Run `command` as `user` through sudo, never waiting for a password (it would hang)."""
+def become(command: str, user: str, *, with_password: bool = False) -> str:
+    """Run `command` as `user` through sudo, never waiting at a prompt (it would hang).
+
+    `with_password`: the first line of the input is sudo's password. The shell reads it (a
+    builtin: no process shows it), tries it on a command that reads nothing else, and only then
+    hands it, followed by the rest of the input, to the real one; so a wrong password never makes
+    sudo read the command's own input as more attempts. Where sudo needs no password (NOPASSWD,
+    or credentials still cached) the line is dropped and the command gets the rest alone.
+    """
     if not user:
         return command
-    return f"sudo -n -H -u {shlex.quote(user)} -- /bin/sh -c {shlex.quote(command)}"
+    as_user = f"-H -u {shlex.quote(user)} -- /bin/sh -c"
+    run = f"{as_user} {shlex.quote(command)}"
+    if not with_password:
+        return f"sudo -n {run}"
+    refused = shlex.quote(f"sudo: the become password was refused (as {user})")
+    return (
+        "IFS= read -r fleetops_pw || exit 1; "
+        f"if sudo -n {as_user} : 2>/dev/null; then unset fleetops_pw; exec sudo -n {run}; fi; "
+        f"printf '%s\\n' \"$fleetops_pw\" | sudo -k -S -p '' {as_user} : 2>/dev/null "
+        f"|| {{ unset fleetops_pw; echo {refused} >&2; exit 1; }}; "
+        f"{{ printf '%s\\n' \"$fleetops_pw\"; unset fleetops_pw; exec cat; }} "
+        f"| sudo -k -S -p '' {run}"
+    )
 
 
 def parse_jump(spec: str, default_user: str) -> tuple[str, str, int]:

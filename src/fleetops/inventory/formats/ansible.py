@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,7 +156,9 @@ def _host_doc(
             plain = isinstance(value, int | float) and not isinstance(value, bool)
             data[target] = str(value) if plain and target != "ssh_port" else value
             names[target] = var
+    secrets = {var: str(remaining.pop(var)[0]) for var in SECRET_VARS if var in remaining}
     data["labels"] = {key: _label(value) for key, (value, _) in remaining.items()}
+    data["secrets"] = secrets
     what = item_label("host", name)
     return issues.build(HostDoc, data, what=what, line=line, field_lines=lines, field_names=names)
 
@@ -449,6 +452,10 @@ def render_yaml(doc: InventoryDoc) -> str:
 # --- connection variables ---------------------------------------------------------------------
 
 KEY_FILE_VARS = ("ansible_ssh_private_key_file", "ansible_private_key_file")
+BECOME_PASSWORD_VARS = ("ansible_become_password", "ansible_become_pass")
+# Kept apart from labels (`HostDoc.secrets`): a label is stored and shown to every reader.
+LOGIN_PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
+SECRET_VARS = (*BECOME_PASSWORD_VARS, *LOGIN_PASSWORD_VARS)
 COMMON_ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
 # Read here or as host fields, or harmless: not reported as unused.
 _HANDLED = {var for names in FIELD_VARS.values() for var in names} | {
@@ -459,16 +466,21 @@ _HANDLED = {var for names in FIELD_VARS.values() for var in names} | {
     "ansible_connection",
     *KEY_FILE_VARS,
     *COMMON_ARGS_VARS,
+    *BECOME_PASSWORD_VARS,
 }
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
 
 
-def connection(labels: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """How to reach a host, from the Ansible connection variables among its labels: the key
-    file, a jump host and `become`, as fields of an executor's target; and what was not used,
-    one note each, so that nothing is ignored silently."""
+def connection(
+    labels: Mapping[str, str], secrets: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """How to reach a host, from the Ansible connection variables among its labels (and the
+    passwords its file gave, `secrets`): the key file, a jump host and `become`, as fields of an
+    executor's target; and what was not used, one note each, so that nothing is ignored
+    silently."""
     found: dict[str, str] = {}
     notes: list[str] = []
+    labels = {**labels, **(secrets or {})}
     if (var := next((v for v in KEY_FILE_VARS if labels.get(v)), None)) is not None:
         found["key_path"] = str(Path(labels[var]).expanduser())
     for var in COMMON_ARGS_VARS:
@@ -482,10 +494,16 @@ def connection(labels: dict[str, str]) -> tuple[dict[str, str], list[str]]:
         if method != "sudo":
             notes.append(f"ansible_become_method={method} is not supported (only sudo is)")
         found["become_user"] = labels.get("ansible_become_user") or "root"
+        password = next((labels[v] for v in BECOME_PASSWORD_VARS if labels.get(v)), "")
+        if password.lstrip().startswith("$ANSIBLE_VAULT"):
+            notes.append(
+                "a vault-encrypted become password is not decrypted: give it with "
+                "--ask-become-pass or --become-password-file"
+            )
+        elif password:
+            found["become_password"] = password
     for var in sorted(labels):
-        if var in ("ansible_become_pass", "ansible_become_password"):
-            notes.append(f"{var} is not used: sudo runs non-interactively (NOPASSWD)")
-        elif var in ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"):
+        if var in LOGIN_PASSWORD_VARS:
             notes.append(f"{var} is not used: fleetops logs in with keys only")
         elif var == "ansible_connection" and labels[var] not in ("ssh", "smart"):
             notes.append(f"ansible_connection={labels[var]} is not supported (ssh is used)")
