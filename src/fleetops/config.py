@@ -133,9 +133,9 @@ class Settings(BaseSettings):
     @field_validator("isolation_workflow", "verification_workflow")
     @classmethod
     def _workflow_setting(cls, value: str) -> str:
-        from fleetops.changes.standard import parse_setting
+        from fleetops.changes.pins import check_form
 
-        parse_setting(value)  # a malformed pin fails at start-up, not at the first isolation
+        check_form(value)  # a malformed pin fails at start-up, not at the first isolation
         return value
 
     @model_validator(mode="after")

@@ -136,6 +136,25 @@ def _login_user(name: str, sshd: SshServer, sudoers: str, password: str = "") ->
     return name
 
 
+def test_hosts_behind_a_chain_of_jump_hosts(db_url: str, tmp_path: Path, sshd: SshServer) -> None:
+    env = env_without_key(db_url, tmp_path, sshd)
+    hop = f"root@127.0.0.1:{sshd.port}"
+    base = f"ansible_host=127.0.0.1 ansible_port={sshd.port}"
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        "[behind]\n"
+        + "".join(f"h00{i} {base}\n" for i in (1, 2))
+        + "[behind:vars]\n"
+        + f"ansible_ssh_private_key_file={sshd.key_path}\n"
+        + f"ansible_ssh_common_args='-J {hop},{hop}'\n"
+    )
+    before = accepted_logins(sshd)
+    result = run_exec(env, inventory, "echo", "deep")
+    assert result.returncode == 0, result.stderr
+    assert {h["stdout"] for h in hosts_of(result).values()} == {"deep\n"}
+    assert accepted_logins(sshd) - before == 4  # each hop once, then each host through both
+
+
 @pytest.fixture(scope="module")
 def become_user(sshd: SshServer) -> Iterator[str]:
     """A non-root user that may log in with the test key and run anything through sudo."""

@@ -13,18 +13,15 @@ but every change of it waits for review like any other.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from functools import cache
 
 import yaml
 
 from fleetops.changes.operations import BUILTIN_DIR
+from fleetops.changes.pins import PIN, check_form
 
 SHIPPED_DIR = BUILTIN_DIR / "workflows"
-_PIN = re.compile(
-    r"^(?P<name>[a-z][a-z0-9-]{1,63})@(?P<version>\d+)#(?P<digest>sha256:[0-9a-f]{64})$"
-)
 
 
 @dataclass(frozen=True)
@@ -66,12 +63,8 @@ def parse_setting(value: str) -> tuple[str, Pin | None]:
     (pinned by the site), or a bare name (not pinned: its changes wait for review)."""
     if value in shipped():
         return value, shipped()[value][0]
-    if match := _PIN.fullmatch(value):
+    if match := PIN.fullmatch(value):
         pin = Pin(match["name"], int(match["version"]), match["digest"])
         return pin.name, pin
-    if "@" in value or "#" in value:
-        raise ValueError(
-            f"workflow setting {value!r} is neither a name nor a pin: write "
-            "NAME@VERSION#sha256:DIGEST (`fleetops workflow pin NAME` prints it)"
-        )
+    check_form(value)
     return value, None

@@ -304,16 +304,22 @@ class SshExecutor:
         return await self._dial(hostname, address, port, user, key_path, tunnel)
 
     async def _jump(self, spec: str, key_path: str) -> asyncssh.SSHClientConnection:
-        """The connection to a jump host, shared by every host behind it."""
+        """The connection to a jump host, shared by every host behind it. `a,b` (ProxyJump's
+        chain) is `b` reached through `a`."""
         task = self._jumps.get((spec, key_path))
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            user, address, port = parse_jump(spec, self.config.username)
-            opening = self._dial(address, address, port, user, key_path, None)
-            task = self._jumps[spec, key_path] = asyncio.ensure_future(opening)
+            task = asyncio.ensure_future(self._open_jump(spec, key_path))
+            self._jumps[spec, key_path] = task
         try:
             return await asyncio.shield(task)
         except _Unreachable as exc:
             raise _Unreachable(f"{exc} (the jump host)") from None
+
+    async def _open_jump(self, spec: str, key_path: str) -> asyncssh.SSHClientConnection:
+        earlier, _, last = spec.rpartition(",")
+        tunnel = await self._jump(earlier, key_path) if earlier else None
+        user, address, port = parse_jump(last.strip(), self.config.username)
+        return await self._dial(address, address, port, user, key_path, tunnel)
 
     async def _dial(
         self,
