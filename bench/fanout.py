@@ -13,13 +13,14 @@ every tool opens one connection per alias, as it would per host in a real fleet:
 
 Baselines are measured in the same run. fleetops and the floor take the median of --repeat runs;
 ansible runs once per size. Needs root (it starts sshd). Run:
-`.venv/bin/python bench/fanout.py [--sizes 100,300] [--skip-ansible] [--repeat 3]`.
+`.venv/bin/python bench/fanout.py [--sizes 100,1000] [--skip-ansible] [--repeat 3]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import statistics
@@ -50,7 +51,7 @@ ANSIBLE_CORE = "ansible-core==2.19.14"
 MAX_CONNECTIONS = 200
 FORKS = 50
 ANSIBLE_TIMEOUT_S = 900
-HOST_OK = re.compile(r"^h\d{3} \| (CHANGED|SUCCESS)\b", re.MULTILINE)
+HOST_OK = re.compile(r"^h\d{3,4} \| (CHANGED|SUCCESS)\b", re.MULTILINE)
 
 
 async def fleetops_fanout(server: SshServer, hosts: list[Target]) -> float:
@@ -200,7 +201,7 @@ def fleetops_exec(server: SshServer, hosts: list[Target], data: Path) -> float:
             "-o",
             "json",
             "--forks",
-            str(len(hosts)),
+            str(min(len(hosts), MAX_CONNECTIONS)),
             "--",
             "true",
         ]
@@ -208,7 +209,11 @@ def fleetops_exec(server: SshServer, hosts: list[Target], data: Path) -> float:
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
         elapsed = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"fleetops exec failed: {done.stderr.strip()[-500:]}")
+        failed = [
+            h for h in json.loads(done.stdout or '{"hosts": []}')["hosts"] if h["result"] != "ok"
+        ]
+        why = failed[0]["error"] or failed[0]["stderr"] if failed else done.stderr.strip()[-500:]
+        raise SystemExit(f"fleetops exec failed on {len(failed)} hosts: {why}")
     return elapsed
 
 
@@ -236,7 +241,7 @@ def median_of(repeat: int, run: Callable[[], Awaitable[float]]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,300", help="host counts, comma-separated")
+    parser.add_argument("--sizes", default="100,1000", help="host counts, comma-separated")
     parser.add_argument("--skip-ansible", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs of fleetops and the floor")
     args = parser.parse_args()

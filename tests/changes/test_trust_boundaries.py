@@ -154,6 +154,29 @@ def test_a_secret_cannot_hide_a_command_from_its_approver(
     assert SECRET not in page.text
 
 
+def test_the_approver_sees_which_user_a_command_runs_as(client: TestClient, users: Tokens) -> None:
+    """A host whose inventory says `become` runs its steps through sudo: the preview says so."""
+    labels = {"ansible_become": "true", "ansible_become_user": "hdfs", "executor": "simulated"}
+    patched = client.patch(
+        "/api/v1/hosts/h001", json={"labels": labels}, headers=users.headers("operator")
+    )
+    assert patched.status_code == 200, patched.text
+    source = workflow(
+        "restart", "  {}", "      - operation: service_restart\n        params: {service: nginx}"
+    )
+    assert register(client, users, source).status_code == 201
+    for selector, as_user in (("h001", "hdfs"), ("h002", "")):
+        body = {"workflow": "restart", "title": "t", "selector": selector, "params": {}}
+        change = client.post("/api/v1/changes", json=body, headers=users.headers("developer"))
+        assert change.status_code == 201, change.text
+        [step] = client.get(
+            f"/api/v1/changes/{change.json()['id']}/preview", headers=users.headers("operator")
+        ).json()
+        assert step["as_user"] == as_user
+        page = client.get(f"/changes/{change.json()['id']}", headers=users.headers("operator"))
+        assert ("as <b>hdfs</b>, through sudo" in page.text) == bool(as_user)
+
+
 def test_a_playbook_step_cannot_reach_off_its_directory_or_move_its_connection(
     client: TestClient, users: Tokens
 ) -> None:

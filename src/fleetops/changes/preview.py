@@ -44,6 +44,7 @@ class StepPreview:
     stdin: str  # what is fed on stdin ("" for none)
     error: str  # why it cannot render for this host ("" when it can)
     invalid: bool = False  # its parameters do not fit the operation: submission refuses it
+    as_user: str = ""  # the user the command runs as through sudo (`become`); "": the login
 
 
 def host_steps(spec: WorkflowSpec) -> Iterator[tuple[int, list[tuple[str, StepSpec]]]]:
@@ -148,14 +149,16 @@ def _step(
     except SpecError as exc:
         return _masked(replace(blank, error=_issues(exc), invalid=True), hidden)
     try:
-        runs, stdin = _call(op, values, target, change_id, params)
+        runs, stdin, as_user = _call(op, values, target, change_id, params)
     except SpecError as exc:  # e.g. no `by_label` case for this host: it fails there alone
         return _masked(replace(blank, error=_issues(exc)), hidden)
     except StepRefused as exc:  # the server would refuse it on every host: submission does
         return _masked(replace(blank, error=f"refused: {exc}", invalid=True), hidden)
     own = [str(values[k]) for k, spec in op.params.items() if spec.secret and values.get(k)]
     return _masked(
-        StepPreview(stage, target.hostname, number, op.name, op.risk, runs, stdin, ""),
+        StepPreview(
+            stage, target.hostname, number, op.name, op.risk, runs, stdin, "", False, as_user
+        ),
         hidden + own,
     )
 
@@ -166,16 +169,18 @@ def _call(
     target: Target,
     change_id: int,
     params: Mapping[str, Any],
-) -> tuple[str, str]:
+) -> tuple[str, str, str]:
+    """What runs, what goes on its stdin, and the user it runs as through sudo (a command on
+    the host only: an action runs on the server)."""
     context = phase_context(op, values, target, change_id=change_id, params=params)
     call = op.run.resolve(target.labels)
     if isinstance(call, str):
         stdin = render(op.stdin, context, shell=False) if op.stdin else ""
-        return render(call, context), stdin
+        return render(call, context), stdin, target.become_user
     shown = {k: render_value(v, context) for k, v in call.params.items()}
     if why := refusal(call.action, shown):
         raise StepRefused(why)
-    return f"action {call.action} {json.dumps(shown, default=str, sort_keys=True)}", ""
+    return f"action {call.action} {json.dumps(shown, default=str, sort_keys=True)}", "", ""
 
 
 def _issues(exc: SpecError) -> str:

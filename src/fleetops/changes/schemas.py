@@ -175,6 +175,11 @@ class StepPreviewRead(BaseModel):
     runs: str = Field(description="the command text, or `action NAME {params}`")
     stdin: str = Field(description="what is fed on stdin; empty for nothing")
     error: str = Field(description="why it cannot run on this host; empty when it can")
+    as_user: str = Field(
+        default="",
+        description="the user the command runs as through sudo (the host's `become`); "
+        "empty: as the login user",
+    )
 
 
 class ChangeDetail(ChangeRead):
