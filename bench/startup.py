@@ -113,8 +113,15 @@ def main() -> int:
         for _ in range(args.runs):
             for name, command in every:
                 times[name].append(run_once(name, command))
-    finally:
+        report(every, times, args.runs)
+    finally:  # the local API servers this run started (`imports` starts one too)
         subprocess.run([*FLEETOPS, "local", "stop"], capture_output=True, check=False)
+    return 0
+
+
+def report(
+    every: Sequence[tuple[str, list[str]]], times: dict[str, list[float]], runs: int
+) -> None:
     baseline = statistics.median(times[BASELINE[0]])
     print(
         f"\n{'command':<44} {'median s':>9} {'min s':>7} {'vs ansible':>11} "
@@ -128,8 +135,7 @@ def main() -> int:
             imported = f"{seconds:>10.2f} {modules:>8,}"
         row = f"{name:<44} {median:>9.3f} {min(times[name]):>7.3f} {median / baseline:>10.2f}x"
         print(f"{row} {imported}".rstrip())
-    print(f"median of {args.runs} runs each; Python {sys.version.split()[0]}")
-    return 0
+    print(f"median of {runs} runs each; Python {sys.version.split()[0]}")
 
 
 if __name__ == "__main__":
