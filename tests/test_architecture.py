@@ -45,6 +45,7 @@ PUBLISHED = {
     "fleetops.changes.approvals": "who must approve a change another domain submits",
     "fleetops.changes.operations": "the operation library the changes others submit run",
     "fleetops.changes.standard": "the standard workflows other domains pin",
+    "fleetops.changes.pins": "how a pin is written, checked wherever settings are read",
     "fleetops.inventory.selectors": "the host selector language every list speaks",
     "fleetops.inventory.document": "inventory files, as `fleetops exec` reads them",
     "fleetops.inventory.formats": "inventory files, as `fleetops exec` reads them",

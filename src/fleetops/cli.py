@@ -386,6 +386,10 @@ def _demo_banner(
     for username, password in credentials.items():
         stderr.print(f"  {username:<10} password: {password}")
     stderr.print(
+        f"  live screen: http://127.0.0.1:{port}/live (a wall screen: /live?kiosk=1): approvals, "
+        "changes under way, findings and devices out of service, pushed as they change"
+    )
+    stderr.print(
         "  changes: a rolling restart is running (live at /changes), an OS patch awaits "
         "approval: log in as operator and admin to approve it"
     )

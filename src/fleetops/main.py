@@ -44,6 +44,8 @@ from fleetops.changes.pages import router as changes_pages_router
 from fleetops.changes.routes import CONTROLS
 from fleetops.changes.routes import router as changes_router
 from fleetops.config import Settings
+from fleetops.dashboard.live import LiveFeed
+from fleetops.dashboard.live import router as live_router
 from fleetops.dashboard.pages import router as pages_router
 from fleetops.dashboard.render import render_error_page, wants_html
 from fleetops.db import Leadership, make_engine, make_session_factory, session_scope, upgrade
@@ -153,6 +155,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(inspection_router, prefix="/api/v1")
     app.include_router(loki_router)
     app.include_router(pages_router)
+    app.include_router(live_router)
     app.include_router(changes_pages_router)
     app.include_router(findings_pages_router)
     app.include_router(devices_pages_router)
@@ -185,6 +188,12 @@ def _services(
         retention = Loop("logs-retention", lambda: app.state.log_services.run_retention())
         services.append(LeaderOnly(retention, leader))
     services += [Loop(f"background-{i}", job) for i, job in enumerate(background)]
+    if server:  # one publisher per server process, whatever the number of open screens
+        feed = LiveFeed(
+            app.state.read_sessions, budget_fraction=settings.isolation_cluster_fraction
+        )
+        app.state.live_feed = feed
+        services.append(feed)
 
     def last_counts() -> None:
         refusals.flush(everything=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from fleetops.changes.enums import ChangeState, HostRunState
 from fleetops.changes.schemas import ChangeRead
 from fleetops.models import Approval, ChangeRequest, HostRun, Workflow
 
@@ -94,3 +96,70 @@ def _read(
         finished_at=change.finished_at,
         hosts_by_state=dict(sorted(counts.items())),
     )
+
+
+LIVE_STATES = (ChangeState.RUNNING, ChangeState.PAUSED, ChangeState.ABORTING, ChangeState.SCHEDULED)
+_DONE = (HostRunState.SUCCEEDED, HostRunState.ROLLED_BACK, HostRunState.CANCELLED)
+_BAD = (HostRunState.FAILED, HostRunState.ROLLBACK_FAILED)
+
+
+def live_changes(session: Session, *, limit: int = 20) -> dict[str, Any]:
+    """What the live screen shows of changes: those awaiting approval (the newest `limit`, with
+    the votes they have and need, and how many wait in all) and those under way with their
+    hosts' progress."""
+    waiting = ChangeRequest.state == ChangeState.PENDING_APPROVAL
+    pending = session.scalars(
+        select(ChangeRequest)
+        .where(waiting)
+        .order_by(ChangeRequest.created_at.desc(), ChangeRequest.id.desc())
+        .limit(limit)
+    ).all()
+    votes = dict(
+        session.execute(
+            select(Approval.change_id, func.count())
+            .where(Approval.change_id.in_([c.id for c in pending]), Approval.decision == "approve")
+            .group_by(Approval.change_id)
+        ).all()
+    )
+    running = session.scalars(
+        select(ChangeRequest)
+        .where(ChangeRequest.state.in_(LIVE_STATES))
+        .order_by(ChangeRequest.started_at, ChangeRequest.id)
+        .limit(limit)
+    ).all()
+    progress: dict[int, dict[str, int]] = {
+        c.id: {"done": 0, "failed": 0, "total": 0} for c in running
+    }
+    for change_id, state, count in session.execute(
+        select(HostRun.change_id, HostRun.state, func.count())
+        .where(HostRun.change_id.in_(list(progress)))
+        .group_by(HostRun.change_id, HostRun.state)
+    ):
+        tally = progress[change_id]
+        tally["total"] += count
+        tally["done"] += count if state in _DONE else 0
+        tally["failed"] += count if state in _BAD else 0
+
+    def head(change: ChangeRequest) -> dict[str, Any]:
+        return {
+            "id": change.id,
+            "title": change.title,
+            "risk": change.risk,
+            "requester": change.requester,
+            "hosts": change.host_count,
+        }
+
+    total = session.scalar(select(func.count()).select_from(ChangeRequest).where(waiting)) or 0
+    return {
+        "waiting": total,
+        "approvals": [
+            {
+                **head(c),
+                "votes": int(votes.get(c.id, 0)),
+                "needed": c.approvals_required,
+                "since": c.created_at.isoformat(),
+            }
+            for c in pending
+        ],
+        "changes": [{**head(c), "state": c.state, **progress[c.id]} for c in running],
+    }

@@ -447,3 +447,14 @@ def counts(session: Session) -> Counts:
         if status in LIVE:
             by_severity[severity] = by_severity.get(severity, 0) + n
     return Counts(by_status, by_severity)
+
+
+def live_counts(session: Session) -> dict[str, int]:
+    """Findings still open or acknowledged, by severity (every severity listed)."""
+    rows = session.execute(
+        select(Finding.severity, func.count())
+        .where(Finding.status.in_([s.value for s in LIVE]))
+        .group_by(Finding.severity)
+    ).all()
+    found = {severity: int(count) for severity, count in rows}
+    return {s.value: found.get(s.value, 0) for s in Severity}

@@ -1,0 +1,183 @@
+/* The live screen: one EventSource; each `panels` event carries the panels that changed.
+   Text goes in with textContent only: titles and names come from users. */
+(function () {
+  "use strict";
+
+  var FOCUS_SECONDS = 10; // the wall screen moves its highlight from panel to panel
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function link(href, text) {
+    var a = el("a", "", text);
+    a.href = href;
+    return a;
+  }
+
+  function fill(root, name, items, render, total) {
+    var list = root.querySelector('[data-list="' + name + '"]');
+    var count = root.querySelector('[data-count="' + name + '"]');
+    var before = {};
+    Array.prototype.forEach.call(list.children, function (li) { before[li.dataset.id] = true; });
+    list.replaceChildren();
+    if (!items.length) { list.appendChild(el("li", "muted", "none")); }
+    items.forEach(function (item) {
+      var li = render(item);
+      li.dataset.id = String(item.id);
+      if (!before[li.dataset.id]) { li.classList.add("fresh"); }
+      list.appendChild(li);
+    });
+    count.textContent = String(total === undefined ? items.length : total);
+  }
+
+  function approval(change) {
+    var li = el("li");
+    li.appendChild(link("/changes/" + change.id, "#" + change.id + " " + change.title));
+    li.appendChild(el("span", "meta", change.risk + " risk · " + change.hosts + " hosts · by " +
+      change.requester + " · " + change.votes + "/" + change.needed + " approvals"));
+    return li;
+  }
+
+  function running(change) {
+    var li = el("li");
+    li.appendChild(link("/changes/" + change.id, "#" + change.id + " " + change.title));
+    var bar = el("progress");
+    bar.max = Math.max(change.total, 1);
+    bar.value = change.done;
+    bar.setAttribute("aria-label", change.done + " of " + change.total + " hosts done");
+    li.appendChild(bar);
+    li.appendChild(el("span", "meta", change.state + " · " + change.done + "/" + change.total +
+      " hosts" + (change.failed ? " · " + change.failed + " failed" : "")));
+    return li;
+  }
+
+  var SVG = "http://www.w3.org/2000/svg";
+
+  // A sparkline: the series as a polyline scaled to its own range; gaps (null) are skipped.
+  function spark(values, label) {
+    var width = 160, height = 32;
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    svg.setAttribute("class", "sparkline");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+    var known = values.filter(function (v) { return v !== null && v !== undefined; });
+    if (known.length < 2) { return svg; }
+    var low = Math.min.apply(null, known), high = Math.max.apply(null, known);
+    var span = high - low || 1;
+    var step = width / (values.length - 1);
+    var points = [];
+    values.forEach(function (v, i) {
+      if (v === null || v === undefined) { return; }
+      points.push((i * step).toFixed(1) + "," + (height - 2 - (v - low) / span * (height - 4)).toFixed(1));
+    });
+    var line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("points", points.join(" "));
+    svg.appendChild(line);
+    return svg;
+  }
+
+  function round(value) {
+    if (value === null || value === undefined) { return "–"; }
+    return value >= 100 ? value.toFixed(0) : value.toFixed(value >= 10 ? 1 : 2);
+  }
+
+  function hotLink(cell) {
+    var li = el("li", cell.hot ? "hot" : "");
+    var name = cell.src === cell.dst ? cell.src + " (within the rack)" : cell.src + " → " + cell.dst;
+    li.appendChild(link("/diagnosis/links/" + encodeURIComponent(cell.src) + "/" +
+      encodeURIComponent(cell.dst), name));
+    li.appendChild(el("span", "meta", (cell.slow_fraction * 100).toFixed(0) + "% slow · p95 " +
+      round(cell.p95_ms) + " ms · " + cell.transfers + " transfers" + (cell.hot ? " · slow link" : "")));
+    li.appendChild(spark(cell.series, name + ": p95 per minute, last 15 minutes"));
+    return li;
+  }
+
+  function figure(root, key, value) {
+    var node = root.querySelector('[data-figure="' + key + '"]');
+    if (node) { node.textContent = String(value); }
+  }
+
+  function apply(root, panels) {
+    if (panels.approvals) {
+      fill(root, "approvals", panels.approvals.items, approval, panels.approvals.waiting);
+    }
+    if (panels.changes) { fill(root, "changes", panels.changes, running); }
+    if (panels.latency) {
+      var l = panels.latency;
+      ["p50", "p95", "p99"].forEach(function (q) { figure(root, "latency." + q, l.last ? round(l.last[q]) : "–"); });
+      figure(root, "latency.unit", l.unit);
+      var box = root.querySelector('[data-spark="latency"]');
+      box.replaceChildren(spark(l.series, "job latency p95, last 15 minutes"));
+    }
+    if (panels.links) {
+      panels.links.items.forEach(function (item) { item.id = item.src + ">" + item.dst; });
+      fill(root, "links", panels.links.items, hotLink);
+    }
+    if (panels.findings) {
+      Object.keys(panels.findings).forEach(function (severity) {
+        figure(root, "findings." + severity, panels.findings[severity]);
+      });
+    }
+    if (panels.devices) {
+      var d = panels.devices;
+      var total = 0;
+      Object.keys(d.out).forEach(function (state) {
+        figure(root, "devices.out." + state, d.out[state]);
+        total += d.out[state];
+      });
+      figure(root, "devices.total", total);
+      figure(root, "devices.budget", d.budget);
+      figure(root, "devices.fleet", d.fleet);
+      var budget = root.querySelector(".live-budget");
+      if (budget) { budget.classList.toggle("over", total > d.budget); }
+    }
+  }
+
+  function follow(root) {
+    var state = document.getElementById("live-state");
+    var updated = document.getElementById("live-updated");
+    var status = state.parentNode;
+    function show(text, cls) {
+      state.textContent = text;
+      status.className = "live-status " + cls;
+    }
+    var source = new EventSource(root.dataset.events);
+    source.addEventListener("open", function () { show("Live", "on"); });
+    source.addEventListener("error", function () {
+      var closed = source.readyState === EventSource.CLOSED;
+      show(closed ? "Not updating: reload" : "Reconnecting…", "off");
+    });
+    source.addEventListener("panels", function (event) {
+      var data = JSON.parse(event.data);
+      apply(root, data.panels);
+      updated.textContent = "updated " + new Date(data.at * 1000).toLocaleTimeString();
+      // For measurements (bench/live.py): which version arrived, and when.
+      window.fleetopsLive = { version: data.version, at: data.at, received: Date.now() / 1000 };
+    });
+  }
+
+  function cycle(root) {
+    var panels = root.querySelectorAll(".live-panel");
+    var index = 0;
+    window.setInterval(function () {
+      panels.forEach(function (p) { p.classList.remove("focus"); });
+      panels[index % panels.length].classList.add("focus");
+      index += 1;
+    }, FOCUS_SECONDS * 1000);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var root = document.getElementById("live");
+    if (!root || !window.EventSource) { return; }
+    if (root.dataset.kiosk) {
+      document.documentElement.dataset.theme = "dark"; // a wall screen is dark, whatever was saved
+      cycle(root);
+    }
+    follow(root);
+  });
+})();
