@@ -30,8 +30,14 @@ from fleetops.devices import service as devices_service
 from fleetops.devices.enums import Lifecycle
 from fleetops.errors import AppError
 from fleetops.findings import service as findings_service
-from fleetops.logs.diagnosis import repository as diagnosis
-from fleetops.logs.diagnosis.repository import SLOW_CELL, TimeRange, WindowLength
+from fleetops.logs.diagnosis.repository import (
+    SLOW_CELL,
+    TimeRange,
+    WindowLength,
+    latency_series,
+    link_matrix,
+    link_series,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -69,9 +75,9 @@ def rollups(session: Session, now: datetime) -> Snapshot:
     """The panels drawn from the log rollups: job latency and the slowest rack links."""
     history = TimeRange(now - HISTORY, now)
     minute = WindowLength.LONG
-    series = diagnosis.latency_series(session, metric="job", seconds=minute, rng=history)
+    series = latency_series(session, metric="job", seconds=minute, rng=history)
     last = series.points[-1] if series.points else None
-    matrix = diagnosis.link_matrix(session, seconds=minute, rng=TimeRange(now - HOT_SPAN, now))
+    matrix = link_matrix(session, seconds=minute, rng=TimeRange(now - HOT_SPAN, now))
     ranked = sorted(
         (c for c in matrix.cells if c.transfers),  # within a rack: its ToR switch
         key=lambda c: (c.slow_fraction, c.p95_ms or 0.0),
@@ -79,7 +85,7 @@ def rollups(session: Session, now: datetime) -> Snapshot:
     )[:HOT_LINKS]
     links = []
     for cell in ranked:
-        points = diagnosis.link_series(
+        points = link_series(
             session, src_rack=cell.src_rack, dst_rack=cell.dst_rack, seconds=minute, rng=history
         ).points
         links.append(
