@@ -64,14 +64,20 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def open_screens(browser: Browser, url: str, count: int) -> list[Page]:
-    context = await browser.new_context(base_url=url)
-    first = await context.new_page()
+    """`count` screens, each in a context of its own, as on `count` machines: one browser
+    profile opens at most 6 connections to a server over HTTP/1.1, and each screen's event
+    stream holds one."""
+    login = await browser.new_context(base_url=url)
+    first = await login.new_page()
     await first.goto("/login?next=/live")
     await first.get_by_label("Username").fill("viewer")
     await first.get_by_label("Password").fill(PASSWORD)
     await first.get_by_role("button", name="Log in").click()
+    await first.locator("#live-state").filter(has_text="Live").wait_for(timeout=30_000)
+    state = await login.storage_state()
     pages = [first]
     for _ in range(count - 1):
+        context = await browser.new_context(base_url=url, storage_state=state)
         page = await context.new_page()
         await page.goto("/live")
         pages.append(page)
@@ -108,7 +114,8 @@ async def measure(
         latencies += [max(0.0, s - committed) for s in seen]
         await asyncio.sleep(0.5)
     busy = (cpu_seconds(pid) - busy_start) / (time.monotonic() - wall_start)
-    await pages[0].context.close()
+    for page in pages:
+        await page.context.close()
     ordered = sorted(latencies)
     return {
         "p50": statistics.median(ordered),
