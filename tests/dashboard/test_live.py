@@ -156,9 +156,16 @@ def log_in(page: Page, server: LiveServer, start: str) -> None:
 def test_a_submitted_change_appears_on_an_open_screen_without_a_reload(
     page: Page, live_server: LiveServer, tmp_path: Path
 ) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     log_in(page, live_server, "/live")
     expect(page.locator("#live-state")).to_have_text("Live")
     expect(page.locator('[data-count="approvals"]')).not_to_have_text("–")
+    # every panel filled, the last ones too (the fleet fixture isolates some hosts)
+    expect(page.locator('[data-figure="findings.critical"]')).to_have_text(re.compile(r"^\d+$"))
+    expect(page.locator('[data-figure="devices.out.isolated"]')).to_have_text(re.compile(r"^[1-9]"))
+    expect(page.locator('[data-list="links"] li')).to_have_text(["none"])
     page.evaluate("window.notReloaded = true")
     screenshot(page, "live-before")
 
@@ -176,3 +183,4 @@ def test_a_submitted_change_appears_on_an_open_screen_without_a_reload(
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     expect(page.locator('[data-list="approvals"] li', has_text=title)).to_be_visible()
     screenshot(page, "live-kiosk")
+    assert errors == []

@@ -31,7 +31,7 @@
       if (!before[li.dataset.id]) { li.classList.add("fresh"); }
       list.appendChild(li);
     });
-    count.textContent = String(total === undefined ? items.length : total);
+    if (count) { count.textContent = String(total === undefined ? items.length : total); }
   }
 
   function approval(change) {
