@@ -336,7 +336,7 @@ def demo(
 ) -> None:
     """Start the server on a fresh demo database with a generated fleet and a user per role."""
     from fleetops.config import Settings, get_settings
-    from fleetops.sim.demo import build_demo, demo_executors, demo_feed, repair_shop
+    from fleetops.sim.demo import build_demo, demo_executors, demo_feed, repair_shop, shop_feed
 
     base = get_settings()
     data_dir = base.data_dir / "demo"
@@ -363,11 +363,12 @@ def demo(
             hint = "give it more --hosts and --racks (the default is 1000 in 40)"
             raise CommandFailed(f"the demo cannot run: {exc}; {hint}", EXIT_USAGE) from None
         shop = repair_shop(settings, executors["simulated"], feed.workload, port=port)
+        business = shop_feed(feed, port=port, token=token)
         banner = partial(_demo_banner, hosts, racks, port, data_dir, credentials)
         _run_server(
             settings,
             executors,
-            background=[feed.run, shop.run],
+            background=[feed.run, shop.run, business.run],
             access_log=access_log,
             banner=banner,
         )
@@ -386,8 +387,9 @@ def _demo_banner(
     for username, password in credentials.items():
         stderr.print(f"  {username:<10} password: {password}")
     stderr.print(
-        f"  live screen: http://127.0.0.1:{port}/live (a wall screen: /live?kiosk=1): approvals, "
-        "changes under way, findings and devices out of service, pushed as they change"
+        f"  live screen: http://127.0.0.1:{port}/live (a wall screen: /live?kiosk=1): the shop's "
+        "transactions against their normal band (a shopping peak 3 minutes in), approvals, "
+        "changes, job latency, slow links, findings, devices out of service, pushed as they change"
     )
     stderr.print(
         "  changes: a rolling restart is running (live at /changes), an OS patch awaits "

@@ -73,6 +73,7 @@ from fleetops.logs.pages import router as logs_pages_router
 from fleetops.logs.routes import loki_router
 from fleetops.logs.routes import router as logs_router
 from fleetops.logs.tasks import LogServices
+from fleetops.metrics.routes import router as metrics_router
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "dashboard" / "static"
@@ -153,6 +154,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(logs_router, prefix="/api/v1")
     app.include_router(diagnosis_router, prefix="/api/v1")
     app.include_router(inspection_router, prefix="/api/v1")
+    app.include_router(metrics_router, prefix="/api/v1")
     app.include_router(loki_router)
     app.include_router(pages_router)
     app.include_router(live_router)

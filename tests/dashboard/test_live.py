@@ -9,6 +9,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from fleetops.db import make_engine, make_session_factory
 from tests.fixtures.app import Tokens, seed_users
 from tests.fixtures.browser import LiveServer, screenshot
 
-EVERY_PANEL = {"approvals", "changes", "findings", "devices", "latency", "links"}
+EVERY_PANEL = {"approvals", "changes", "findings", "devices", "throughput", "latency", "links"}
 PATCH = {"workflow": "os-patch", "selector": "rack=r002", "params": {}}
 
 
@@ -36,7 +37,7 @@ def submit(base: str, users: Tokens, title: str) -> dict[str, object]:
     return change
 
 
-def events(queue: asyncio.Queue[str | None]) -> list[dict[str, object]]:
+def events(queue: asyncio.Queue[str | None]) -> list[dict[str, Any]]:
     found = []
     while not queue.empty():
         item = queue.get_nowait()
@@ -58,8 +59,8 @@ def test_the_feed_sends_what_changed_and_a_whole_state_to_who_fell_behind(
         await feed.poll()
         first = feed.subscribe()
         [whole] = events(first)
-        assert set(whole["panels"]) == EVERY_PANEL  # type: ignore[arg-type]
-        devices = whole["panels"]["devices"]  # type: ignore[index]
+        assert set(whole["panels"]) == EVERY_PANEL
+        devices = whole["panels"]["devices"]
         assert devices["out"]["isolated"] >= 1  # the fleet fixture isolates some hosts
 
         await feed.poll()
@@ -72,12 +73,12 @@ def test_the_feed_sends_what_changed_and_a_whole_state_to_who_fell_behind(
         change = await asyncio.to_thread(submit, live_server.url, users, "feed check")
         await feed.poll()
         [update] = events(first)
-        assert list(update["panels"]) == ["approvals"]  # type: ignore[arg-type]
-        approvals = update["panels"]["approvals"]  # type: ignore[index]
+        assert list(update["panels"]) == ["approvals"]
+        approvals = update["panels"]["approvals"]
         titles = [c["title"] for c in approvals["items"]]
         assert "feed check" in titles
         [resync] = events(slow)  # its backlog dropped for the whole state
-        assert set(resync["panels"]) == EVERY_PANEL  # type: ignore[arg-type]
+        assert set(resync["panels"]) == EVERY_PANEL
         feed.unsubscribe(first)
         feed.unsubscribe(slow)
         assert change["id"]

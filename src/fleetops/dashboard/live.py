@@ -38,6 +38,7 @@ from fleetops.logs.diagnosis.repository import (
     link_matrix,
     link_series,
 )
+from fleetops.metrics import service as metrics_service
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -50,6 +51,7 @@ ROLLUP_EVERY = 20  # ticks: rollups close every 10 s, so their panels are read e
 HISTORY = timedelta(minutes=15)  # what a sparkline spans
 HOT_SPAN = timedelta(minutes=5)  # the links ranked hot over this
 HOT_LINKS = 5
+THROUGHPUT_METRICS = 4  # the first by name; a site names its own so that they sort first
 
 Snapshot = dict[str, Any]
 
@@ -100,6 +102,7 @@ def rollups(session: Session, now: datetime) -> Snapshot:
             }
         )
     return {
+        "throughput": {"items": throughput(session, now)},
         "latency": {
             "unit": series.unit,
             "last": None
@@ -109,6 +112,29 @@ def rollups(session: Session, now: datetime) -> Snapshot:
         },
         "links": {"slow_cell": SLOW_CELL, "items": links},
     }
+
+
+def throughput(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """The pushed metrics: each one's last complete window, its 15 minutes, its normal band."""
+    found = []
+    complete = now - timedelta(seconds=metrics_service.WINDOW_SECONDS)
+    for metric in metrics_service.names(session)[:THROUGHPUT_METRICS]:
+        name = metric["name"]
+        kind, points = metrics_service.values(session, name, now - HISTORY, complete)
+        last = points[-1][1] if points else None
+        band = metrics_service.band(session, name, now)
+        found.append(
+            {
+                "id": name,
+                "name": name,
+                "unit": "/s" if kind == "count" else "",
+                "last": last,
+                "series": [round(v, 3) for _, v in points],
+                "band": band,
+                "outside": bool(band and last is not None and not band[0] <= last <= band[1]),
+            }
+        )
+    return found
 
 
 class LiveFeed:

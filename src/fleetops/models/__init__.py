@@ -41,6 +41,7 @@ from fleetops.models.logs import (
     RollupState,
     TemplateCount,
 )
+from fleetops.models.metrics import MetricWindow
 
 __all__ = [
     "ApiToken",
@@ -73,6 +74,7 @@ __all__ = [
     "LogLine",
     "LogTemplate",
     "LoginFailure",
+    "MetricWindow",
     "ProbeRun",
     "Rack",
     "Region",

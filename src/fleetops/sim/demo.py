@@ -20,6 +20,8 @@ from fleetops.db import make_engine, make_session_factory, session_scope, upgrad
 from fleetops.inspection import service as inspection
 from fleetops.inventory.apply import apply_document
 from fleetops.logs import service as logs_service
+from fleetops.sim import business
+from fleetops.sim.business import ShopFeed
 from fleetops.sim.executor import SimulatedExecutor
 from fleetops.sim.faults import Fault, schedule_faults, targets
 from fleetops.sim.feeder import LiveFeed
@@ -61,6 +63,7 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str,
         _changes(session, library, racks=racks)
         _inspections(session, library, hosts=hosts, racks=racks)
         _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
+        business.backfill(session, now=datetime.now(UTC))
     engine.dispose()
     return {role.value: pw for role, pw in DEMO_PASSWORDS.items()}, token
 
@@ -89,6 +92,12 @@ def repair_shop(
             executor.hardware_faults.add(host)
 
     return RepairShop(f"http://127.0.0.1:{port}", token, on_outcome=outcome)
+
+
+def shop_feed(feed: LiveFeed, *, port: int, token: str) -> ShopFeed:
+    """The shop's transactions per second (with a shopping peak three minutes in, then every
+    half hour) and the log lines shipped per second, pushed to the metrics API."""
+    return ShopFeed(f"http://127.0.0.1:{port}/api/v1/metrics", token, lines_sent=lambda: feed.sent)
 
 
 def demo_feed(*, hosts: int, racks: int, port: int, token: str) -> LiveFeed:

@@ -58,7 +58,7 @@
   var SVG = "http://www.w3.org/2000/svg";
 
   // A sparkline: the series as a polyline scaled to its own range; gaps (null) are skipped.
-  function spark(values, label) {
+  function spark(values, label, band) {
     var width = 160, height = 32;
     var svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
@@ -67,13 +67,24 @@
     svg.setAttribute("aria-label", label);
     var known = values.filter(function (v) { return v !== null && v !== undefined; });
     if (known.length < 2) { return svg; }
-    var low = Math.min.apply(null, known), high = Math.max.apply(null, known);
+    var low = Math.min.apply(null, known.concat(band ? [band[0]] : []));
+    var high = Math.max.apply(null, known.concat(band ? [band[1]] : []));
     var span = high - low || 1;
     var step = width / (values.length - 1);
+    function y(v) { return height - 2 - (v - low) / span * (height - 4); }
+    if (band) {
+      var rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("class", "band");
+      rect.setAttribute("x", "0");
+      rect.setAttribute("width", String(width));
+      rect.setAttribute("y", y(band[1]).toFixed(1));
+      rect.setAttribute("height", Math.max(1, y(band[0]) - y(band[1])).toFixed(1));
+      svg.appendChild(rect);
+    }
     var points = [];
     values.forEach(function (v, i) {
       if (v === null || v === undefined) { return; }
-      points.push((i * step).toFixed(1) + "," + (height - 2 - (v - low) / span * (height - 4)).toFixed(1));
+      points.push((i * step).toFixed(1) + "," + y(v).toFixed(1));
     });
     var line = document.createElementNS(SVG, "polyline");
     line.setAttribute("points", points.join(" "));
@@ -97,6 +108,19 @@
     return li;
   }
 
+  function metric(m) {
+    var li = el("li", m.outside ? "outside" : "");
+    var head = el("span", "metric-head");
+    head.appendChild(el("span", "metric-name", m.name));
+    head.appendChild(el("span", "metric-value", round(m.last) + m.unit));
+    li.appendChild(head);
+    li.appendChild(spark(m.series, m.name + ", last 15 minutes", m.band));
+    li.appendChild(el("span", "meta", m.band ?
+      (m.outside ? "outside " : "within ") + "its normal " + round(m.band[0]) + "–" + round(m.band[1]) + m.unit +
+      " for this time of day" : "no history for a normal band yet"));
+    return li;
+  }
+
   function figure(root, key, value) {
     var node = root.querySelector('[data-figure="' + key + '"]');
     if (node) { node.textContent = String(value); }
@@ -107,6 +131,7 @@
       fill(root, "approvals", panels.approvals.items, approval, panels.approvals.waiting);
     }
     if (panels.changes) { fill(root, "changes", panels.changes, running); }
+    if (panels.throughput) { fill(root, "throughput", panels.throughput.items, metric); }
     if (panels.latency) {
       var l = panels.latency;
       ["p50", "p95", "p99"].forEach(function (q) { figure(root, "latency." + q, l.last ? round(l.last[q]) : "–"); });
