@@ -27,6 +27,7 @@ PAST_SKEW = timedelta(days=8)  # a band looks a week back
 BAND_DAYS = 7
 BAND_HALF_SPAN = timedelta(minutes=15)
 BAND_MIN_WINDOWS = 20
+UPSERT_ROWS = 500  # windows per statement: 5,000 bound values, under every SQLite's limit
 
 
 class MetricKindConflict(Conflict):
@@ -84,9 +85,24 @@ def record(session: Session, points: Sequence[MetricPoint], *, now: datetime) ->
             raise MetricKindConflict(f"points[{index}]: {point.name} is sent as both kinds")
         window.add(point.value)
     _check_kinds(session, {name: w.kind for (name, _, _), w in windows.items()})
-    for (name, series, start), w in windows.items():
-        _upsert(session, name, series, start, w)
-    return len(windows)
+    rows = [
+        {
+            "name": name,
+            "series": series,
+            "start": start,
+            "seconds": WINDOW_SECONDS,
+            "kind": w.kind,
+            "count": w.count,
+            "sum": w.sum,
+            "min": w.min,
+            "max": w.max,
+            "labels": w.labels,
+        }
+        for (name, series, start), w in windows.items()
+    ]
+    for first in range(0, len(rows), UPSERT_ROWS):
+        _upsert(session, rows[first : first + UPSERT_ROWS])
+    return len(rows)
 
 
 def _check_kinds(session: Session, kinds: dict[str, str]) -> None:
@@ -105,33 +121,20 @@ def _check_kinds(session: Session, kinds: dict[str, str]) -> None:
             )
 
 
-def _upsert(session: Session, name: str, series: str, start: datetime, w: _Window) -> None:
+def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert the windows, adding to those already there, in one statement."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(MetricWindow).values(
-        name=name,
-        series=series,
-        start=start,
-        seconds=WINDOW_SECONDS,
-        kind=w.kind,
-        count=w.count,
-        sum=w.sum,
-        min=w.min,
-        max=w.max,
-        labels=w.labels,
-    )
+    stmt = insert(MetricWindow).values(rows)
     table = MetricWindow.__table__
+    lower, higher = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
     stmt = stmt.on_conflict_do_update(
         index_elements=["name", "series", "start", "seconds"],
         set_={
             "count": table.c.count + stmt.excluded.count,
             "sum": table.c.sum + stmt.excluded.sum,
-            "min": func.min(table.c.min, stmt.excluded.min)
-            if dialect == "sqlite"
-            else func.least(table.c.min, stmt.excluded.min),
-            "max": func.max(table.c.max, stmt.excluded.max)
-            if dialect == "sqlite"
-            else func.greatest(table.c.max, stmt.excluded.max),
+            "min": lower(table.c.min, stmt.excluded.min),
+            "max": higher(table.c.max, stmt.excluded.max),
         },
     )
     session.execute(stmt)

@@ -52,7 +52,7 @@ def peak_factor(at: datetime, start: datetime) -> float:
     return 1 + (PEAK_FACTOR - 1) * share
 
 
-def backfill(session: Session, *, now: datetime, hours_after: float = 3, seed: int = 7) -> int:
+def backfill(session: Session, *, now: datetime, hours_after: float = 2, seed: int = 7) -> int:
     """A week of ordinary days (no peaks) around this time of day: what the band is made of."""
     rng = random.Random(seed)
     points = []
