@@ -21,7 +21,6 @@ import asyncio
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ with warnings.catch_warnings():  # the fixtures load Starlette's test client, de
     warnings.simplefilter("ignore", DeprecationWarning)
     from tests.fixtures.app import PASSWORD, Tokens, seed_users
     from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, load_fleet
-    from tests.fixtures.server import free_port
+    from tests.fixtures.server import server_process
 
 IDLE_SECONDS = 10.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -165,7 +164,6 @@ def main() -> int:
     engine.dispose()
     load_fleet(db_url, hosts=200, racks=8)
     users = seed_users(db_url)
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETOPS_")}
     env |= {
         "FLEETOPS_DATABASE_URL": db_url,
@@ -173,30 +171,11 @@ def main() -> int:
         "FLEETOPS_ENGINE_ENABLED": "false",  # the changes wait for approval: nothing runs
         "FLEETOPS_HEALTH_POLICY_ENABLED": "false",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fleetops", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                print("the server did not start", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        sizes = [int(n) for n in args.screens.split(",")]
-        asyncio.run(run(url, users, server.pid, sizes, args.rounds))
+        with server_process(env, timeout=60) as (url, server):
+            sizes = [int(n) for n in args.screens.split(",")]
+            asyncio.run(run(url, users, server.pid, sizes, args.rounds))
     finally:
-        server.terminate()
-        server.wait(timeout=20)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -54,6 +54,17 @@ def hosts_of(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, st
     return {h["hostname"]: h for h in json.loads(result.stdout)["hosts"]}
 
 
+def login_as(sshd: SshServer, user: str, *more: str) -> str:
+    """An inventory line's variables: this sshd, as `user`, with the test key."""
+    return " ".join(
+        (
+            f"ansible_host=127.0.0.1 ansible_port={sshd.port} ansible_user={user}",
+            f"ansible_ssh_private_key_file={sshd.key_path}",
+            *more,
+        )
+    )
+
+
 def accepted_logins(sshd: SshServer) -> int:
     return sshd.log_path.read_text(errors="replace").count("Accepted publickey")
 
@@ -174,10 +185,7 @@ def test_a_non_root_login_becomes_root_through_sudo(
     db_url: str, tmp_path: Path, sshd: SshServer, become_user: str
 ) -> None:
     env = env_without_key(db_url, tmp_path, sshd)
-    base = (
-        f"ansible_host=127.0.0.1 ansible_port={sshd.port} ansible_user={become_user}"
-        f" ansible_ssh_private_key_file={sshd.key_path}"
-    )
+    base = login_as(sshd, become_user)
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(
         "[plain]\n"
@@ -196,10 +204,7 @@ def test_a_sudo_password_reaches_sudo_alone_never_the_command_text_nor_the_recor
     db_url: str, tmp_path: Path, sshd: SshServer, password_user: str
 ) -> None:
     env = env_without_key(db_url, tmp_path, sshd)
-    base = (
-        f"ansible_host=127.0.0.1 ansible_port={sshd.port} ansible_user={password_user}"
-        f" ansible_ssh_private_key_file={sshd.key_path} ansible_become=true"
-    )
+    base = login_as(sshd, password_user, "ansible_become=true")
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(
         "[fleet]\n"
