@@ -114,39 +114,31 @@ def live_changes(session: Session, *, limit: int = 20) -> dict[str, Any]:
         .order_by(ChangeRequest.created_at.desc(), ChangeRequest.id.desc())
         .limit(limit)
     ).all()
-    votes = dict(
-        session.execute(
-            select(Approval.change_id, func.count())
-            .where(Approval.change_id.in_([c.id for c in pending]), Approval.decision == "approve")
-            .group_by(Approval.change_id)
-        ).all()
-    )
     running = session.scalars(
         select(ChangeRequest)
         .where(ChangeRequest.state.in_(LIVE_STATES))
         .order_by(ChangeRequest.started_at, ChangeRequest.id)
         .limit(limit)
     ).all()
-    progress: dict[int, dict[str, int]] = {
-        c.id: {"done": 0, "failed": 0, "total": 0} for c in running
-    }
-    for change_id, state, count in session.execute(
-        select(HostRun.change_id, HostRun.state, func.count())
-        .where(HostRun.change_id.in_(list(progress)))
-        .group_by(HostRun.change_id, HostRun.state)
-    ):
-        tally = progress[change_id]
-        tally["total"] += count
-        tally["done"] += count if state in _DONE else 0
-        tally["failed"] += count if state in _BAD else 0
+    reads = {r.id: r for r in change_reads(session, [*pending, *running])}
 
     def head(change: ChangeRequest) -> dict[str, Any]:
+        read = reads[change.id]
         return {
-            "id": change.id,
-            "title": change.title,
-            "risk": change.risk,
-            "requester": change.requester,
-            "hosts": change.host_count,
+            "id": read.id,
+            "title": read.title,
+            "risk": read.risk,
+            "requester": read.requester,
+            "hosts": read.host_count,
+        }
+
+    def progress(change: ChangeRequest) -> dict[str, Any]:
+        by_state = reads[change.id].hosts_by_state
+        return {
+            "state": change.state,
+            "done": sum(by_state.get(s, 0) for s in _DONE),
+            "failed": sum(by_state.get(s, 0) for s in _BAD),
+            "total": sum(by_state.values()),
         }
 
     total = session.scalar(select(func.count()).select_from(ChangeRequest).where(waiting)) or 0
@@ -155,11 +147,11 @@ def live_changes(session: Session, *, limit: int = 20) -> dict[str, Any]:
         "approvals": [
             {
                 **head(c),
-                "votes": int(votes.get(c.id, 0)),
+                "votes": reads[c.id].approvals,
                 "needed": c.approvals_required,
                 "since": c.created_at.isoformat(),
             }
             for c in pending
         ],
-        "changes": [{**head(c), "state": c.state, **progress[c.id]} for c in running],
+        "changes": [{**head(c), **progress(c)} for c in running],
     }
