@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
+from tests.fixtures.app import seed_users
 from tests.fixtures.browser import LiveServer
 
 pytestmark = pytest.mark.ui
@@ -18,10 +20,11 @@ WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "w
 BAD = ("serious", "critical")
 
 
-def pages(server: LiveServer) -> list[str]:
+def pages(server: LiveServer, change: int) -> list[str]:
     host = server.fleet.hosts[0].hostname
     rack = server.fleet.hosts[0].rack
     return [
+        f"/changes/{change}",  # awaiting approval: its commands, votes and the approve form
         "/",
         "/live",
         "/live?kiosk=1",
@@ -63,8 +66,16 @@ def test_every_page_passes_an_accessibility_scan(
     page.get_by_label("Password").fill(live_server.password)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(re.compile(r"/hosts$|/$"))
+    body = {"workflow": "os-patch", "selector": "rack=r002", "params": {}, "title": "a11y"}
+    change = httpx.post(
+        f"{live_server.url}/api/v1/changes",
+        json=body,
+        headers=seed_users(live_server.db_url).headers("developer"),
+        timeout=30,
+    )
+    assert change.status_code == 201, change.text
     found = {}
-    for path in pages(live_server):
+    for path in pages(live_server, change.json()["id"]):
         page.goto(path)
         if path.startswith("/live"):  # an event stream never goes idle: wait for its panels
             expect(page.locator("#live-state")).to_have_text("Live")
