@@ -136,3 +136,32 @@ def test_pages_work_without_javascript(browser: Browser, live_server: LiveServer
         expect(page).to_have_url(re.compile(r"/login$"))
     finally:
         context.close()
+
+
+def test_the_hosts_table_by_keyboard(
+    page: Page, live_server: LiveServer, console_errors: list[str]
+) -> None:
+    """j/k move between rows, Enter opens one, "/" goes to the filter and Escape leaves it."""
+    log_in(page, live_server)
+    page.keyboard.press("/")
+    expect(page.get_by_label("Selector")).to_be_focused()
+    page.keyboard.type("rack=r002")
+    page.keyboard.press("Escape")
+    expect(page.get_by_label("Selector")).not_to_be_focused()
+    page.get_by_role("button", name="Filter").click()  # the filter itself, as a user submits it
+    expect(page).to_have_url(re.compile(r"selector=rack%3Dr002"))
+    rows = page.locator("table.hosts tbody tr")
+    page.locator("h1").click()  # focus back on the page, off the button
+    page.keyboard.press("j")
+    expect(rows.nth(0)).to_be_focused()
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    expect(rows.nth(1)).to_be_focused()
+    second = rows.nth(1).locator("td").first.inner_text()
+    page.keyboard.press("End")
+    expect(rows.last).to_be_focused()
+    page.keyboard.press("Home")
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(f"/hosts/{second}$"))
