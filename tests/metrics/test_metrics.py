@@ -98,7 +98,10 @@ def test_bad_points_refuse_the_whole_batch_and_say_which(
 def test_only_an_ingest_token_pushes(client: TestClient, tokens: Tokens) -> None:
     point = {"name": "x", "value": 1}
     assert push(client, {}, point).status_code == 401
-    assert push(client, tokens.headers("admin"), point).status_code == 401  # a user's API token
+    assert push(client, {}, {"bad": "body"}).status_code == 401  # before the body is looked at
+    refused = push(client, tokens.headers("admin"), point)  # a user's API token, even an admin's
+    assert refused.status_code == 403
+    assert "create an ingest token" in refused.json()["detail"]
     assert client.get("/api/v1/metrics").status_code == 401  # reading needs a login
 
 
