@@ -46,6 +46,7 @@ PUBLISHED = {
     "fleetops.changes.operations": "the operation library the changes others submit run",
     "fleetops.changes.standard": "the standard workflows other domains pin",
     "fleetops.changes.pins": "how a pin is written, checked wherever settings are read",
+    "fleetops.logs.dependencies": "who an ingest token speaks for, at every push endpoint",
     "fleetops.inventory.selectors": "the host selector language every list speaks",
     "fleetops.inventory.document": "inventory files, as `fleetops exec` reads them",
     "fleetops.inventory.formats": "inventory files, as `fleetops exec` reads them",

@@ -7,13 +7,9 @@ lines are committed; when the pipeline is full they answer 429 with Retry-After.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials
 
 from fleetops.audit.refusals import RefusalLog
 from fleetops.audit.service import AuditContext
@@ -22,24 +18,20 @@ from fleetops.auth.dependencies import (
     SessionDep,
     Viewer,
     audit_context,
-    optional_principal,
-    record_refusal,
 )
 from fleetops.errors import (
     ERROR_RESPONSES,
     INGEST_RESPONSES,
     BadRequest,
-    NotAuthenticated,
     PayloadTooLarge,
-    PermissionDenied,
     TooManyRequests,
     Unavailable,
     UnsupportedMediaType,
 )
-from fleetops.kit.digest import sha256
 from fleetops.kit.instants import Instant
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
 from fleetops.logs import service
+from fleetops.logs.dependencies import forget_ingest_tokens, ingest_source
 from fleetops.logs.ingest.http import PayloadError, decompress, parse_json_records, parse_loki_push
 from fleetops.logs.ingest.pipeline import IngestPipeline
 from fleetops.logs.ingest.records import LogRecord, Overloaded
@@ -71,7 +63,6 @@ _BODY = {
         },
     }
 }
-TOKEN_CACHE_SECONDS = 10.0
 
 
 @router.post(
@@ -82,7 +73,7 @@ TOKEN_CACHE_SECONDS = 10.0
     summary="Send log lines (JSON lines or a JSON array; gzip accepted)",
 )
 async def ingest(request: Request) -> IngestAnswer:
-    source = await _ingest_source(request)
+    source = await ingest_source(request, "send logs")
     data = await _body(request)
     peer = _peer(request)
     records = await asyncio.to_thread(_decode, lambda: parse_json_records(data, peer=peer))
@@ -101,7 +92,7 @@ async def ingest(request: Request) -> IngestAnswer:
     summary="Loki push API (JSON form), for Promtail, Alloy, Vector or Fluent Bit Loki outputs",
 )
 async def loki_push(request: Request) -> Response:
-    source = await _ingest_source(request)
+    source = await ingest_source(request, "send logs")
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if content_type != "application/json":
         raise UnsupportedMediaType(
@@ -207,7 +198,7 @@ def revoke_token(
     request: Request, session: SessionDep, principal: Admin, name: str
 ) -> IngestTokenRead:
     token = service.revoke_ingest_token(session, audit_context(request, principal), name=name)
-    _token_cache(request).clear()
+    forget_ingest_tokens(request)
     return IngestTokenRead.model_validate(token)
 
 
@@ -216,64 +207,6 @@ def revoke_token(
 
 def _peer(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def _token_cache(request: Request) -> dict[str, tuple[IngestSource | None, float]]:
-    cache: dict[str, tuple[IngestSource | None, float]] | None = getattr(
-        request.app.state, "ingest_tokens", None
-    )
-    if cache is None:
-        cache = request.app.state.ingest_tokens = {}
-    return cache
-
-
-def _credential(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() == "basic":
-        try:
-            _user, _, password = base64.b64decode(value.strip()).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return password or None
-    return None
-
-
-async def _ingest_source(request: Request) -> IngestSource:
-    """The ingest token's source; 401 without a valid one, 403 for a user's API token."""
-    raw = _credential(request)
-    if raw and raw.startswith(service.INGEST_PREFIX):
-        cache = _token_cache(request)
-        key = sha256(raw)
-        hit = cache.get(key)
-        if hit is None or hit[1] < time.monotonic():
-            name = await asyncio.to_thread(_resolve, request, raw)
-            if len(cache) > 10_000:
-                cache.clear()
-            hit = cache[key] = (name, time.monotonic() + TOKEN_CACHE_SECONDS)
-        if hit[0] is not None:
-            return hit[0]
-    elif raw:
-        creds = HTTPAuthorizationCredentials(scheme="Bearer", credentials=raw)
-        principal = await asyncio.to_thread(optional_principal, request, creds)
-        if principal is not None:
-            await asyncio.to_thread(record_refusal, request, principal, "forbidden")
-            raise PermissionDenied(
-                "user API tokens cannot send logs; create an ingest token with "
-                "`fleetops logs token create NAME` and configure the shipper with it"
-            )
-    await asyncio.to_thread(record_refusal, request, None, "unauthenticated")
-    raise NotAuthenticated(
-        "send an ingest token as 'Authorization: Bearer <token>' (or as the Basic-auth password); "
-        "create one with `fleetops logs token create NAME`"
-    )
-
-
-def _resolve(request: Request, raw: str) -> IngestSource | None:
-    with request.app.state.read_sessions() as session:
-        return service.resolve_ingest_token(session, raw)
 
 
 async def _body(request: Request) -> bytes:

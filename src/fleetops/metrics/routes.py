@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials
 
-from fleetops.auth.dependencies import SessionDep, Viewer, optional_principal, record_refusal
+from fleetops.auth.dependencies import SessionDep, Viewer
 from fleetops.db import session_scope
-from fleetops.errors import ERROR_RESPONSES, NotAuthenticated, NotFound, PermissionDenied
-from fleetops.logs import service as logs
+from fleetops.errors import ERROR_RESPONSES, NotFound
+from fleetops.logs.dependencies import ingest_source
 from fleetops.metrics import service
 from fleetops.metrics.schemas import (
     MetricName,
@@ -28,35 +27,8 @@ SPANS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta
 
 
 async def _pusher(request: Request) -> str:
-    """The ingest token's name; 401 without one, 403 for a user's API token (a credential that
-    can approve changes has no business in a pusher's configuration). A dependency, so that it
-    answers before the body is validated."""
-    header = request.headers.get("authorization", "")
-    scheme, _, raw = header.partition(" ")
-    raw = raw.strip() if scheme.lower() == "bearer" else ""
-    if raw.startswith(logs.INGEST_PREFIX):
-
-        def resolve() -> logs.IngestSource | None:
-            with request.app.state.read_sessions() as session:
-                return logs.resolve_ingest_token(session, raw)
-
-        source = await asyncio.to_thread(resolve)
-        if source is not None:
-            return source.name
-    elif raw:
-        creds = HTTPAuthorizationCredentials(scheme="Bearer", credentials=raw)
-        principal = await asyncio.to_thread(optional_principal, request, creds)
-        if principal is not None:
-            await asyncio.to_thread(record_refusal, request, principal, "forbidden")
-            raise PermissionDenied(
-                "user API tokens cannot push metrics; create an ingest token with "
-                "`fleetops logs token create NAME` and give it to the pusher"
-            )
-    await asyncio.to_thread(record_refusal, request, None, "unauthenticated")
-    raise NotAuthenticated(
-        "send an ingest token as 'Authorization: Bearer <token>'; create one with "
-        "`fleetops logs token create NAME`"
-    )
+    """The ingest token's name (a dependency, so that it answers before the body is read)."""
+    return (await ingest_source(request, "push metrics")).name
 
 
 Pusher = Annotated[str, Depends(_pusher)]
