@@ -12,16 +12,12 @@ import asyncio
 import contextlib
 import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
@@ -34,7 +30,7 @@ from fleetops.sim.fleet import generate
 from fleetops.sim.workload import Workload
 from tests.fixtures.app import PASSWORD, seed_users
 from tests.fixtures.browser import browser, require_chromium, screenshot  # noqa: F401  (fixture)
-from tests.fixtures.server import cli_env, free_port
+from tests.fixtures.server import cli_env, running_server
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -71,37 +67,6 @@ class FeedThread:
         self.thread.join(timeout=10)
 
 
-@contextmanager
-def serve(env: dict[str, str], log: Path) -> Iterator[str]:
-    """`fleetops serve` on a free port, its output in `log` (a pipe nobody reads would fill)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fleetops", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start:\n{log.read_text()}")
-                try:
-                    if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
 @pytest.fixture(scope="module")
 def fleet_server(
     sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
@@ -122,7 +87,7 @@ def fleet_server(
     env = cli_env(
         db_url, folder / "data", FLEETOPS_ADMIN_PASSWORD=PASSWORD, FLEETOPS_ENGINE_ENABLED="false"
     )
-    with serve(env, folder / "server.log") as url:
+    with running_server(env, output=folder / "server.log") as url:
         workload = Workload(fleet, seed=SEED, start=datetime.now(UTC), load=LOAD)
         feed = LiveFeed(workload, f"{url}/api/v1/logs", token)
         with FeedThread(feed):
