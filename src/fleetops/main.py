@@ -17,6 +17,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from fleetops.changes.pages import router as changes_pages_router
 from fleetops.changes.routes import CONTROLS
 from fleetops.changes.routes import router as changes_router
 from fleetops.config import Settings
+from fleetops.dashboard.annotations import router as annotations_router
 from fleetops.dashboard.live import LiveFeed
 from fleetops.dashboard.live import router as live_router
 from fleetops.dashboard.pages import router as pages_router
@@ -74,6 +76,9 @@ from fleetops.logs.routes import loki_router
 from fleetops.logs.routes import router as logs_router
 from fleetops.logs.tasks import LogServices
 from fleetops.metrics.routes import router as metrics_router
+from fleetops.metrics.tasks import PrometheusPoller
+from fleetops.network.pages import router as network_pages_router
+from fleetops.network.routes import router as network_router
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "dashboard" / "static"
@@ -155,6 +160,8 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(diagnosis_router, prefix="/api/v1")
     app.include_router(inspection_router, prefix="/api/v1")
     app.include_router(metrics_router, prefix="/api/v1")
+    app.include_router(network_router, prefix="/api/v1")
+    app.include_router(annotations_router, prefix="/api/v1")
     app.include_router(loki_router)
     app.include_router(pages_router)
     app.include_router(live_router)
@@ -163,6 +170,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(devices_pages_router)
     app.include_router(logs_pages_router)
     app.include_router(inspection_pages_router)
+    app.include_router(network_pages_router)
 
 
 def _services(
@@ -211,6 +219,8 @@ def _services(
         )
         app.state.health_policy = health
         services.append(LeaderOnly(Loop("health-policy", health.run_forever), leader))
+    if server and settings.prometheus_sources:
+        services.append(LeaderOnly(_prometheus_poller(app, settings), leader))
     if server and settings.repair_webhook_url:
         webhooks = Deliverer(
             app.state.write_sessions,
@@ -219,6 +229,21 @@ def _services(
         )
         services.append(LeaderOnly(Loop("repair-webhooks", webhooks.run_forever), leader))
     return services
+
+
+def _prometheus_poller(app: FastAPI, settings: Settings) -> PrometheusPoller:
+    """The configured Prometheus queries, each stored as a metric (docs/metrics.md)."""
+    from fleetops.adapters.prometheus import PrometheusClient
+
+    def reader(url: str) -> PrometheusClient:
+        return PrometheusClient(url, timeout=settings.prometheus_timeout_seconds)
+
+    return PrometheusPoller(
+        app.state.write_sessions,
+        settings.prometheus_sources,
+        reader,
+        backfill=timedelta(seconds=settings.prometheus_backfill_seconds),
+    )
 
 
 class _LogsService:

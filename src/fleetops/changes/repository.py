@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleetops.changes.enums import ChangeState, HostRunState
@@ -155,3 +156,41 @@ def live_changes(session: Session, *, limit: int = 20) -> dict[str, Any]:
         ],
         "changes": [{**head(c), **progress(c)} for c in running],
     }
+
+
+class TimedChange(NamedTuple):
+    """A change as a chart marks it: when it started and finished, under which workflow."""
+
+    id: int
+    title: str
+    state: str
+    workflow: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def started_or_finished(
+    session: Session, *, start: datetime, end: datetime, limit: int
+) -> list[TimedChange]:
+    """Changes that started or finished in [start, end), the latest `limit` of them."""
+    started, finished = ChangeRequest.started_at, ChangeRequest.finished_at
+    rows = session.execute(
+        select(
+            ChangeRequest.id,
+            ChangeRequest.title,
+            ChangeRequest.state,
+            Workflow.name,
+            started,
+            finished,
+        )
+        .outerjoin(Workflow, Workflow.id == ChangeRequest.workflow_id)
+        .where(
+            or_(
+                and_(started >= start, started < end),
+                and_(finished >= start, finished < end),
+            )
+        )
+        .order_by(func.coalesce(finished, started).desc(), ChangeRequest.id.desc())
+        .limit(limit)
+    )
+    return [TimedChange(*row) for row in rows]

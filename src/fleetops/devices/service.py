@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from fleetops.audit.service import AuditContext
@@ -162,3 +162,32 @@ def history(
         .order_by(DeviceTransition.at.desc(), DeviceTransition.id.desc())
     )
     return paginate(session, stmt, limit=limit, offset=offset)
+
+
+# Crossing between these is what an operator sees on a curve: capacity leaving or coming back.
+SERVING = (Lifecycle.IN_SERVICE, Lifecycle.SUSPECT)
+OUT_OF_SERVICE = (Lifecycle.DRAINING, Lifecycle.ISOLATED, Lifecycle.IN_REPAIR, Lifecycle.VERIFYING)
+
+
+def service_moves(
+    session: Session, *, start: datetime, end: datetime, limit: int
+) -> list[tuple[DeviceTransition, str]]:
+    """Transitions in [start, end) that took a host out of service or brought it back, the
+    latest `limit` of them, each with its hostname."""
+    t = DeviceTransition
+    serving, out = [s.value for s in SERVING], [s.value for s in OUT_OF_SERVICE]
+    rows = session.execute(
+        select(t, Host.hostname)
+        .join(Host, Host.id == t.host_id)
+        .where(
+            t.at >= start,
+            t.at < end,
+            or_(
+                and_(t.from_state.in_(serving), t.to_state.in_(out)),
+                and_(t.from_state.in_(out), t.to_state.in_(serving)),
+            ),
+        )
+        .order_by(t.at.desc(), t.id.desc())
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in rows]

@@ -67,3 +67,17 @@ def live_from(session: Session, *, detector: str, kind: str) -> list[Finding]:
             )
         )
     )
+
+
+def opened_between(
+    session: Session, *, start: datetime, end: datetime, limit: int
+) -> list[Finding]:
+    """Findings first seen in [start, end), the latest `limit` of them (charts mark them)."""
+    return list(
+        session.scalars(
+            select(Finding)
+            .where(Finding.first_seen >= start, Finding.first_seen < end)
+            .order_by(Finding.first_seen.desc(), Finding.id.desc())
+            .limit(limit)
+        )
+    )
