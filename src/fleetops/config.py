@@ -11,14 +11,17 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from fleetops.metrics.schemas import MetricName
 
 DEFAULT_SECRET_KEY = "change-me-fleetops-development-key"
 
@@ -27,6 +30,32 @@ def default_data_dir() -> Path:
     """Follow the XDG base directory convention so data survives a fresh clone."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "fleetops"
+
+
+class PrometheusSource(BaseModel):
+    """A PromQL query the server runs against a Prometheus, stored as the metric `name`.
+
+    Only settings name Prometheus servers: no request can point the server at an address."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: MetricName
+    query: str = Field(min_length=1, max_length=4096)
+    url: str = Field(description="the Prometheus base URL, e.g. http://prometheus:9090")
+    interval: float = Field(default=15, ge=1, le=3600)  # seconds between instant queries
+    kind: Literal["gauge"] = "gauge"  # a query's value is a reading; rate() makes counters one
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("a URL with credentials would show them in logs: not supported")
+        if parts.query or parts.fragment:
+            raise ValueError("give the base URL, without ?query or #fragment")
+        return value.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -129,6 +158,21 @@ class Settings(BaseSettings):
     # after its last command, so the next one starts in a fraction of a second (like ssh's
     # ControlPersist); 0: every command builds the API in its own process.
     cli_persist_seconds: int = Field(default=600, ge=0)
+    # Metrics from Prometheus and other pushers (docs/metrics.md)
+    prometheus_sources: list[PrometheusSource] = Field(default_factory=list)
+    prometheus_backfill_seconds: int = Field(default=3600, ge=0, le=7 * 86400)  # at start-up
+    prometheus_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    metrics_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # as received
+    metrics_max_decoded_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # after snappy
+
+    @field_validator("prometheus_sources")
+    @classmethod
+    def _distinct_sources(cls, sources: list[PrometheusSource]) -> list[PrometheusSource]:
+        names = [source.name for source in sources]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two sources store as {name!r}: give each its own name")
+        return sources
 
     @field_validator("isolation_workflow", "verification_workflow")
     @classmethod

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -71,3 +72,30 @@ class MetricSummary(BaseModel):
     name: str
     kind: str
     series: int
+
+
+class StatsdLineError(BaseModel):
+    line: int = Field(description="1-based")
+    detail: str
+
+
+@dataclass(frozen=True)
+class QueriedSeries:
+    """One series of a Prometheus query's result: its labels and finite samples, oldest first."""
+
+    labels: dict[str, str]
+    samples: list[tuple[datetime, float]]
+
+
+class PrometheusReader(Protocol):
+    """What the poller needs of a Prometheus server (adapters/prometheus; a fake in tests).
+
+    Failures raise `fleetops.metrics.exceptions.PrometheusError` subclasses."""
+
+    async def query(self, promql: str) -> list[QueriedSeries]: ...
+
+    async def query_range(
+        self, promql: str, *, start: datetime, end: datetime, step: float
+    ) -> list[QueriedSeries]: ...
+
+    async def aclose(self) -> None: ...

@@ -72,7 +72,7 @@ def record(session: Session, points: Sequence[MetricPoint], *, now: datetime) ->
         moment = point.time or now
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        if not now - PAST_SKEW <= moment <= now + FUTURE_SKEW:
+        if not in_time_range(moment, now):
             raise PointOutOfRange(
                 f"points[{index}].time {moment.isoformat()} is more than "
                 f"{PAST_SKEW.days} days before or 5 minutes after the server's clock"
@@ -105,14 +105,43 @@ def record(session: Session, points: Sequence[MetricPoint], *, now: datetime) ->
     return len(rows)
 
 
-def _check_kinds(session: Session, kinds: dict[str, str]) -> None:
-    known = dict(
-        session.execute(
+def record_matching(
+    session: Session, points: Sequence[MetricPoint], *, now: datetime
+) -> tuple[int, int, list[str]]:
+    """Record the points whose metric is stored as their kind, or not stored yet; the windows
+    written, the points recorded, and the metrics left out for their kind."""
+    kinds = {point.name: point.kind for point in points}
+    known = known_kinds(session, list(kinds))
+    clash = sorted(name for name, kind in kinds.items() if known.get(name, kind) != kind)
+    kept = [point for point in points if point.name not in clash] if clash else points
+    return (record(session, kept, now=now) if kept else 0), len(kept), clash
+
+
+def in_time_range(moment: datetime, now: datetime) -> bool:
+    """Whether a sample at `moment` may be stored (8 days back, 5 minutes ahead)."""
+    return now - PAST_SKEW <= moment <= now + FUTURE_SKEW
+
+
+def known_kinds(session: Session, names: Sequence[str]) -> dict[str, str]:
+    """The kind each of these metrics was stored as; metrics not stored yet are absent."""
+    found: dict[str, str] = {}
+    for first in range(0, len(names), UPSERT_ROWS):
+        rows = session.execute(
             select(MetricWindow.name, func.min(MetricWindow.kind))
-            .where(MetricWindow.name.in_(list(kinds)))
+            .where(MetricWindow.name.in_(names[first : first + UPSERT_ROWS]))
             .group_by(MetricWindow.name)
-        ).all()
-    )
+        )
+        found.update((name, kind) for name, kind in rows)
+    return found
+
+
+def latest_start(session: Session, name: str) -> datetime | None:
+    """The start of the metric's latest window, None if it has none."""
+    return session.scalar(select(func.max(MetricWindow.start)).where(MetricWindow.name == name))
+
+
+def _check_kinds(session: Session, kinds: dict[str, str]) -> None:
+    known = known_kinds(session, list(kinds))
     for name, kind in kinds.items():
         if known.get(name, kind) != kind:
             raise MetricKindConflict(
