@@ -333,6 +333,12 @@ def demo(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="build the demo database and stop")
     ] = False,
+    slow_link_after: Annotated[
+        float,
+        typer.Option(
+            min=0, help="seconds until a rack's uplink congests (for the live screen's switch link)"
+        ),
+    ] = 120,
 ) -> None:
     """Start the server on a fresh demo database with a generated fleet and a user per role."""
     from fleetops.config import Settings, get_settings
@@ -358,10 +364,13 @@ def demo(
     if not no_serve:
         executors = demo_executors(hosts=hosts, racks=racks)
         try:
-            feed = demo_feed(hosts=hosts, racks=racks, port=port, token=token)
+            feed = demo_feed(
+                hosts=hosts, racks=racks, port=port, token=token, slow_link_after=slow_link_after
+            )
         except ValueError as exc:  # too few hosts or racks for the faults the demo plays
             hint = "give it more --hosts and --racks (the default is 1000 in 40)"
             raise CommandFailed(f"the demo cannot run: {exc}; {hint}", EXIT_USAGE) from None
+        executors["simulated"].network = feed.workload.switch_link  # the simulated switches
         shop = repair_shop(settings, executors["simulated"], feed.workload, port=port)
         business = shop_feed(feed, port=port, token=token)
         banner = partial(_demo_banner, hosts, racks, port, data_dir, credentials)

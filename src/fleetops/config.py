@@ -158,6 +158,13 @@ class Settings(BaseSettings):
     # after its last command, so the next one starts in a fraction of a second (like ssh's
     # ControlPersist); 0: every command builds the API in its own process.
     cli_persist_seconds: int = Field(default=600, ge=0)
+    # The interface (or range) that carries a ToR's uplinks on this site's switches, which a
+    # "switch link" drains unless told otherwise, e.g. Ethernet49/1-52/1 or Port-Channel100.
+    # The demo's simulated switches call it `uplink`.
+    link_switch_interface: str = Field(
+        default="uplink", pattern=r"^[A-Za-z0-9][A-Za-z0-9/._:,-]*$", max_length=64
+    )
+
     # Metrics from Prometheus and other pushers (docs/metrics.md)
     prometheus_sources: list[PrometheusSource] = Field(default_factory=list)
     prometheus_backfill_seconds: int = Field(default=3600, ge=0, le=7 * 86400)  # at start-up

@@ -19,17 +19,20 @@ from fleetops.config import Settings
 from fleetops.db import make_engine, make_session_factory, session_scope, upgrade
 from fleetops.inspection import service as inspection
 from fleetops.inventory.apply import apply_document
+from fleetops.inventory.document import HostDoc, InventoryDoc
 from fleetops.logs import service as logs_service
 from fleetops.sim import business
 from fleetops.sim.business import ShopFeed
 from fleetops.sim.executor import SimulatedExecutor
-from fleetops.sim.faults import Fault, schedule_faults, targets
+from fleetops.sim.faults import UPLINK, Fault, schedule_faults, targets, tor_of
 from fleetops.sim.feeder import LiveFeed
 from fleetops.sim.fleet import generate
 from fleetops.sim.repairshop import RepairShop
 from fleetops.sim.workload import Workload
 
 DEMO_PASSWORDS = {role: f"{role.value}-demo-pass" for role in Role}
+MANAGEMENT_HOST = "netops-01"
+SLOW_LINK_AFTER = 120  # seconds: when the demo congests a rack's uplink, for the live screen
 
 
 def demo_executors(*, hosts: int, racks: int) -> dict[str, SimulatedExecutor]:
@@ -47,6 +50,21 @@ def slow_disk_host(hosts: int, racks: int) -> str:
     return sorted(h.hostname for h in fleet.hosts if h.rack == "r001")[2]
 
 
+def demo_inventory(*, hosts: int, racks: int) -> InventoryDoc:
+    """The generated fleet, plus the network management host its link switches run on: the
+    demo's switches answer `fleetops-sim-link` there (label network_cli=sim)."""
+    doc = generate(hosts=hosts, racks=racks)
+    doc.hosts.append(
+        HostDoc(
+            hostname=MANAGEMENT_HOST,
+            address="10.255.255.10",
+            labels={"network_cli": "sim", "role": "netops"},
+            groups=["netops"],
+        )
+    )
+    return doc
+
+
 def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str, str], str]:
     """Create and fill the demo database; return username → password, and the simulator's
     ingest token."""
@@ -59,7 +77,7 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str,
             auth_service.create_user(
                 session, ctx, username=role.value, role=role, password=password
             )
-        apply_document(session, ctx, generate(hosts=hosts, racks=racks))
+        apply_document(session, ctx, demo_inventory(hosts=hosts, racks=racks))
         _changes(session, library, racks=racks)
         _inspections(session, library, hosts=hosts, racks=racks)
         _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
@@ -100,7 +118,9 @@ def shop_feed(feed: LiveFeed, *, port: int, token: str) -> ShopFeed:
     return ShopFeed(f"http://127.0.0.1:{port}/api/v1/metrics", token, lines_sent=lambda: feed.sent)
 
 
-def demo_feed(*, hosts: int, racks: int, port: int, token: str) -> LiveFeed:
+def demo_feed(
+    *, hosts: int, racks: int, port: int, token: str, slow_link_after: float = SLOW_LINK_AFTER
+) -> LiveFeed:
     """The simulated fleet's jobs and logs, shipped to the demo server in real time, with a new
     fault every few minutes (slow disk, flapping NIC, congested uplink, bad ToR, bad DIMM, full
     disk) for the detectors to find."""
@@ -117,8 +137,21 @@ def demo_feed(*, hosts: int, racks: int, port: int, token: str) -> LiveFeed:
         0,
         Fault("bad_dimm", dimm, start + timedelta(seconds=60), start + timedelta(minutes=20), 1.0),
     )
+    faults.append(slow_link(fleet, faults, start + timedelta(seconds=slow_link_after)))
     workload = Workload(fleet, seed=7, start=start, faults=faults)
     return LiveFeed(workload, f"http://127.0.0.1:{port}/api/v1/logs", token)
+
+
+def slow_link(fleet: InventoryDoc, others: list[Fault], onset: datetime) -> Fault:
+    """A congested uplink for half an hour, on a rack no other fault touches: its links turn hot
+    on the live screen, where "switch link" drains it (`Workload.switch_link`)."""
+    rack_of = {h.hostname: h.rack for h in fleet.hosts}
+    tor_rack = {tor: rack for rack, tor in tor_of(fleet).items()}
+    busy = {rack_of.get(f.target) or tor_rack.get(f.target.removesuffix(UPLINK)) for f in others}
+    target = next(
+        t for t in targets(fleet, "congested_link") if tor_rack[t.removesuffix(UPLINK)] not in busy
+    )
+    return Fault("congested_link", target, onset, onset + timedelta(minutes=30), 1.0)
 
 
 def _changes(session: Session, library: OperationLibrary, *, racks: int) -> None:

@@ -8,7 +8,8 @@ down for `reboot_s` and brings it back with a new boot id. A command that reads 
 (`dmesg`, as a hardware check does) fails on the hosts in `hardware_faults` with a kernel hardware
 error and succeeds elsewhere. An inspection probe (fio, sysbench) prints what the real tool would
 on the host's hardware model (`sim.probes`); the disk of a host in `hardware_faults` or
-`degraded` (slow, but logging no error) collapses. Anything else succeeds silently.
+`degraded` (slow, but logging no error) collapses. `fleetops-sim-link` is handed to `network`,
+the simulated switches (the demo's workload). Anything else succeeds silently.
 
 Randomness (latency jitter, injected failures, boot ids) is drawn per host and per command number
 from the seed, so a run is deterministic however the engine interleaves hosts.
@@ -32,6 +33,11 @@ from fleetops.sim import probes
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 OPERATORS = {";", "&&", "||"}
 REBOOT = re.compile(r"\breboot\b|\bshutdown\s+-r\b")
+# `fleetops-sim-link drain|restore|is-drained|is-forwarding SWITCH INTERFACE`: the demo's network
+# tool, as the shift-link workflow runs it on a management host labelled network_cli=sim.
+SIM_LINK = "fleetops-sim-link"
+# (action, switch, interface) → (exit code, output): the simulated network answering it.
+NetworkHook = Callable[[str, str, str], tuple[int, str]]
 
 
 @dataclass
@@ -84,6 +90,7 @@ class SimulatedExecutor:
         self.history = history  # commands kept per host
         self.clock = clock
         self.hosts: dict[str, SimHost] = {}
+        self.network: NetworkHook | None = None  # set by whoever simulates the switches
 
     def commands(self, hostname: str) -> list[str]:
         """The last commands the host received, oldest first."""
@@ -117,6 +124,8 @@ class SimulatedExecutor:
             outcome = _Outcome(code=1, err=bytearray(b"simulated failure\n"))
         elif probes.is_probe(command):
             outcome = self._probe(target, command, host)
+        elif command.startswith(SIM_LINK):
+            outcome = self._link(command)
         elif "dmesg" in command:
             outcome = self._kernel_check(target.hostname)
         else:
@@ -173,6 +182,15 @@ class SimulatedExecutor:
         )
         return _Outcome(code=code, out=bytearray(out.encode()), err=bytearray(err.encode()),
                         sleep_s=seconds)  # fmt: skip
+
+    def _link(self, command: str) -> _Outcome:
+        words = command.split()
+        if self.network is None or len(words) != 4:
+            usage = f"usage: {SIM_LINK} drain|restore|is-drained|is-forwarding SWITCH INTERFACE\n"
+            return _Outcome(code=2, err=bytearray(usage.encode()))
+        code, said = self.network(words[1], words[2], words[3])
+        out = bytearray(said.encode())
+        return _Outcome(code=code, out=out) if code < 2 else _Outcome(code=code, err=out)
 
     def _kernel_check(self, hostname: str) -> _Outcome:
         if hostname not in self.hardware_faults:

@@ -19,6 +19,7 @@ from fleetops.inventory.document import InventoryDoc
 FAULT_KINDS = ("slow_disk", "flapping_link", "congested_link", "bad_tor", "bad_dimm", "full_disk")
 HOST_KINDS = frozenset({"slow_disk", "flapping_link", "bad_dimm", "full_disk"})
 UPLINK = "|uplink"
+UPLINK_INTERFACE = "uplink"  # what a simulated ToR calls its uplink, as a link switch names it
 # Hosts that never run tasks or serve blocks (they run the ResourceManager / NameNode).
 MASTER_ROLES = frozenset({"master", "namenode"})
 
@@ -190,6 +191,9 @@ class Effects:
         self.disk: dict[str, float] = {}  # host → slowdown
         self.full: dict[str, float] = {}  # host → task failure probability
         self.uplink: dict[str, float] = {}  # rack → cross-rack slowdown
+        # Racks whose ToR uplink was drained (traffic moved to the other paths): a congested
+        # uplink no longer slows their transfers.
+        self.drained: set[str] = set()
         self.tor: dict[str, tuple[float, float]] = {}  # rack → (slowdown, failure probability)
         self.flaps: dict[str, Flaps] = {}  # host → its link's down intervals
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from fleetops.inventory.document import InventoryDoc
 from fleetops.sim import faults as fx
-from fleetops.sim.faults import UPLINK, Effects, Fault
+from fleetops.sim.faults import UPLINK, UPLINK_INTERFACE, Effects, Fault
 from fleetops.sim.workload_faults import FaultEffects
 from fleetops.sim.workload_hdfs import HdfsTraffic
 from fleetops.sim.workload_model import (
@@ -146,6 +146,27 @@ class Workload(HdfsTraffic, FaultEffects):
             self._at(self._now + 1, self._fault_off, active)
         self._actives = [a for a in self._actives if a.fault.target != target]
         return len(ended)
+
+    def switch_link(self, action: str, switch: str, interface: str) -> tuple[int, str]:
+        """A link-switch command as the demo's switches answer it: `drain` moves the rack's
+        cross-rack traffic off its ToR's uplink (a congested uplink stops slowing it), `restore`
+        puts it back, `is-drained`/`is-forwarding` tell (exit 0 when true, 1 when not);
+        (exit code, what the switch printed)."""
+        rack = self._tor_rack.get(switch)
+        if rack is None:
+            return 2, f"{switch}: no such switch\n"
+        if interface != UPLINK_INTERFACE:
+            return 2, f"{switch}: no interface {interface} (the simulated ToRs have one: uplink)\n"
+        drained = self._effects.drained
+        if action == "drain":
+            drained.add(rack)
+        elif action == "restore":
+            drained.discard(rack)
+        elif action not in ("is-drained", "is-forwarding"):
+            return 2, f"unknown action {action}: drain, restore, is-drained or is-forwarding\n"
+        state = "drained" if rack in drained else "forwarding"
+        code = 1 if action.startswith("is-") and action != f"is-{state}" else 0
+        return code, f"{switch} {interface}: {state}\n"
 
     def stats(self) -> dict[str, int]:
         """Sizes of the simulation's state, which must stay bounded however long it runs."""

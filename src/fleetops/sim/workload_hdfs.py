@@ -59,7 +59,7 @@ class HdfsTraffic(WorkloadClock):
                 for rack in (src.rack, dst.rack):
                     if bad := eff.tor.get(rack):
                         rate, fail = min(rate, DISK_MBPS / bad[0]), max(fail, bad[1])
-                    if k := eff.uplink.get(rack):
+                    if (k := eff.uplink.get(rack)) and rack not in eff.drained:
                         rate = min(rate, DISK_MBPS / k)
                 if src.dc != dst.dc:
                     rate = min(rate, DCI_MBPS)
