@@ -10,12 +10,13 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -32,7 +33,7 @@ from fleetops.auth.dependencies import (
 from fleetops.auth.roles import Role
 from fleetops.db import session_scope
 from fleetops.devices.enums import Lifecycle
-from fleetops.errors import AppError, NotAuthenticated, PermissionDenied
+from fleetops.errors import AppError, BadRequest, NotAuthenticated, PermissionDenied
 from fleetops.inventory.document import HOST_STATES
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -227,6 +228,48 @@ def page(
     request: Request, name: str, who: Principal, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     return render(request, name, {"principal": who, **context}, status_code=status_code)
+
+
+# --- auto-refresh -------------------------------------------------------------------------------
+
+# How often a page with time charts fetches them again (`?refresh=`): in the URL, so a shared
+# link or a reload keeps it. `static/refresh.js` changes it in place (history.replaceState).
+REFRESH: dict[str, int] = {"off": 0, "5s": 5, "10s": 10, "30s": 30, "1m": 60, "5m": 300}
+
+
+class BadRefresh(BadRequest):
+    """A `refresh` value the picker does not offer: refused like a bad range, not guessed at."""
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """A page's auto-refresh: the key in the URL and its period (0 = off)."""
+
+    key: str
+    default: str
+    choices: tuple[str, ...] = tuple(REFRESH)
+
+    @property
+    def seconds(self) -> int:
+        return REFRESH[self.key]
+
+    @property
+    def param(self) -> str:
+        """The URL's value: empty (left out) when it is the page's default."""
+        return "" if self.key == self.default else self.key
+
+
+RefreshParam = Annotated[
+    str, Query(alias="refresh", max_length=16, description="auto-refresh: off, 5s ... 5m")
+]
+
+
+def refresh_choice(value: str, *, default: str) -> Refresh:
+    """The page's refresh from `?refresh=` ('' is the page's default)."""
+    key = value.strip() or default
+    if key not in REFRESH:
+        raise BadRefresh(f"unknown refresh {value.strip()[:16]!r}; use one of {', '.join(REFRESH)}")
+    return Refresh(key, default)
 
 
 # --- forms ------------------------------------------------------------------------------------

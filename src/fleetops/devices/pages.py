@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from fleetops.audit.service import AuditContext
 from fleetops.auth.dependencies import Principal, SessionDep
 from fleetops.auth.roles import Role
-from fleetops.dashboard.render import PageUser, form_action, pager
+from fleetops.dashboard.render import PageUser, RefreshParam, form_action, pager, refresh_choice
 from fleetops.dashboard.render import page as render_page
 from fleetops.devices import service
 from fleetops.devices.config import lifecycle_config
@@ -437,6 +437,7 @@ def repair_metrics(
     session: SessionDep,
     who: PageUser,
     hours: Annotated[int, Query(ge=1, le=metrics.MAX_HOURS)] = 24,
+    refresh: RefreshParam = "",
 ) -> HTMLResponse:
     """Time to repair, repairs per model and rack, repeat failures, and the out-of-service
     capacity over the last `hours` (a chart drawn from /api/v1/repairs/metrics)."""
@@ -449,6 +450,7 @@ def repair_metrics(
         m=figures,
         hours_choice=hours,
         hour_options=HOURS,
+        refresh=refresh_choice(refresh, default="30s"),
         window_days=WINDOW_DAYS,
         peak=max(figures.series.points, key=lambda p: (p.devices, p.end), default=None),
         poll=POLL_SECONDS * 6,

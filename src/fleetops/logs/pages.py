@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from fleetops.auth.dependencies import Principal, SessionDep
-from fleetops.dashboard.render import PageUser, pager
+from fleetops.dashboard.render import PageUser, RefreshParam, pager, refresh_choice
 from fleetops.dashboard.render import page as render_page
 from fleetops.errors import NotFound
 from fleetops.kit.pagination import MAX_OFFSET
@@ -170,6 +170,7 @@ def overview(
     last: RangeParam = "",
     since: SinceParam = "",
     until: UntilParam = "",
+    refresh: RefreshParam = "",
 ) -> HTMLResponse:
     """Live job and task latency, the slowest jobs of the range and the open findings."""
     view = range_view(since, until, last)
@@ -181,6 +182,7 @@ def overview(
         "diagnosis/overview.html",
         who,
         view=view,
+        refresh=refresh_choice(refresh, default="5s"),
         ranges=RANGES,
         job=job,
         task=task,
@@ -246,6 +248,7 @@ def link_detail(
     last: RangeParam = "",
     since: SinceParam = "",
     until: UntilParam = "",
+    refresh: RefreshParam = "",
 ) -> HTMLResponse:
     """One cell of the heatmap window by window: latency, transfers and slow transfers.
 
@@ -265,6 +268,7 @@ def link_detail(
         "diagnosis/link.html",
         who,
         view=view,
+        refresh=refresh_choice(refresh, default="10s"),
         ranges=RANGES,
         series=series,
         src=src_rack,
@@ -289,6 +293,7 @@ def host_detail(
     last: RangeParam = "",
     since: SinceParam = "",
     until: UntilParam = "",
+    refresh: RefreshParam = "",
 ) -> HTMLResponse:
     """A host's task durations against the fleet's, its failed tasks and its error lines."""
     view = range_view(since, until, last)
@@ -301,6 +306,7 @@ def host_detail(
         "diagnosis/host.html",
         who,
         view=view,
+        refresh=refresh_choice(refresh, default="10s"),
         ranges=RANGES,
         host=host,
         tasks=tasks,

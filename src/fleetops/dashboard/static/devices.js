@@ -38,7 +38,8 @@
         .finally(function () { busy = false; });
     }
     tick();
-    window.setInterval(tick, Math.max(every, 1) * 1000);
+    if (window.fleetopsRefresh) { window.fleetopsRefresh.schedule(tick, every); }  // the URL's ?refresh=
+    else { window.setInterval(tick, Math.max(every, 1) * 1000); }
     document.addEventListener("visibilitychange", function () { if (!document.hidden) { tick(); } });
   }
 
@@ -80,6 +81,11 @@
   function capacityChart(node) {
     var chart = window.echarts.init(node, null, { renderer: "canvas" });
     var cores = node.hasAttribute("data-cores");
+    var notes = window.fleetopsAnnotations;  // changes, isolations, findings on the time axis
+    var marks = notes ? notes.forPage() : null;
+    if (marks) {
+      marks.subscribe(function () { chart.setOption({ series: [{ markLine: notes.markLine(marks, chart) }] }); });
+    }
     if (window.ResizeObserver) { new ResizeObserver(function () { chart.resize(); }).observe(node); }
 
     function render(metrics) {
@@ -91,6 +97,7 @@
         name: "devices", type: "line", step: "end", showSymbol: false, data: devices,
         lineStyle: { width: 2, color: css("--bad-bar") }, itemStyle: { color: css("--bad-bar") },
         areaStyle: { color: css("--bad-bar"), opacity: 0.12 },
+        markLine: marks ? notes.markLine(marks, chart) : undefined,
       }];
       var axes = [{ type: "value", name: "devices", minInterval: 1, min: 0, axisLabel: { color: text },
         nameTextStyle: { color: text }, splitLine: { lineStyle: { color: grid } } }];
@@ -119,7 +126,13 @@
     }
 
     return function () {
-      return fetchText(node.dataset.url, "application/json").then(render);
+      return fetchText(node.dataset.url, "application/json").then(function (metrics) {
+        render(metrics);
+        var points = metrics.series.points;
+        if (!marks) { return null; }
+        return marks.load("from=" + encodeURIComponent(points.length ? points[0].start : metrics.at) +
+          "&to=" + encodeURIComponent(metrics.at));
+      });
     };
   }
 

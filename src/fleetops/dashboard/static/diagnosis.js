@@ -107,7 +107,8 @@
 
   // `span.x`, when set, is the [from, to] of the range asked for: the axis shows the whole range
   // (a live chart fills in from the right) and one lone window does not stretch over years.
-  function plotFor(node, labels, unit, dashedFrom, span) {
+  // `marks`: the page's annotation store (annotations.js), drawn on the time axis.
+  function plotFor(node, labels, unit, dashedFrom, span, marks) {
     var axis = { stroke: css("--muted"), grid: { stroke: css("--border"), width: 1 }, ticks: { stroke: css("--border") } };
     var fmt = formatter(unit);
     var series = [{ label: "UTC", value: function (u, v) { return v === null ? "—" : utc(v * 1000); } }].concat(labels.map(function (label, i) {
@@ -126,6 +127,7 @@
       ],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
+      plugins: marks ? [window.fleetopsAnnotations.uplot(marks)] : [],
     };
     var empty = [[]].concat(labels.map(function () { return []; }));
     var plot = new window.uPlot(opts, empty, node);
@@ -167,7 +169,7 @@
   function latencyChart(node, ctx) {
     var labels = ["p50", "p95", "p99"];
     var span = {};
-    var plot = plotFor(node, labels, node.dataset.unit, 0, span);
+    var plot = plotFor(node, labels, node.dataset.unit, 0, span, ctx.marks);
     return function () {
       var url = API + "/latency?metric=" + encodeURIComponent(node.dataset.metric) +
         "&seconds=" + encodeURIComponent(ctx.seconds);
@@ -209,7 +211,7 @@
       var key = labels.join("|");
       if (!plot || key !== shown) {
         node.textContent = "";
-        plot = plotFor(node, labels, node.dataset.unit, dashedFrom, span);
+        plot = plotFor(node, labels, node.dataset.unit, dashedFrom, span, ctx.marks);
         shown = key;
       }
       plot.setData(align(lists));
@@ -380,7 +382,9 @@
         .finally(function () { busy = false; });
     }
     tick();
-    if (live) { window.setInterval(tick, Math.max(every, 1) * 1000); }
+    if (!live) { return; }
+    if (window.fleetopsRefresh) { window.fleetopsRefresh.schedule(tick, every); }  // the URL's ?refresh=
+    else { window.setInterval(tick, Math.max(every, 1) * 1000); }
   }
 
   function charts() {
@@ -388,6 +392,10 @@
     var refreshers = [];
     if (root && window.uPlot) {
       var ctx = { query: root.dataset.query, seconds: root.dataset.seconds };
+      if (window.fleetopsAnnotations) {
+        ctx.marks = window.fleetopsAnnotations.forPage();
+        refreshers.push(function () { return ctx.marks.load(); });
+      }
       root.querySelectorAll("[data-chart=latency]").forEach(function (n) { refreshers.push(latencyChart(n, ctx)); });
       root.querySelectorAll("[data-chart=series]").forEach(function (n) { refreshers.push(seriesChart(n, ctx)); });
       var jobs = document.getElementById("slow-jobs");
