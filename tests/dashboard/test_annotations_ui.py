@@ -16,8 +16,9 @@ from tests.fixtures.browser import LiveServer, screenshot
 pytestmark = pytest.mark.ui
 
 
-def seed(db_url: str, title: str) -> int:
-    """Job latency for the last 15 minutes (10 s windows) and a change that ran 6 to 3 min ago."""
+def seed(db_url: str, title: str, ran: tuple[int, int] = (6, 3)) -> int:
+    """Job latency for the last 15 minutes (10 s windows) and a change that ran `ran` (6 to 3)
+    minutes ago."""
     now = datetime.now(UTC)
     engine = make_engine(db_url)
     with session_scope(make_session_factory(engine)) as session:
@@ -36,8 +37,8 @@ def seed(db_url: str, title: str) -> int:
             risk="low",
             state="succeeded",
             requester="developer",
-            started_at=now - timedelta(minutes=6),
-            finished_at=now - timedelta(minutes=3),
+            started_at=now - timedelta(minutes=ran[0]),
+            finished_at=now - timedelta(minutes=ran[1]),
         )
         session.add(change)
         session.flush()
@@ -140,3 +141,30 @@ def test_the_capacity_chart_marks_a_device_taken_out_of_service(
     expect(page.locator("details.annotation-list [data-annotation-count]")).not_to_have_text(
         "(loading)"
     )
+
+
+def test_the_live_screen_marks_a_change_on_its_latency_sparkline(
+    page: Page, live_server: LiveServer
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    engine = make_engine(live_server.db_url)
+    with session_scope(make_session_factory(engine)) as session:
+        for minute in range(1, 15):  # the screen draws minute windows
+            start = now - timedelta(minutes=minute)
+            if not session.get(LatencyWindow, (start, 60, "job")):
+                session.add(
+                    LatencyWindow(start=start, seconds=60, metric="job", count=9, p50=2.0, p95=4.0)
+                )
+    engine.dispose()
+    change_id = seed(live_server.db_url, "drain r002 for the firmware update", ran=(10, 9))
+    log_in(page, live_server, "/live")
+    title = page.locator("title", has_text="change started: #")
+    mark = page.locator("[data-spark=latency] svg g.mark-change", has=title).filter(
+        has_text="drain r002 for the firmware update"
+    )
+    expect(mark).to_have_count(1)
+    events = page.locator("[data-list=annotations]")
+    expect(events.get_by_role("link", name=f"#{change_id} drain r002")).to_have_count(2)
+    screenshot(page, "annotations-live")
+    mark.click()
+    expect(page).to_have_url(re.compile(rf"/changes/{change_id}$"))

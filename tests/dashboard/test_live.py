@@ -20,7 +20,10 @@ from fleetops.db import make_engine, make_session_factory
 from tests.fixtures.app import Tokens, seed_users
 from tests.fixtures.browser import LiveServer, screenshot
 
-EVERY_PANEL = {"approvals", "changes", "findings", "devices", "throughput", "latency", "links"}
+EVERY_PANEL = {
+    *("approvals", "changes", "findings", "devices", "throughput", "latency", "links"),
+    "annotations",
+}
 PATCH = {"workflow": "os-patch", "selector": "rack=r002", "params": {}}
 
 

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleetops.changes import repository as changes
+from fleetops.dashboard.annotations import KINDS, Window, gather
 from fleetops.dashboard.render import PageUser, page
 from fleetops.devices import service as devices_service
 from fleetops.devices.enums import Lifecycle
@@ -52,6 +53,7 @@ HISTORY = timedelta(minutes=15)  # what a sparkline spans
 HOT_SPAN = timedelta(minutes=5)  # the links ranked hot over this
 HOT_LINKS = 5
 THROUGHPUT_METRICS = 4  # the first by name; a site names its own so that they sort first
+LIVE_MARKS = 30  # the latest events of the sparklines' 15 minutes
 
 Snapshot = dict[str, Any]
 
@@ -109,6 +111,7 @@ def rollups(session: Session, now: datetime) -> Snapshot:
             if last is None
             else {"p50": last.p50, "p95": last.p95, "p99": last.p99, "count": last.count},
             "series": [p.p95 for p in series.points],
+            "times": [p.start.timestamp() for p in series.points],  # where marks go
         },
         "links": {"slow_cell": SLOW_CELL, "items": links},
     }
@@ -130,11 +133,18 @@ def throughput(session: Session, now: datetime) -> list[dict[str, Any]]:
                 "unit": "/s" if kind == "count" else "",
                 "last": last,
                 "series": [round(v, 3) for _, v in points],
+                "times": [t.timestamp() for t, _ in points],
                 "band": band,
                 "outside": bool(band and last is not None and not band[0] <= last <= band[1]),
             }
         )
     return found
+
+
+def marks(session: Session, now: datetime) -> Snapshot:
+    """The events of the sparklines' 15 minutes, marked on them and listed (annotations.py)."""
+    found = gather(session, window=Window(now - HISTORY, now), kinds=KINDS, limit=LIVE_MARKS)
+    return {"items": [m.model_dump(mode="json") for m in found.items]}
 
 
 class LiveFeed:
@@ -205,7 +215,9 @@ class LiveFeed:
         with self.sessions() as session:
             found = snapshot(session, budget_fraction=self.budget_fraction)
             if with_rollups:
-                found |= rollups(session, datetime.fromtimestamp(self.clock(), UTC))
+                now = datetime.fromtimestamp(self.clock(), UTC)
+                found |= rollups(session, now)
+                found["annotations"] = marks(session, now)
             return found
 
     def _event(self, panels: Snapshot) -> str:

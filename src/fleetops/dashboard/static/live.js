@@ -123,7 +123,7 @@
     head.appendChild(el("span", "metric-name", m.name));
     head.appendChild(el("span", "metric-value", round(m.last) + m.unit));
     li.appendChild(head);
-    li.appendChild(spark(m.series, m.name + ", last 15 minutes", m.band));
+    li.appendChild(timed(spark(m.series, m.name + ", last 15 minutes", m.band), m.times));
     li.appendChild(el("span", "meta", m.band ?
       (m.outside ? "outside " : "within ") + "its normal " + round(m.band[0]) + "–" + round(m.band[1]) + m.unit +
       " for this time of day" : "no history for a normal band yet"));
@@ -146,7 +146,7 @@
       ["p50", "p95", "p99"].forEach(function (q) { figure(root, "latency." + q, l.last ? round(l.last[q]) : "–"); });
       figure(root, "latency.unit", l.unit);
       var box = root.querySelector('[data-spark="latency"]');
-      box.replaceChildren(spark(l.series, "job latency p95, last 15 minutes"));
+      box.replaceChildren(timed(spark(l.series, "job latency p95, last 15 minutes"), l.times));
     }
     if (panels.links) {
       panels.links.items.forEach(function (item) { item.id = item.src + ">" + item.dst; });
@@ -169,6 +169,73 @@
       figure(root, "devices.fleet", d.fleet);
       var budget = root.querySelector(".live-budget");
       if (budget) { budget.classList.toggle("over", total > d.budget); }
+    }
+    annotate(root, panels);
+  }
+
+  // --- annotations: changes, service moves, findings, link switches on the sparklines -------------
+
+  var MARK_LABELS = { change: "change", link: "link switch", isolation: "device", finding: "finding" };
+  var marks = [];
+
+  // Remember when each point of a sparkline is (epoch seconds), for the marks to find their x.
+  function timed(svg, times) {
+    if (times) { svg.dataset.times = JSON.stringify(times); }
+    return svg;
+  }
+
+  function markX(times, t, width) {
+    var n = times.length;
+    if (n < 2 || t < times[0]) { return null; }
+    var step = width / (n - 1);
+    for (var i = 0; i < n - 1; i++) {
+      if (t < times[i + 1]) { return (i + (t - times[i]) / (times[i + 1] - times[i])) * step; }
+    }
+    return t - times[n - 1] <= times[n - 1] - times[n - 2] ? width : null;  // within the last window
+  }
+
+  function markSpark(svg) {
+    svg.querySelectorAll(".mark").forEach(function (m) { m.remove(); });
+    var times = JSON.parse(svg.dataset.times);
+    var width = svg.viewBox.baseVal.width;
+    var height = svg.viewBox.baseVal.height;
+    marks.forEach(function (m) {
+      var x = markX(times, Date.parse(m.at) / 1000, width);
+      if (x === null) { return; }
+      var group = document.createElementNS(SVG, "g");  // the line, and a wider target to click
+      group.setAttribute("class", "mark mark-" + m.kind);
+      var hit = document.createElementNS(SVG, "rect");
+      hit.setAttribute("x", Math.max(x - 3, 0).toFixed(1));
+      hit.setAttribute("width", "6");
+      hit.setAttribute("height", String(height));
+      var line = document.createElementNS(SVG, "line");
+      ["x1", "x2"].forEach(function (a) { line.setAttribute(a, x.toFixed(1)); });
+      line.setAttribute("y1", "0");
+      line.setAttribute("y2", String(height));
+      var title = document.createElementNS(SVG, "title");
+      title.textContent = MARK_LABELS[m.kind] + " " + m.event + ": " + m.title + " · " + m.at.slice(11, 19) + " UTC";
+      group.append(title, hit, line);
+      group.addEventListener("click", function () { window.location.href = m.href; });
+      svg.appendChild(group);
+    });
+    svg.dataset.marks = String(svg.querySelectorAll(".mark").length);
+  }
+
+  function markItem(m) {
+    var li = el("li", "mark-item " + m.kind);
+    li.appendChild(el("span", "meta", m.at.slice(11, 19) + " · " + MARK_LABELS[m.kind] + " " + m.event));
+    li.appendChild(link(m.href, m.title));
+    return li;
+  }
+
+  function annotate(root, panels) {
+    if (panels.annotations) {
+      marks = panels.annotations.items;
+      marks.forEach(function (m) { m.id = m.kind + m.event + m.href + m.at; });
+      fill(root, "annotations", marks.slice().reverse(), markItem);
+    }
+    if (panels.annotations || panels.latency || panels.throughput) {
+      root.querySelectorAll("svg.sparkline[data-times]").forEach(markSpark);
     }
   }
 
