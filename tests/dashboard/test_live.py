@@ -114,15 +114,18 @@ def test_the_rollup_panels_rank_the_slow_links_and_draw_the_latency(db_url: str)
                     max=31.0,
                 )
             )
+        for tick in range(1, 31):  # 10 s windows over the last five minutes
+            start = now - timedelta(seconds=10 * tick)
+            recovered = tick > 6  # the ToR of r002 was slow until a minute ago
             for src, dst, slow, p95 in (
-                ("r001", "r002", 6, 900.0 + minute),
+                ("r001", "r002", 6, 900.0 + tick),
                 ("r001", "r003", 0, 40.0),
-                ("r002", "r002", 9, 999.0),
+                ("r002", "r002", 9 if recovered else 0, 999.0 if recovered else 50.0),
             ):
                 session.add(
                     LinkWindow(
                         start=start,
-                        seconds=60,
+                        seconds=10,
                         src_rack=src,
                         dst_rack=dst,
                         transfers=10,
@@ -140,12 +143,13 @@ def test_the_rollup_panels_rank_the_slow_links_and_draw_the_latency(db_url: str)
     assert latency["last"] == {"p50": 10.0, "p95": 20.0, "p99": 30.0, "count": 9}  # the newest
     assert latency["series"] == [100.0, 80.0, 60.0, 40.0, 20.0]  # oldest first
     links = found["links"]["items"]
-    assert [(link["src"], link["dst"], link["hot"]) for link in links] == [
-        ("r002", "r002", True),  # 90 % slow within the rack: its ToR switch
-        ("r001", "r002", True),  # 60 % slow: highlighted
-        ("r001", "r003", False),
+    assert [(link["src"], link["dst"], link["hot"], link["recovering"]) for link in links] == [
+        ("r001", "r002", True, False),  # 60 % slow in its last windows: highlighted
+        ("r002", "r002", False, True),  # its ToR was slow, and is fast again
+        ("r001", "r003", False, False),
     ]
-    assert links[1]["series"] == [905.0, 904.0, 903.0, 902.0, 901.0]
+    assert links[0]["series"] == [930.0 - i for i in range(30)]  # oldest first
+    assert links[0]["slow_fraction"] == 0.6
 
 
 def log_in(page: Page, server: LiveServer, start: str) -> None:

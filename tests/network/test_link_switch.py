@@ -45,15 +45,15 @@ def slow_rack(db_url: str, culprit: str) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     racks = sorted(TORS)
     rows = []
-    for minute in range(1, 5):
-        start = now - timedelta(minutes=minute)
+    for tick in range(1, 25):
+        start = now - timedelta(seconds=10 * tick)
         for src in racks:
             for dst in racks:
                 if src == dst:
                     continue
                 slow = 18 if culprit in (src, dst) else 0
                 rows.append(
-                    LinkWindow(start=start, seconds=60, src_rack=src, dst_rack=dst, transfers=20,
+                    LinkWindow(start=start, seconds=10, src_rack=src, dst_rack=dst, transfers=20,
                                bytes=20 << 27, slow=slow, p50_ms=900.0 if slow else 90.0,
                                p95_ms=1500.0 if slow else 140.0, mbps_p50=100.0)
                 )  # fmt: skip

@@ -50,7 +50,9 @@ QUEUE_EVENTS = 32  # per screen; beyond it the screen is sent the whole state in
 OUT_OF_SERVICE = (Lifecycle.DRAINING, Lifecycle.ISOLATED, Lifecycle.IN_REPAIR, Lifecycle.VERIFYING)
 ROLLUP_EVERY = 20  # ticks: rollups close every 10 s, so their panels are read every 5 s
 HISTORY = timedelta(minutes=15)  # what a sparkline spans
-HOT_SPAN = timedelta(minutes=5)  # the links ranked hot over this
+HOT_SPAN = timedelta(minutes=5)  # the links ranked over this, and their sparklines
+RECENT = timedelta(seconds=40)  # "slow now": the 10 s windows closed in this
+HOT_MIN = 3  # transfers in RECENT for a link to be called hot: one slow transfer is no link
 HOT_LINKS = 5
 THROUGHPUT_METRICS = 4  # the first by name; a site names its own so that they sort first
 LIVE_MARKS = 30  # the latest events of the sparklines' 15 minutes
@@ -78,31 +80,8 @@ def snapshot(session: Session, *, budget_fraction: float) -> Snapshot:
 def rollups(session: Session, now: datetime) -> Snapshot:
     """The panels drawn from the log rollups: job latency and the slowest rack links."""
     history = TimeRange(now - HISTORY, now)
-    minute = WindowLength.LONG
-    series = latency_series(session, metric="job", seconds=minute, rng=history)
+    series = latency_series(session, metric="job", seconds=WindowLength.LONG, rng=history)
     last = series.points[-1] if series.points else None
-    matrix = link_matrix(session, seconds=minute, rng=TimeRange(now - HOT_SPAN, now))
-    ranked = sorted(
-        (c for c in matrix.cells if c.transfers),  # within a rack: its ToR switch
-        key=lambda c: (c.slow_fraction, c.p95_ms or 0.0),
-        reverse=True,
-    )[:HOT_LINKS]
-    links = []
-    for cell in ranked:
-        points = link_series(
-            session, src_rack=cell.src_rack, dst_rack=cell.dst_rack, seconds=minute, rng=history
-        ).points
-        links.append(
-            {
-                "src": cell.src_rack,
-                "dst": cell.dst_rack,
-                "slow_fraction": cell.slow_fraction,
-                "p95_ms": cell.p95_ms,
-                "transfers": cell.transfers,
-                "hot": cell.slow_fraction >= SLOW_CELL,
-                "series": [p.p95_ms for p in points],
-            }
-        )
     return {
         "throughput": {"items": throughput(session, now)},
         "latency": {
@@ -113,8 +92,58 @@ def rollups(session: Session, now: datetime) -> Snapshot:
             "series": [p.p95 for p in series.points],
             "times": [p.start.timestamp() for p in series.points],  # where marks go
         },
-        "links": {"slow_cell": SLOW_CELL, "items": links},
+        "links": {"slow_cell": SLOW_CELL, "items": hot_links(session, now)},
     }
+
+
+def hot_links(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """The slowest rack links: slow *now* (the last closed 10 s windows) first, then those slow
+    over the last five minutes, which are recovering. A link is hot from its first slow window,
+    so a congested uplink shows within seconds, and cools as soon as its transfers are fast."""
+    short = WindowLength.SHORT
+    recent = {
+        (c.src_rack, c.dst_rack): c
+        for c in link_matrix(session, seconds=short, rng=TimeRange(now - RECENT, now)).cells
+        if c.transfers
+    }
+    span = {
+        (c.src_rack, c.dst_rack): c
+        for c in link_matrix(session, seconds=short, rng=TimeRange(now - HOT_SPAN, now)).cells
+        if c.transfers  # within a rack: its ToR switch
+    }
+
+    def hot(key: tuple[str, str]) -> bool:
+        cell = recent.get(key)
+        return bool(cell and cell.transfers >= HOT_MIN and cell.slow_fraction >= SLOW_CELL)
+
+    def rank(key: tuple[str, str]) -> tuple[bool, float, float]:
+        now_cell, cell = recent.get(key), span[key]
+        return (hot(key), now_cell.slow_fraction if now_cell else 0.0, cell.slow_fraction)
+
+    links = []
+    for key in sorted(span, key=rank, reverse=True)[:HOT_LINKS]:
+        cell, now_cell = span[key], recent.get(key)
+        shown = now_cell if hot(key) and now_cell else cell
+        points = link_series(
+            session,
+            src_rack=key[0],
+            dst_rack=key[1],
+            seconds=short,
+            rng=TimeRange(now - HOT_SPAN, now),
+        ).points
+        links.append(
+            {
+                "src": key[0],
+                "dst": key[1],
+                "slow_fraction": shown.slow_fraction,
+                "p95_ms": shown.p95_ms,
+                "transfers": cell.transfers,
+                "hot": hot(key),
+                "recovering": not hot(key) and cell.slow_fraction >= SLOW_CELL,
+                "series": [p.p95_ms for p in points],
+            }
+        )
+    return links
 
 
 def throughput(session: Session, now: datetime) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from fleetops.network.schemas import LinkSuspects, LinkSwitchCreate, Suspect
 WORKFLOW = "shift-link"
 TOOL_LABEL = "network_cli"
 SUSPECT_SPAN = timedelta(minutes=5)  # as the live screen ranks its hot links
-ROLLUP_SECONDS = 60
+ROLLUP_SECONDS = 10  # as the live screen: a congestion shows in its first windows
 
 
 def management_hosts(session: Session) -> list[str]:

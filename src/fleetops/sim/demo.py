@@ -4,6 +4,7 @@ few change requests, so a visitor sees approvals and a live rollout within minut
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -33,6 +34,7 @@ from fleetops.sim.workload import Workload
 DEMO_PASSWORDS = {role: f"{role.value}-demo-pass" for role in Role}
 MANAGEMENT_HOST = "netops-01"
 SLOW_LINK_AFTER = 120  # seconds: when the demo congests a rack's uplink, for the live screen
+SLOW_LINK_FOR = timedelta(minutes=30)
 
 
 def demo_executors(*, hosts: int, racks: int) -> dict[str, SimulatedExecutor]:
@@ -126,6 +128,31 @@ def demo_feed(
     disk) for the detectors to find."""
     fleet = generate(hosts=hosts, racks=racks)
     start = datetime.now(UTC)
+    faults = demo_faults(fleet, start, slow_link_after=slow_link_after)
+    workload = Workload(fleet, seed=7, start=start, faults=faults)
+    return LiveFeed(workload, f"http://127.0.0.1:{port}/api/v1/logs", token)
+
+
+def slow_link(fleet: InventoryDoc, others: list[Fault], onset: datetime) -> Fault:
+    """A congested uplink for half an hour, on the rack fewest other faults touch meanwhile: its
+    links turn hot on the live screen, where "switch link" drains it (`Workload.switch_link`)."""
+    end = onset + SLOW_LINK_FOR
+    rack_of = {h.hostname: h.rack for h in fleet.hosts}
+    tor_rack = {tor: rack for rack, tor in tor_of(fleet).items()}
+    busy = Counter(
+        rack_of.get(f.target) or tor_rack.get(f.target.removesuffix(UPLINK))
+        for f in others
+        if f.onset < end and (f.end is None or f.end > onset)
+    )
+    target = min(
+        targets(fleet, "congested_link"), key=lambda t: busy[tor_rack[t.removesuffix(UPLINK)]]
+    )
+    return Fault("congested_link", target, onset, end, 1.0)
+
+
+def demo_faults(fleet: InventoryDoc, start: datetime, *, slow_link_after: float) -> list[Fault]:
+    """What goes wrong in the demo: a fault every few minutes for the detectors, a failing DIMM
+    a minute in (for the repair loop) and the congested uplink (for the live screen)."""
     faults = schedule_faults(
         fleet, count=20, seed=7, start=start + timedelta(seconds=90), duration=timedelta(hours=1)
     )
@@ -138,20 +165,7 @@ def demo_feed(
         Fault("bad_dimm", dimm, start + timedelta(seconds=60), start + timedelta(minutes=20), 1.0),
     )
     faults.append(slow_link(fleet, faults, start + timedelta(seconds=slow_link_after)))
-    workload = Workload(fleet, seed=7, start=start, faults=faults)
-    return LiveFeed(workload, f"http://127.0.0.1:{port}/api/v1/logs", token)
-
-
-def slow_link(fleet: InventoryDoc, others: list[Fault], onset: datetime) -> Fault:
-    """A congested uplink for half an hour, on a rack no other fault touches: its links turn hot
-    on the live screen, where "switch link" drains it (`Workload.switch_link`)."""
-    rack_of = {h.hostname: h.rack for h in fleet.hosts}
-    tor_rack = {tor: rack for rack, tor in tor_of(fleet).items()}
-    busy = {rack_of.get(f.target) or tor_rack.get(f.target.removesuffix(UPLINK)) for f in others}
-    target = next(
-        t for t in targets(fleet, "congested_link") if tor_rack[t.removesuffix(UPLINK)] not in busy
-    )
-    return Fault("congested_link", target, onset, onset + timedelta(minutes=30), 1.0)
+    return faults
 
 
 def _changes(session: Session, library: OperationLibrary, *, racks: int) -> None:

@@ -103,8 +103,9 @@
     li.appendChild(link("/diagnosis/links/" + encodeURIComponent(cell.src) + "/" +
       encodeURIComponent(cell.dst), name));
     li.appendChild(el("span", "meta", (cell.slow_fraction * 100).toFixed(0) + "% slow · p95 " +
-      round(cell.p95_ms) + " ms · " + cell.transfers + " transfers" + (cell.hot ? " · slow link" : "")));
-    li.appendChild(spark(cell.series, name + ": p95 per minute, last 15 minutes"));
+      round(cell.p95_ms) + " ms · " + cell.transfers + " transfers" +
+      (cell.hot ? " · slow link" : cell.recovering ? " · recovering" : "")));
+    li.appendChild(spark(cell.series, name + ": p95 per 10 s, last 5 minutes"));
     // A slow link between two racks can be switched: the page proposes draining the suspect
     // ToR's uplink as a change. A wall screen (kiosk) is for watching, not acting.
     if (cell.hot && cell.src !== cell.dst && !document.documentElement.classList.contains("kiosk")) {
