@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     # after its last command, so the next one starts in a fraction of a second (like ssh's
     # ControlPersist); 0: every command builds the API in its own process.
     cli_persist_seconds: int = Field(default=600, ge=0)
+    # The longest JSON body the API reads (413 beyond it, before any parsing or authentication);
+    # log ingestion and metrics have limits of their own.
+    api_max_json_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
     # The interface (or range) that carries a ToR's uplinks on this site's switches, which a
     # "switch link" drains unless told otherwise, e.g. Ethernet49/1-52/1 or Port-Channel100.
     # The demo's simulated switches call it `uplink`.

@@ -456,7 +456,14 @@ def _document_api(app: FastAPI) -> None:
 
 
 def _install_middleware(app: FastAPI) -> None:
-    app.add_middleware(RefuseNul, prefix="/api/", raw=frozenset({"/api/v1/logs"}))
+    settings = app.state.settings
+    app.add_middleware(
+        RefuseNul,
+        prefix="/api/",
+        raw=frozenset({"/api/v1/logs"}),  # bounded by ingest_max_body_bytes, as it decompresses
+        limit=settings.api_max_json_bytes,
+        limits={"/api/v1/metrics": (settings.metrics_max_body_bytes, "metrics_max_body_bytes")},
+    )
 
     @app.middleware("http")
     async def request_context(

@@ -95,14 +95,29 @@ def _add_pattern(schema: Any) -> None:
 
 class RefuseNul:
     """ASGI middleware: a 422 for a NUL in the path, the query or a JSON body under `prefix`,
-    except the bodies of `raw` paths (log ingestion: a log line may hold anything)."""
+    except the bodies of `raw` paths (log ingestion: a log line may hold anything).
+
+    It reads a JSON body whole before the app does, so it also bounds it: a body longer than
+    `limit` bytes (or the limit `limits` gives its path, with the setting to name) gets a 413
+    as soon as it is (from its Content-Length, or while it arrives), before anyone,
+    authenticated or not, makes the server hold it."""
 
     def __init__(
-        self, app: ASGIApp, *, prefix: str = "/api/", raw: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        *,
+        prefix: str = "/api/",
+        raw: frozenset[str] = frozenset(),
+        limit: int = 32 * 1024 * 1024,
+        limits: dict[str, tuple[int, str]] | None = None,
+        setting: str = "api_max_json_bytes",
     ) -> None:
         self.app = app
         self.prefix = prefix
         self.raw = raw
+        self.limit = limit
+        self.limits = limits or {}
+        self.setting = setting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
@@ -114,12 +129,19 @@ class RefuseNul:
         if scope["path"] in self.raw or not _is_json(scope):
             await self.app(scope, receive, send)
             return
+        limit, setting = self.limits.get(scope["path"], (self.limit, self.setting))
+        if _declared_length(scope) > limit:
+            await _too_large(send, limit, setting)
+            return
         body, more = bytearray(), True
         messages: list[Message] = []
         while more:
             message = await receive()
             messages.append(message)
             body += message.get("body", b"")
+            if len(body) > limit:
+                await _too_large(send, limit, setting)
+                return
             more = message.get("type") == "http.request" and message.get("more_body", False)
         if _ESCAPED_NUL.search(body):
             await _refuse(send, "the JSON body")
@@ -131,6 +153,13 @@ class RefuseNul:
         await self.app(scope, replay, send)
 
 
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
 def _is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", []):
         if name == b"content-type":
@@ -140,7 +169,16 @@ def _is_json(scope: Scope) -> bool:
 
 async def _refuse(send: Send, where: str) -> None:
     detail = f"{where} holds a NUL character (\\u0000), which no field accepts"
-    body = json.dumps({"error": "ValidationError", "detail": detail, "errors": []}).encode()
+    await _answer(send, 422, {"error": "ValidationError", "detail": detail, "errors": []})
+
+
+async def _too_large(send: Send, limit: int, setting: str) -> None:
+    detail = f"the JSON body is longer than {limit} bytes ({setting}); send it in smaller parts"
+    await _answer(send, 413, {"error": "PayloadTooLarge", "detail": detail})
+
+
+async def _answer(send: Send, status: int, answer: dict[str, Any]) -> None:
+    body = json.dumps(answer).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 422, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
