@@ -10,8 +10,12 @@ Server CPU comes from /proc/<pid>/stat: over 10 s with the screens open and noth
 and over the rounds. The baseline is the same server with one screen open, in the same run: the
 cost of a screen is what N screens add to it, divided by N - 1.
 
+With `--demo` the server is `fleetops demo` instead (same 200 hosts in 8 racks): the simulated
+fleet ships its logs, the engine rolls out changes, detectors and the repair loop run, so the
+screens are measured on the running demo under its own load, as an operator would see them.
+
 Needs Chromium at /usr/bin/chromium and Playwright (the dev extra). Run:
-`.venv/bin/python bench/live.py [--screens 1,10,50] [--rounds 20]`.
+`.venv/bin/python bench/live.py [--screens 1,10,50] [--rounds 20] [--demo]`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the fleet and user helpers live with the test fixtures
 
+from fleetops.auth.roles import Role  # noqa: E402
 from fleetops.db import make_engine, upgrade  # noqa: E402
+from fleetops.sim.demo import DEMO_PASSWORDS  # noqa: E402
 
 with warnings.catch_warnings():  # the fixtures load Starlette's test client, deprecated there
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -62,7 +68,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-async def open_screens(browser: Browser, url: str, count: int) -> list[Page]:
+async def open_screens(browser: Browser, url: str, count: int, password: str) -> list[Page]:
     """`count` screens, each in a context of its own, as on `count` machines: one browser
     profile opens at most 6 connections to a server over HTTP/1.1, and each screen's event
     stream holds one."""
@@ -70,7 +76,7 @@ async def open_screens(browser: Browser, url: str, count: int) -> list[Page]:
     first = await login.new_page()
     await first.goto("/login?next=/live")
     await first.get_by_label("Username").fill("viewer")
-    await first.get_by_label("Password").fill(PASSWORD)
+    await first.get_by_label("Password").fill(password)
     await first.get_by_role("button", name="Log in").click()
     await first.locator("#live-state").filter(has_text="Live").wait_for(timeout=30_000)
     state = await login.storage_state()
@@ -95,9 +101,9 @@ def submit(url: str, users: Tokens, title: str) -> float:
 
 
 async def measure(
-    browser: Browser, url: str, users: Tokens, pid: int, screens: int, rounds: int
+    browser: Browser, url: str, users: Tokens, pid: int, screens: int, rounds: int, password: str
 ) -> dict[str, float]:
-    pages = await open_screens(browser, url, screens)
+    pages = await open_screens(browser, url, screens, password)
     await asyncio.sleep(1)
     idle_start = cpu_seconds(pid)
     await asyncio.sleep(IDLE_SECONDS)
@@ -125,12 +131,14 @@ async def measure(
     }
 
 
-async def run(url: str, users: Tokens, pid: int, sizes: list[int], rounds: int) -> None:
+async def run(
+    url: str, users: Tokens, pid: int, sizes: list[int], rounds: int, password: str
+) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
         )
-        results = {n: await measure(browser, url, users, pid, n, rounds) for n in sizes}
+        results = {n: await measure(browser, url, users, pid, n, rounds, password) for n in sizes}
         await browser.close()
     base = results[sizes[0]]
     print(
@@ -153,11 +161,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screens", default="1,10,50", help="screen counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=20, help="events per screen count")
+    parser.add_argument("--demo", action="store_true", help="measure on a running fleetops demo")
     args = parser.parse_args()
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is missing: apt-get install -y chromium", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="fleetops-live-"))
+    sizes = [int(n) for n in args.screens.split(",")]
+    try:
+        if args.demo:
+            on_demo(work, sizes, args.rounds)
+        else:
+            on_plain_server(work, sizes, args.rounds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def on_plain_server(work: Path, sizes: list[int], rounds: int) -> None:
     db_url = f"sqlite:///{work / 'fleetops.db'}"
     engine = make_engine(db_url)
     upgrade(engine)
@@ -171,13 +192,19 @@ def main() -> int:
         "FLEETOPS_ENGINE_ENABLED": "false",  # the changes wait for approval: nothing runs
         "FLEETOPS_HEALTH_POLICY_ENABLED": "false",
     }
-    try:
-        with server_process(env, timeout=60) as (url, server):
-            sizes = [int(n) for n in args.screens.split(",")]
-            asyncio.run(run(url, users, server.pid, sizes, args.rounds))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+    with server_process(env, timeout=60) as (url, server):
+        asyncio.run(run(url, users, server.pid, sizes, rounds, PASSWORD))
+
+
+def on_demo(work: Path, sizes: list[int], rounds: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETOPS_")}
+    env["FLEETOPS_DATA_DIR"] = str(work)
+    command = ("demo", "--hosts", "200", "--racks", "8")
+    with server_process(env, command=command, timeout=120) as (url, server):
+        users = seed_users(f"sqlite:///{work / 'demo' / 'fleetops.db'}")  # API tokens
+        print("demo running; letting its fleet warm up for 30 s", file=sys.stderr)
+        time.sleep(30)
+        asyncio.run(run(url, users, server.pid, sizes, rounds, DEMO_PASSWORDS[Role.VIEWER]))
 
 
 if __name__ == "__main__":
