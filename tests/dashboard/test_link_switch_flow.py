@@ -81,6 +81,9 @@ def test_a_slow_link_is_switched_from_the_live_screen_and_recovers(
     left_ms = max(1_000, (congested_at + HIGHLIGHT_S - time.monotonic()) * 1000)
     expect(hot).to_be_visible(timeout=left_ms)
     expect(hot).to_contain_text("slow link")
+    matrix = developer.locator("svg.link-matrix")
+    expect(matrix).to_have_attribute("aria-label", re.compile(rf"slow now \(.*{rack}"))
+    expect(matrix.locator("rect.hot").first).to_be_visible()
     screenshot(developer, "link-switch-2-slow-link")
 
     # Switch link: the page names the congested rack's ToR first, and proposes the change.

@@ -150,6 +150,13 @@ def test_the_rollup_panels_rank_the_slow_links_and_draw_the_latency(db_url: str)
     ]
     assert links[0]["series"] == [930.0 - i for i in range(30)]  # oldest first
     assert links[0]["slow_fraction"] == 0.6
+    matrix = found["links"]["matrix"]
+    assert matrix["racks"] == ["r001", "r002", "r003"]
+    assert matrix["cells"] == [  # [source, target, slow share now, hot]
+        [0, 1, 0.6, True],
+        [0, 2, 0.0, False],
+        [1, 1, 0.0, False],
+    ]
 
 
 def log_in(page: Page, server: LiveServer, start: str) -> None:

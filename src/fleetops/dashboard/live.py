@@ -92,14 +92,15 @@ def rollups(session: Session, now: datetime) -> Snapshot:
             "series": [p.p95 for p in series.points],
             "times": [p.start.timestamp() for p in series.points],  # where marks go
         },
-        "links": {"slow_cell": SLOW_CELL, "items": hot_links(session, now)},
+        "links": link_panel(session, now),
     }
 
 
-def hot_links(session: Session, now: datetime) -> list[dict[str, Any]]:
+def link_panel(session: Session, now: datetime) -> Snapshot:
     """The slowest rack links: slow *now* (the last closed 10 s windows) first, then those slow
-    over the last five minutes, which are recovering. A link is hot from its first slow window,
-    so a congested uplink shows within seconds, and cools as soon as its transfers are fast."""
+    over the last five minutes, which are recovering; and the whole rack × rack matrix as it is
+    now. A link is hot from its first slow window, so a congested uplink shows within seconds,
+    and cools as soon as its transfers are fast."""
     short = WindowLength.SHORT
     recent = {
         (c.src_rack, c.dst_rack): c
@@ -143,7 +144,16 @@ def hot_links(session: Session, now: datetime) -> list[dict[str, Any]]:
                 "series": [p.p95_ms for p in points],
             }
         )
-    return links
+    racks = sorted({rack for key in span for rack in key})
+    index = {rack: i for i, rack in enumerate(racks)}
+    # [source, target, slow share now (None: no transfer lately), hot]: compact, 1,600 cells
+    # for 40 racks; a cell without transfers in five minutes is left out.
+    cells = [
+        [index[src], index[dst], recent[src, dst].slow_fraction if (src, dst) in recent else None,
+         hot((src, dst))]
+        for src, dst in sorted(span)
+    ]  # fmt: skip
+    return {"slow_cell": SLOW_CELL, "items": links, "matrix": {"racks": racks, "cells": cells}}
 
 
 def throughput(session: Session, now: datetime) -> list[dict[str, Any]]:

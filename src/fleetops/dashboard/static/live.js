@@ -118,6 +118,42 @@
     return li;
   }
 
+  // The rack × rack matrix as it is now: a row per source rack, a column per target rack; a cell
+  // is red when the link is slow now, amber when some of its transfers were, grey when it carried
+  // none lately. A click opens the link's page; the hot links listed under it are the same
+  // drill-down for the keyboard and screen readers.
+  function linkMatrix(box, m, slowCell) {
+    var n = m.racks.length;
+    if (!n) { box.replaceChildren(); return; }
+    var size = Math.max(4, Math.min(14, Math.floor(280 / n)));
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", "0 0 " + n * size + " " + n * size);
+    svg.setAttribute("width", String(n * size));
+    svg.setAttribute("class", "link-matrix");
+    svg.setAttribute("role", "img");
+    var hot = [];
+    m.cells.forEach(function (c) {
+      var src = m.racks[c[0]], dst = m.racks[c[1]];
+      var rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("x", String(c[1] * size));
+      rect.setAttribute("y", String(c[0] * size));
+      rect.setAttribute("width", String(size - 1));
+      rect.setAttribute("height", String(size - 1));
+      rect.setAttribute("class", c[3] ? "hot" : c[2] === null ? "idle" : c[2] >= slowCell / 2 ? "warm" : "ok");
+      rect.dataset.href = "/diagnosis/links/" + encodeURIComponent(src) + "/" + encodeURIComponent(dst);
+      var title = document.createElementNS(SVG, "title");
+      title.textContent = src + " → " + dst + ": " +
+        (c[2] === null ? "no transfer lately" : (c[2] * 100).toFixed(0) + "% slow now");
+      rect.appendChild(title);
+      svg.appendChild(rect);
+      if (c[3]) { hot.push(src + " → " + dst); }
+    });
+    svg.setAttribute("aria-label", "rack × rack links, " + n + " racks: " + (hot.length ?
+      hot.length + " slow now (" + hot.slice(0, 5).join(", ") + (hot.length > 5 ? ", …" : "") + ")" :
+      "none slow now"));
+    box.replaceChildren(svg);
+  }
+
   function metric(m) {
     var li = el("li", m.outside ? "outside" : "");
     var head = el("span", "metric-head");
@@ -152,6 +188,8 @@
     if (panels.links) {
       panels.links.items.forEach(function (item) { item.id = item.src + ">" + item.dst; });
       fill(root, "links", panels.links.items, hotLink);
+      var grid = root.querySelector('[data-matrix="links"]');
+      if (grid && panels.links.matrix) { linkMatrix(grid, panels.links.matrix, panels.links.slow_cell); }
     }
     if (panels.findings) {
       Object.keys(panels.findings).forEach(function (severity) {
@@ -280,6 +318,10 @@
       document.documentElement.dataset.theme = "dark"; // a wall screen is dark, whatever was saved
       cycle(root);
     }
+    root.addEventListener("click", function (event) {
+      var href = event.target.dataset && event.target.dataset.href;
+      if (href && event.target.closest("[data-matrix]")) { window.location.assign(href); }
+    });
     follow(root);
   });
 })();
