@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 TRANSACTIONS = "shop.transactions"
 LOG_LINES = "fleetops.log_lines"
+FINISHED = {"jobs": "fleet.jobs_finished", "tasks": "fleet.tasks_finished"}
 NORMAL_TPS = 200.0
 PEAK_FACTOR = 10.0
 PEAK_EVERY = timedelta(minutes=30)
@@ -67,34 +68,48 @@ def backfill(session: Session, *, now: datetime, hours_after: float = 2, seed: i
 
 
 class ShopFeed:
-    """Push, every second, the transactions of the last second and the log lines the simulated
-    fleet shipped meanwhile."""
+    """Push, every second, the transactions of the last second, and the log lines the simulated
+    fleet shipped and the jobs and tasks it finished meanwhile."""
 
     def __init__(
-        self, url: str, token: str, *, lines_sent: Callable[[], int], seed: int = 7
+        self,
+        url: str,
+        token: str,
+        *,
+        lines_sent: Callable[[], int],
+        finished: Callable[[], dict[str, int]] = dict,
+        seed: int = 7,
     ) -> None:
         self.url = url
         self.headers = {"Authorization": f"Bearer {token}"}
         self.lines_sent = lines_sent
+        self.finished = finished
         self.rng = random.Random(seed)
         self.start = datetime.now(UTC)
 
-    def sample(self, at: datetime, lines: int) -> list[dict[str, object]]:
+    def sample(
+        self, at: datetime, lines: int, done: dict[str, int] | None = None
+    ) -> list[dict[str, object]]:
         tps = normal_tps(at) * peak_factor(at, self.start) * self.rng.uniform(0.95, 1.05)
         stamp = at.isoformat()
         return [
             {"name": TRANSACTIONS, "value": round(tps, 1), "kind": "count", "time": stamp},
             {"name": LOG_LINES, "value": lines, "kind": "count", "time": stamp},
+            *(
+                {"name": FINISHED[what], "value": n, "kind": "count", "time": stamp}
+                for what, n in (done or {}).items()
+            ),
         ]
 
     async def run(self) -> None:
-        sent = self.lines_sent()
+        sent, finished = self.lines_sent(), dict(self.finished())
         async with httpx.AsyncClient(timeout=30) as client:
             while True:
                 await asyncio.sleep(1.0)
-                now_sent = self.lines_sent()
-                body = {"points": self.sample(datetime.now(UTC), now_sent - sent)}
-                sent = now_sent
+                now_sent, now_finished = self.lines_sent(), dict(self.finished())
+                done = {k: n - finished.get(k, 0) for k, n in now_finished.items()}
+                body = {"points": self.sample(datetime.now(UTC), now_sent - sent, done)}
+                sent, finished = now_sent, now_finished
                 try:
                     answer = await client.post(self.url, json=body, headers=self.headers)
                 except httpx.TransportError as exc:  # the server is starting or stopping

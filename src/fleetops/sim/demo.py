@@ -116,8 +116,14 @@ def repair_shop(
 
 def shop_feed(feed: LiveFeed, *, port: int, token: str) -> ShopFeed:
     """The shop's transactions per second (with a shopping peak three minutes in, then every
-    half hour) and the log lines shipped per second, pushed to the metrics API."""
-    return ShopFeed(f"http://127.0.0.1:{port}/api/v1/metrics", token, lines_sent=lambda: feed.sent)
+    half hour), and the log lines shipped and jobs and tasks finished per second, pushed to the
+    metrics API."""
+    return ShopFeed(
+        f"http://127.0.0.1:{port}/api/v1/metrics",
+        token,
+        lines_sent=lambda: feed.sent,
+        finished=lambda: feed.workload.finished,
+    )
 
 
 def demo_feed(

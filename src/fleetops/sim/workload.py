@@ -92,6 +92,9 @@ class Workload(HdfsTraffic, FaultEffects):
         self._rng = random.Random(seed)
         self._epoch = (self.start - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
         self._now = 0
+        # Work done so far (tasks that finished well, applications that ended): what a site's
+        # scheduler exports, and the demo pushes as throughput metrics.
+        self.finished = {"tasks": 0, "jobs": 0}
         self._t = 0  # time of the event being handled
         self._seq = itertools.count()
         self._events: list[tuple[int, int, Callable[[Any], None], Any]] = []
@@ -413,6 +416,7 @@ class Workload(HdfsTraffic, FaultEffects):
             job.pending.append((task.part, task.attempt + 1))
         else:
             job.finished += 1
+            self.finished["tasks"] += 1
             result = f"{self._rng.randrange(1500, 2600)} bytes result sent to driver"
             self._spark(t, ex, EXEC, f"Finished task {task.name()}). {result}")
             took = f"in {(t - task.start) // 1000} ms on {ex.host.name} (executor {ex.id})"
@@ -457,6 +461,7 @@ class Workload(HdfsTraffic, FaultEffects):
     def _finish(self, job: Job, driver: Container, t: int, *, ok: bool) -> None:
         """The ResourceManager's view of the end: its state changes and one-line summary."""
         job.done = True
+        self.finished["jobs"] += 1
         del self._jobs[job.app]
         cluster, app = job.cluster, job.app
         t += self._rng.randrange(300_000, 1_000_000)
