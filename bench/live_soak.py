@@ -9,11 +9,15 @@ the shop's transactions. One Debian Chromium page, logged in as the demo's viewe
 `panels` events the page received (a counting EventSource installed before live.js runs) and
 reads the server's VmRSS from /proc/<pid>/status.
 
-The baseline is the same page in the same run: the mean of the first 10 minutes against the mean
-of the last 10 (thirds of the run when it is shorter than 30 minutes), and a least-squares slope
-per hour over every sample from minute 1 (minute 0 is the page still filling its panels).
+The baselines are measured in the same run. For the page: itself, the mean of the first 10
+minutes against the mean of the last 10 (thirds of the run when it is shorter than 30 minutes),
+and a least-squares slope per hour over every sample from minute 1 (minute 0 is the page still
+filling its panels). For the server: a second `fleetops demo` of the same size started beside
+it with no screen open, whose RSS grows as the demo's own data does (logs kept for 2 hours,
+findings, changes, metrics); what the screen costs the server is the difference between the two.
 
-Verdict: a series is steady when its slope is under 5 % of its mean per hour. After a forced GC
+Verdict: a series is steady when its slope is under 5 % of its mean per hour (for the server,
+the slope of its RSS less the baseline's, against its mean). After a forced GC
 the page's heap varies by a percent or two from minute to minute, so an honest page stays well
 inside 5 %/h; a leak of what one event brings (a few KB of panel JSON or DOM, with an event every
 few seconds) adds several MB an hour to a heap of a few MB, tens of percent. At 5 %/h a screen
@@ -31,10 +35,13 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +88,7 @@ class Sample:
     kb_in: float
     errors: int
     rss_mb: float
+    baseline_mb: float
 
 
 def rss_mb(pid: int) -> float:
@@ -100,7 +108,7 @@ def viewer_password(output: Path, timeout: float = 30) -> str:
     raise RuntimeError(f"the demo printed no password for viewer: {output.read_text()[-2000:]}")
 
 
-def sample(page: Page, cdp: CDPSession, pid: int, minute: int) -> Sample:
+def sample(page: Page, cdp: CDPSession, pids: tuple[int, int], minute: int) -> Sample:
     cdp.send("HeapProfiler.collectGarbage")
     metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
     counted: dict[str, Any] = page.evaluate("window.fleetopsSoak")
@@ -112,7 +120,8 @@ def sample(page: Page, cdp: CDPSession, pid: int, minute: int) -> Sample:
         events=int(counted["events"]),
         kb_in=counted["bytes"] / 1024,
         errors=int(counted["errors"]),
-        rss_mb=rss_mb(pid),
+        rss_mb=rss_mb(pids[0]),
+        baseline_mb=rss_mb(pids[1]),
     )
 
 
@@ -124,7 +133,7 @@ def slope_per_hour(points: list[tuple[float, float]]) -> float:
     return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
-def soak(url: str, password: str, pid: int, minutes: int) -> list[Sample]:
+def soak(url: str, password: str, pids: tuple[int, int], minutes: int) -> list[Sample]:
     samples: list[Sample] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -143,16 +152,16 @@ def soak(url: str, password: str, pid: int, minutes: int) -> list[Sample]:
         start = time.monotonic()
         print(
             f"{'minute':>6} {'heap MB':>8} {'nodes':>6} {'listeners':>9} {'events':>7} "
-            f"{'KB in':>8} {'errors':>6} {'server RSS MB':>13}",
+            f"{'KB in':>8} {'errors':>6} {'server RSS MB':>13} {'no screen MB':>12}",
             flush=True,
         )
         for minute in range(minutes + 1):
             time.sleep(max(0.0, start + 60 * minute - time.monotonic()))
-            s = sample(page, cdp, pid, minute)
+            s = sample(page, cdp, pids, minute)
             samples.append(s)
             print(
                 f"{s.minute:>6} {s.heap_mb:>8.2f} {s.nodes:>6} {s.listeners:>9} {s.events:>7} "
-                f"{s.kb_in:>8.0f} {s.errors:>6} {s.rss_mb:>13.1f}",
+                f"{s.kb_in:>8.0f} {s.errors:>6} {s.rss_mb:>13.1f} {s.baseline_mb:>12.1f}",
                 flush=True,
             )
         if page_errors:
@@ -177,22 +186,31 @@ def summary(samples: list[Sample]) -> bool:
         f"{'% of mean /h':>13}  verdict"
     )
     steady = True
-    series = {
-        "heap MB": lambda s: s.heap_mb,
-        "DOM nodes": lambda s: float(s.nodes),
-        "server RSS MB": lambda s: s.rss_mb,
+    series: dict[str, tuple[Callable[[Sample], float], Callable[[Sample], float] | None]] = {
+        "heap MB": (lambda s: s.heap_mb, None),
+        "DOM nodes": (lambda s: float(s.nodes), None),
+        "server RSS MB": (lambda s: s.rss_mb, lambda s: s.rss_mb - s.baseline_mb),
+        "no screen MB": (lambda s: s.baseline_mb, None),
     }
-    for name, value in series.items():
+    for name, (value, judged) in series.items():
         a = statistics.fmean(value(s) for s in first)
         b = statistics.fmean(value(s) for s in last)
         slope = slope_per_hour([(s.minute, value(s)) for s in fit])
         mean = statistics.fmean(value(s) for s in fit)
         share = slope / mean if mean else 0.0
-        ok = abs(share) < TOLERANCE
-        steady = steady and ok
+        verdict = "steady" if abs(share) < TOLERANCE else "GROWS"
+        if name == "no screen MB":
+            verdict = "(baseline)"
+        elif judged is not None:  # the server: what it grows beyond the demo without a screen
+            extra = slope_per_hour([(s.minute, judged(s)) for s in fit]) / mean if mean else 0.0
+            ok = abs(extra) < TOLERANCE
+            verdict = f"{'steady' if ok else 'GROWS'} ({extra * 100:+.1f}%/h beyond the baseline)"
+            steady = steady and ok
+        else:
+            steady = steady and verdict == "steady"
         print(
             f"{name:<14} {a:>9.2f} {b:>9.2f} {(b - a) / a * 100 if a else 0:>7.1f}% "
-            f"{slope:>10.2f} {share * 100:>12.1f}%  {'steady' if ok else 'GROWS'}"
+            f"{slope:>10.2f} {share * 100:>12.1f}%  {verdict}"
         )
     limit = f"{TOLERANCE:.0%} of the mean per hour"
     print(f"\nverdict: {'steady' if steady else 'not steady'} (every slope within {limit})")
@@ -210,19 +228,30 @@ def main() -> int:
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is missing: apt-get install -y chromium", file=sys.stderr)
         return 2
+    print(
+        f"fleetops demo --hosts {args.hosts} --racks {args.racks}, twice (one with /live open, "
+        f"one without); {args.minutes} min"
+    )
+    command = ("demo", "--hosts", str(args.hosts), "--racks", str(args.racks))
+    with ExitStack() as stack:
+        url, output, server = stack.enter_context(demo(command))
+        _, _, baseline = stack.enter_context(demo(command))
+        samples = soak(url, viewer_password(output), (server.pid, baseline.pid), args.minutes)
+    return 0 if summary(samples) else 1
+
+
+@contextmanager
+def demo(command: tuple[str, ...]) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    """A `fleetops demo` process in a data directory of its own; its URL, output and process."""
     work = Path(tempfile.mkdtemp(prefix="fleetops-soak-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETOPS_")}
     env["FLEETOPS_DATA_DIR"] = str(work)
-    command = ("demo", "--hosts", str(args.hosts), "--racks", str(args.racks))
     output = work / "demo.out"
-    print(f"fleetops demo --hosts {args.hosts} --racks {args.racks}; /live for {args.minutes} min")
     try:
         with server_process(env, command=command, output=output, timeout=180) as (url, server):
-            samples = soak(url, viewer_password(output), server.pid, args.minutes)
-        steady = summary(samples)
+            yield url, output, server
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return 0 if steady else 1
 
 
 if __name__ == "__main__":
