@@ -1,4 +1,5 @@
-"""Who an ingest token speaks for: the credential of every push endpoint (log lines, metrics).
+"""Who an ingest token speaks for, and how much it may send: the credential and the body limit
+of every push endpoint (log lines, metrics).
 
 A shipper or a pusher holds an ingest token, which can send data and nothing else; a user's API
 token (which may approve changes) is refused there with 403, so that it never ends up in a
@@ -16,7 +17,7 @@ from fastapi import Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from fleetops.auth.dependencies import optional_principal, record_refusal
-from fleetops.errors import NotAuthenticated, PermissionDenied
+from fleetops.errors import NotAuthenticated, PayloadTooLarge, PermissionDenied
 from fleetops.kit.digest import sha256
 from fleetops.logs import service
 from fleetops.logs.service import IngestSource
@@ -86,3 +87,22 @@ def _resolve(request: Request, raw: str) -> IngestSource | None:
 def forget_ingest_tokens(request: Request) -> None:
     """Drop the cached answers (a token was revoked: it must stop working now)."""
     _token_cache(request).clear()
+
+
+async def read_body(request: Request, limit: int, setting: str) -> bytes:
+    """The body as sent, refused (413) as soon as it is longer than `limit`: from its
+    Content-Length, or while it arrives, so a pusher never makes the server hold more."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"the body is {declared} bytes; the limit is {limit} ({setting}): send smaller batches"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(
+                f"the body exceeds {limit} bytes ({setting}): send smaller batches"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -31,7 +31,7 @@ from fleetops.errors import (
 from fleetops.kit.instants import Instant
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
 from fleetops.logs import service
-from fleetops.logs.dependencies import forget_ingest_tokens, ingest_source
+from fleetops.logs.dependencies import forget_ingest_tokens, ingest_source, read_body
 from fleetops.logs.ingest.http import PayloadError, decompress, parse_json_records, parse_loki_push
 from fleetops.logs.ingest.pipeline import IngestPipeline
 from fleetops.logs.ingest.records import LogRecord, Overloaded
@@ -211,18 +211,7 @@ def _peer(request: Request) -> str:
 
 async def _body(request: Request) -> bytes:
     limit: int = request.app.state.settings.ingest_max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"body is {declared} bytes; the limit is {limit}: send smaller batches"
-        )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes: send smaller batches")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await read_body(request, limit, "ingest_max_body_bytes")
     try:
         return decompress(body, request.headers.get("content-encoding"), max_bytes=limit)
     except PayloadError as exc:

@@ -17,10 +17,9 @@ from fleetops.errors import (
     INGEST_RESPONSES,
     BadRequest,
     NotFound,
-    PayloadTooLarge,
     UnsupportedMediaType,
 )
-from fleetops.logs.dependencies import ingest_source
+from fleetops.logs.dependencies import ingest_source, read_body
 from fleetops.metrics import service
 from fleetops.metrics.ingest import remote_write, samples, statsd
 from fleetops.metrics.schemas import (
@@ -34,6 +33,7 @@ from fleetops.metrics.schemas import (
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["metrics"], responses=ERROR_RESPONSES)
+MAX_BODY = "metrics_max_body_bytes"
 SKIP_LOG_SECONDS = 60.0  # at most one warning a minute about skipped remote-write samples
 SPANS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta(hours=6)}
 
@@ -79,7 +79,7 @@ async def remote_write_push(request: Request, _: Pusher) -> Response:
     `X-Fleetops-Skipped-Reasons`); 400 for a body that is not snappy or not a WriteRequest."""
     _remote_write_headers(request)
     settings = request.app.state.settings
-    body = await _read_body(request, settings.metrics_max_body_bytes)
+    body = await read_body(request, settings.metrics_max_body_bytes, MAX_BODY)
     last = _last_samples(request)
     now = datetime.now(UTC)
 
@@ -172,7 +172,7 @@ async def statsd_push(request: Request, _: Pusher) -> PushAnswer:
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media != "text/plain":
         raise UnsupportedMediaType(f"Content-Type {media or '(none)'!r}: send text/plain")
-    body = await _read_body(request, request.app.state.settings.metrics_max_body_bytes)
+    body = await read_body(request, request.app.state.settings.metrics_max_body_bytes, MAX_BODY)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -186,22 +186,6 @@ async def statsd_push(request: Request, _: Pusher) -> PushAnswer:
 
     accepted, windows = await asyncio.to_thread(store)
     return PushAnswer(accepted=accepted, windows=windows)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body as sent, refused (413) as soon as it is longer than `limit`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"the body is {declared} bytes; the limit is {limit} (metrics_max_body_bytes)"
-        )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body exceeds {limit} bytes (metrics_max_body_bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.get("/metrics", response_model=list[MetricSummary])
