@@ -1,0 +1,1 @@
+"""Data-driven operations: analyses over the fleet's own data (storage, resources, forecasts)."""
