@@ -1,0 +1,116 @@
+"""What a storage analysis reports: the namespace's totals, each analysis's figures, and the
+findings with the bytes each fix would save."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+FindingKind = Literal[
+    "trash_retention", "layered_trash", "small_files", "cold_data", "over_replication", "inodes"
+]
+
+
+class Options(BaseModel):
+    """The thresholds an analysis runs with; each is in the report, so a figure can be redone."""
+
+    now: datetime
+    small_file_bytes: int = Field(default=1024 * 1024, ge=1, description="smaller is small")
+    block_bytes: int = Field(default=128 * 1024 * 1024, ge=1, description="HDFS block size")
+    cold_days: int = Field(default=90, ge=1, description="untouched this long is cold")
+    trash_retention_hours: float = Field(
+        default=24, gt=0, description="the retention whose savings are estimated"
+    )
+    target_replication: int = Field(default=3, ge=1, le=32)
+    top: int = Field(default=10, ge=1, le=1000)
+
+
+class Totals(BaseModel):
+    files: int
+    directories: int
+    symlinks: int
+    bytes: int = Field(description="of one replica")
+    raw_bytes: int = Field(description="with every replica")
+    blocks: int
+
+
+class Share(BaseModel):
+    """One owner's or directory's part of something."""
+
+    name: str
+    files: int
+    bytes: int
+    raw_bytes: int
+
+
+class TrashBin(BaseModel):
+    user: str
+    current_bytes: int
+    checkpoints: int
+    checkpoint_bytes: int
+    raw_bytes: int
+    oldest: datetime | None = Field(description="the oldest checkpoint")
+    layered_bytes: int = Field(description="inside a trash within the trash")
+
+
+class RecycleBins(BaseModel):
+    bins: list[TrashBin]
+    files: int
+    bytes: int
+    raw_bytes: int
+    layered_files: int
+    layered_raw_bytes: int
+    over_retention_raw_bytes: int = Field(
+        description="in checkpoints older than the retention asked for: freed by shortening it"
+    )
+
+
+class SmallFiles(BaseModel):
+    files: int
+    bytes: int
+    share_of_namespace: float = Field(description="of all files and directories")
+    namenode_bytes: int = Field(description="heap their inodes and blocks take (~150 B each)")
+    mergeable_objects: int = Field(description="objects saved by merging each directory's")
+    by_directory: list[Share]
+    by_owner: list[Share]
+
+
+class ColdData(BaseModel):
+    files: int
+    bytes: int
+    raw_bytes: int
+    by_owner: list[Share]
+    erasure_coding_savings: int = Field(description="raw bytes freed at RS-6-3 (1.5x)")
+
+
+class Replication(BaseModel):
+    overhead_bytes: int = Field(description="raw minus logical")
+    over_replicated_files: int
+    over_replicated_savings: int = Field(description="raw bytes freed at the target factor")
+
+
+class Finding(BaseModel):
+    kind: FindingKind
+    title: str
+    detail: str
+    savings_bytes: int
+    resource: Literal["disk", "namenode_heap"] = Field(
+        default="disk", description="what the savings are of: raw disk, or the NameNode's heap"
+    )
+    action: str = Field(default="", description="the command or change that would apply it")
+
+
+class Report(BaseModel):
+    input: str
+    options: Options
+    totals: Totals
+    recycle_bins: RecycleBins
+    small_files: SmallFiles
+    cold_data: ColdData
+    replication: Replication
+    top_owners: list[Share]
+    top_directories: list[Share]
+    findings: list[Finding]
+    seconds: dict[str, float] = Field(default_factory=dict, description="read, analyse")
