@@ -222,7 +222,12 @@ def findings(
     cold: ColdData,
     rep: Replication,
 ) -> list[Finding]:
-    """What would save something, largest first; each with how it would be done."""
+    """What would save something, disk first and largest first; each with how it is done."""
+    found = [*_trash_findings(options, bins), *_data_findings(options, small, cold, rep)]
+    return sorted(found, key=lambda f: (f.resource != "disk", -f.savings_bytes))
+
+
+def _trash_findings(options: Options, bins: RecycleBins) -> list[Finding]:
     found: list[Finding] = []
     hours = options.trash_retention_hours
     if bins.over_retention_raw_bytes:
@@ -248,6 +253,13 @@ def findings(
                 action="remove the inner .Trash directories with `hdfs dfs -rm -r -skipTrash`",
             )
         )
+    return found
+
+
+def _data_findings(
+    options: Options, small: SmallFiles, cold: ColdData, rep: Replication
+) -> list[Finding]:
+    found: list[Finding] = []
     if cold.erasure_coding_savings:
         found.append(
             Finding(
@@ -282,7 +294,7 @@ def findings(
                 action="compact the directories (rewrite with a coalesce, or `hadoop archive`)",
             )
         )
-    return sorted(found, key=lambda f: (f.resource != "disk", -f.savings_bytes))
+    return found
 
 
 def analyze(parquet: Path, options: Options, *, name: str) -> Report:
