@@ -30,6 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetops import __version__
+from fleetops.analytics.storage.pages import router as storage_pages_router
+from fleetops.analytics.storage.routes import router as storage_router
 from fleetops.audit.refusals import RefusalLog
 from fleetops.audit.routes import router as audit_router
 from fleetops.auth import service as auth_service
@@ -161,6 +163,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(inspection_router, prefix="/api/v1")
     app.include_router(metrics_router, prefix="/api/v1")
     app.include_router(network_router, prefix="/api/v1")
+    app.include_router(storage_router, prefix="/api/v1")
     app.include_router(annotations_router, prefix="/api/v1")
     app.include_router(loki_router)
     app.include_router(pages_router)
@@ -171,6 +174,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(logs_pages_router)
     app.include_router(inspection_pages_router)
     app.include_router(network_pages_router)
+    app.include_router(storage_pages_router)
 
 
 def _services(

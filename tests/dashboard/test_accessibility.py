@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from fleetops.models import (
     TemplateCount,
     utcnow,
 )
+from tests.analytics.storage.test_reports import report as storage_report
 from tests.devices.test_ui import seed_devices
 from tests.findings.factory import lines_ref
 from tests.findings.factory import seed as seed_findings
@@ -56,6 +58,19 @@ class Entities:
     ticket: int
     run: int
     inspected: str
+    storage_report: int
+
+
+def save_storage_report(server: LiveServer, tmp: Path) -> int:
+    """A storage report of the hand-built namespace, saved through the API as the developer."""
+    saved = httpx.post(
+        f"{server.url}/api/v1/storage/reports",
+        json=storage_report(tmp),
+        headers=seed_users(server.db_url).headers("developer"),
+        timeout=30,
+    )
+    assert saved.status_code == 201, saved.text
+    return int(saved.json()["id"])
 
 
 def submit_change(server: LiveServer) -> int:
@@ -164,7 +179,7 @@ def seed_logs(db_url: str, host: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def entities(live_server: LiveServer) -> Entities:
+def entities(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Entities:
     hosts = [h.hostname for h in live_server.fleet.hosts]
     change_host = next(h.hostname for h in live_server.fleet.hosts if h.rack == "r002")
     change = submit_change(live_server)
@@ -189,6 +204,7 @@ def entities(live_server: LiveServer) -> Entities:
         ticket=tickets[0],
         run=inspected.failing,
         inspected="dn-0003",
+        storage_report=save_storage_report(live_server, tmp_path_factory.mktemp("storage")),
     )
 
 
@@ -230,6 +246,9 @@ def pages(server: LiveServer, seeded: Entities) -> list[str]:
         f"/inspection/hosts/{seeded.inspected}",
         f"/baselines/{MODEL}",
         "/audit",
+        "/analytics/storage",
+        f"/analytics/storage/{seeded.storage_report}",
+        "/network/links/r001/r002/switch",
     ]
 
 

@@ -1,5 +1,6 @@
 """All ORM models; importing this package registers every table on `Base.metadata`."""
 
+from fleetops.models.analytics import StorageReport
 from fleetops.models.audit import AuditRecord
 from fleetops.models.auth import ApiToken, LoginFailure, User, WebSession
 from fleetops.models.base import Base, UTCDateTime, utcnow
@@ -81,6 +82,7 @@ __all__ = [
     "RepairTicket",
     "RollupState",
     "StepRun",
+    "StorageReport",
     "Switch",
     "TemplateCount",
     "UTCDateTime",

@@ -1,0 +1,70 @@
+"""Storage reports over the API: saved by `fleetops storage analyze --save`, read by anyone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, status
+from pydantic import BaseModel
+
+from fleetops.analytics.storage import service
+from fleetops.analytics.storage.schemas import Report
+from fleetops.auth.dependencies import Developer, SessionDep, Viewer, audit_context
+from fleetops.errors import ERROR_RESPONSES
+from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
+from fleetops.models import StorageReport
+
+router = APIRouter(tags=["storage"], responses=ERROR_RESPONSES)
+ReportId = Annotated[int, Path(ge=1, le=MAX_OFFSET)]
+
+
+class ReportSummary(BaseModel):
+    id: int
+    created_at: datetime
+    created_by: str
+    source: str
+    files: int
+    directories: int
+    bytes: int
+    raw_bytes: int
+    disk_savings: int
+
+
+class ReportPage(BaseModel):
+    items: list[ReportSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class StoredReport(ReportSummary):
+    report: Report
+
+
+def _summary(row: StorageReport) -> dict[str, Any]:
+    return {c: getattr(row, c) for c in ReportSummary.model_fields}
+
+
+@router.post("/storage/reports", response_model=ReportSummary, status_code=status.HTTP_201_CREATED)
+def save_report(
+    body: Report, request: Request, session: SessionDep, who: Developer
+) -> dict[str, Any]:
+    """Keep a report that `fleetops storage analyze` produced (the analysis runs where the data
+    is; only its figures travel)."""
+    return _summary(service.save_report(session, audit_context(request, who), body))
+
+
+@router.get("/storage/reports", response_model=ReportPage)
+def list_reports(
+    session: SessionDep, _: Viewer, limit: Limit = 100, offset: Offset = 0
+) -> dict[str, Any]:
+    """Newest first."""
+    rows, total = service.list_reports(session, limit=limit, offset=offset)
+    return {"items": [_summary(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/storage/reports/{report_id}", response_model=StoredReport)
+def get_report(report_id: ReportId, session: SessionDep, _: Viewer) -> dict[str, Any]:
+    row = service.get_report(session, report_id)
+    return {**_summary(row), "report": row.report}

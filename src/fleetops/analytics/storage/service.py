@@ -1,0 +1,57 @@
+"""Storage reports kept on the server: saved as the CLI (or the demo) produced them, listed and
+shown on /analytics/storage. The analysis itself runs where the data is (`analyses`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fleetops.analytics.storage.exceptions import AnalysisNotFound
+from fleetops.analytics.storage.schemas import Report
+from fleetops.audit import service as audit
+from fleetops.audit.service import AuditContext
+from fleetops.models import StorageReport
+
+
+def save_report(session: Session, ctx: AuditContext, report: Report) -> StorageReport:
+    """Store a report (audited); its disk savings are the sum of its disk findings."""
+    row = StorageReport(
+        created_by=ctx.actor,
+        source=report.input,
+        files=report.totals.files,
+        directories=report.totals.directories,
+        bytes=report.totals.bytes,
+        raw_bytes=report.totals.raw_bytes,
+        disk_savings=sum(f.savings_bytes for f in report.findings if f.resource == "disk"),
+        report=report.model_dump(mode="json"),
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        ctx,
+        action="storage.report",
+        entity_type="storage_report",
+        entity_id=row.id,
+        after={"source": row.source, "files": row.files, "disk_savings": row.disk_savings},
+    )
+    return row
+
+
+def list_reports(session: Session, *, limit: int, offset: int) -> tuple[list[StorageReport], int]:
+    """Newest first."""
+    total = session.scalar(select(func.count()).select_from(StorageReport)) or 0
+    rows = session.scalars(
+        select(StorageReport)
+        .order_by(StorageReport.created_at.desc(), StorageReport.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), total
+
+
+def get_report(session: Session, report_id: int) -> StorageReport:
+    row = session.get(StorageReport, report_id)
+    if row is None:
+        raise AnalysisNotFound(f"storage report {report_id} not found")
+    return row
