@@ -8,9 +8,13 @@ fixed: an analysis of age (cold data, trash checkpoints) can assert exact figure
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 OLD = datetime(2025, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)  # ms precision, as entries keep it
 NEW = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
@@ -99,3 +103,36 @@ def trash_tree(root: Path) -> Tree:
     tree.file("user/bob/data/live.txt", 300)
     tree.file("tmp/scratch.bin", 700)
     return tree.finish()
+
+
+# Filesystem images, made in a file without mounting (e2fsprogs, xfsprogs) -------------------
+
+MKFS_EXT4 = shutil.which("mkfs.ext4") or "/usr/sbin/mkfs.ext4"
+MKFS_XFS = shutil.which("mkfs.xfs") or "/usr/sbin/mkfs.xfs"
+needs_e2fsprogs = pytest.mark.skipif(
+    not os.access(MKFS_EXT4, os.X_OK),
+    reason="e2fsprogs is not installed (scripts/ensure-test-services)",
+)
+needs_xfsprogs = pytest.mark.skipif(
+    not os.access(MKFS_XFS, os.X_OK),
+    reason="xfsprogs is not installed (scripts/ensure-test-services)",
+)
+
+
+def tool(name: str, *args: str | Path) -> str:
+    """Run an e2fsprogs/xfsprogs tool; its stdout (C locale, so the labels are the English)."""
+    found = shutil.which(name) or f"/usr/sbin/{name}"
+    done = subprocess.run(
+        [found, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    return done.stdout
+
+
+def ext4_image(path: Path, size: str, *options: str | Path) -> Path:
+    """`mkfs.ext4 -F -q OPTIONS path SIZE`: the image is a sparse file of SIZE."""
+    tool("mkfs.ext4", "-F", "-q", *options, path, size)
+    return path
