@@ -41,6 +41,7 @@ from fleetops.analytics.storage.fsimage_format import (
 
 BATCH = 8192  # inodes whose parents are looked up together
 _NO_PARENT = -1
+_MAX_ID = (1 << 63) - 1  # ids are uint64 on disk, int64 in Hadoop and here
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +106,14 @@ def _string_table(image: Image) -> _Strings:
     header = parse("StringTableSection", *_required(messages, stream))
     table: dict[int, str] = {}
     for _ in range(header.numEntry):
-        entry = parse("StringEntry", *_required(messages, stream))
-        table[entry.id] = entry.str
+        data, _, at = _required(messages, stream)
+        entry = parse("StringEntry", data, stream, at)
+        try:
+            table[entry.id] = entry.str.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(
+                "corrupt: a string that is not UTF-8", where=stream.where(at)
+            ) from None
     if not header.maskBits:
         return _Strings(table, 0, 0)
     shift = 32 - header.maskBits
@@ -154,6 +161,8 @@ def _parents(image: Image, references: list[int]) -> Parents:
                     f"corrupt: reference {ref} is not in INODE_REFERENCE", where=stream.where(at)
                 )
             listed.append(references[ref])
+        if entry.parent > _MAX_ID or (listed and max(listed) > _MAX_ID):
+            raise InputError("corrupt: an inode id beyond 2^63", where=stream.where(at))
         children.extend(listed)
         parents.extend([entry.parent] * len(listed))
     return Parents(children, parents)
@@ -266,7 +275,10 @@ class _Namespace:
         batch: list[tuple[Any, int]] = []
         count = 0
         for data, at in _inode_messages(stream):
-            batch.append((parse("INode", data, stream, at), at))
+            node = parse("INode", data, stream, at)
+            if node.id > _MAX_ID:
+                raise InputError(f"corrupt: inode id {node.id} beyond 2^63", where=stream.where(at))
+            batch.append((node, at))
             count += 1
             if len(batch) == BATCH:
                 self._write(batch, stream)

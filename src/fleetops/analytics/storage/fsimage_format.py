@@ -43,13 +43,12 @@ MAX_MESSAGE = 256 << 20  # Hadoop keeps each message under protobuf's 64 MiB def
 INODE_FILE, INODE_DIRECTORY, INODE_SYMLINK = 1, 2, 3
 
 _F = descriptor_pb2.FieldDescriptorProto
-_U32, _U64, _F64, _BYTES, _STR, _BOOL, _MSG = (
+# Strings are declared as bytes: a corrupt one is then refused here, by name, when decoded.
+_U32, _U64, _F64, _BYTES, _MSG = (
     _F.TYPE_UINT32,
     _F.TYPE_UINT64,
     _F.TYPE_FIXED64,
     _F.TYPE_BYTES,
-    _F.TYPE_STRING,
-    _F.TYPE_BOOL,
     _F.TYPE_MESSAGE,
 )
 _REQ, _OPT, _REP = _F.LABEL_REQUIRED, _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
@@ -58,11 +57,11 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str]]] = {
     "FileSummary": [
         ("ondiskVersion", 1, _U32, _REQ, ""),
         ("layoutVersion", 2, _U32, _REQ, ""),
-        ("codec", 3, _STR, _OPT, ""),
+        ("codec", 3, _BYTES, _OPT, ""),
         ("sections", 4, _MSG, _REP, "Section"),
     ],
     "Section": [
-        ("name", 1, _STR, _OPT, ""),
+        ("name", 1, _BYTES, _OPT, ""),
         ("length", 2, _U64, _OPT, ""),
         ("offset", 3, _U64, _OPT, ""),
     ],
@@ -100,7 +99,7 @@ _MESSAGES: dict[str, list[tuple[str, int, int, int, str]]] = {
     ],
     "INodeReference": [("referredId", 1, _U64, _OPT, ""), ("name", 2, _BYTES, _OPT, "")],
     "StringTableSection": [("numEntry", 1, _U32, _OPT, ""), ("maskBits", 2, _U32, _OPT, "")],
-    "StringEntry": [("id", 1, _U32, _OPT, ""), ("str", 2, _STR, _OPT, "")],
+    "StringEntry": [("id", 1, _U32, _OPT, ""), ("str", 2, _BYTES, _OPT, "")],
 }
 
 
@@ -184,7 +183,10 @@ class Image:
 
 def open_image(file: IO[bytes], *, label: str, size: int) -> Image:
     """Check the magic, read the FileSummary at the end and check what it says."""
-    if file.read(len(MAGIC)) != MAGIC:
+    head = file.read(len(MAGIC))
+    if len(head) < len(MAGIC) and MAGIC.startswith(head):
+        raise InputError(f"truncated: {size} bytes, too short for an fsimage", where=label)
+    if head != MAGIC:
         raise InputError(
             f"not an HDFS fsimage: it does not start with {MAGIC.decode()}", where=label
         )
@@ -197,12 +199,16 @@ def open_image(file: IO[bytes], *, label: str, size: int) -> Image:
             f"image) to {NEWEST_LAYOUT} (Hadoop 3.4), on-disk version {ONDISK_VERSION}",
             where=f"{label}: FileSummary",
         )
-    if summary.codec and summary.codec not in _DECOMPRESSORS:
+    codec = summary.codec.decode("utf-8", errors="replace")
+    if codec and codec not in _DECOMPRESSORS:
         raise InputError(
-            f"codec {summary.codec} is not supported (supported: {', '.join(_DECOMPRESSORS)})",
+            f"codec {codec} is not supported (supported: {', '.join(_DECOMPRESSORS)})",
             where=f"{label}: FileSummary",
         )
-    sections = {s.name: Section(s.name, s.offset, s.length) for s in summary.sections}
+    sections: dict[str, Section] = {}
+    for s in summary.sections:
+        name = s.name.decode("utf-8", errors="replace")  # a corrupt name is a missing section
+        sections[name] = Section(name, s.offset, s.length)
     end = size - 4
     for s in sections.values():
         if s.offset < len(MAGIC) or s.offset + s.length > end:
@@ -211,7 +217,7 @@ def open_image(file: IO[bytes], *, label: str, size: int) -> Image:
                 f"the sections' end at {end}",
                 where=f"{label}: FileSummary",
             )
-    return Image(label, file, size, layout, summary.codec, sections)
+    return Image(label, file, size, layout, codec, sections)
 
 
 def _read_summary(file: IO[bytes], *, label: str, size: int) -> Any:
@@ -459,7 +465,10 @@ def _unsnappy(data: bytes, bound: int) -> bytes:
 
 
 def _unlz4(data: bytes, bound: int) -> bytes:
-    return bytes(cramjam.lz4.decompress_block(data, output_len=bound))
+    # The chunk's size is not stored: decompress into the block's remaining room, keep what came.
+    out = bytearray(bound)
+    size = cramjam.lz4.decompress_block_into(data, out)
+    return bytes(out[:size])
 
 
 _HADOOP = "org.apache.hadoop.io.compress."
