@@ -229,7 +229,8 @@ def read_csv(path: Path, writer: EntryWriter) -> ListingSummary:
                     raise InputError(
                         f"{len(row)} fields, the header names {len(header)}", where=where
                     )
-                writer.add(tally.add(_listing_entry([row[i] for i in columns], where)))
+                values = [row[i] if i >= 0 else None for i in columns]
+                writer.add(tally.add(_listing_entry(values, where)))
         except csv.Error as exc:
             raise InputError(f"malformed CSV: {exc}", where=f"line {rows.line_num}") from None
         except UnicodeDecodeError as exc:
