@@ -4,8 +4,12 @@ stays on its filesystem and off symlinks."""
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
+import shutil
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -98,23 +102,54 @@ def test_a_name_that_is_not_utf8_is_written_with_its_bad_bytes_escaped(tmp_path:
     assert summary.escaped_names == 1
 
 
+SCAN_WITHOUT_OVERRIDE = """
+import json, sys
+from pathlib import Path
+from fleetops.analytics.storage.entries import EntryWriter
+from fleetops.analytics.storage.scan import scan
+with EntryWriter(Path(sys.argv[2])) as writer:
+    summary = scan(Path(sys.argv[1]), writer)
+print(json.dumps([summary.unreadable, summary.problems]))
+"""
+
+
+def scanned_unprivileged(root: Path, out: Path) -> tuple[int, list[list[str]]]:
+    """Root reads any directory (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): scan in a process
+    whose capability bounding set lacks both, so modes bind it as they bind any user."""
+    if os.geteuid() != 0:
+        with EntryWriter(out) as writer:
+            summary = scan(root, writer)
+        return summary.unreadable, [list(p) for p in summary.problems]
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("as root, an unreadable directory needs setpriv (util-linux) to drop DAC")
+    drop = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    done = subprocess.run(
+        [*drop, sys.executable, "-c", SCAN_WITHOUT_OVERRIDE, str(root), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    unreadable, problems = json.loads(done.stdout)
+    return unreadable, problems
+
+
 def test_an_unreadable_directory_is_counted_and_named_and_the_rest_is_scanned(
     tmp_path: Path,
 ) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads every directory whatever its mode, so none can be unreadable")
     tree = sample_tree(tmp_path / "root")
     locked = tree.root / "docs" / "deep"
     locked.chmod(0)
     try:
-        summary, rows = scanned(tree.root, tmp_path / "e.parquet")
+        unreadable, problems = scanned_unprivileged(tree.root, tmp_path / "e.parquet")
     finally:
         locked.chmod(0o755)
-    assert summary.unreadable == 1
-    assert summary.problems == [(str(locked), "Permission denied")]
-    assert str(locked) in [r[0] for r in rows]  # listed by its parent, not read
-    assert str(locked / "data.bin") not in [r[0] for r in rows]
-    assert str(tree.root / "docs" / "guide.md") in [r[0] for r in rows]
+    assert unreadable == 1
+    assert problems == [[str(locked), "Permission denied"]]
+    paths = [r[0] for r in duckdb.sql(f"select path from '{tmp_path / 'e.parquet'}'").fetchall()]
+    assert str(locked) in paths  # listed by its parent, not read
+    assert str(locked / "data.bin") not in paths
+    assert str(tree.root / "docs" / "guide.md") in paths
 
 
 def _mount_below(top: str) -> str | None:
@@ -138,6 +173,9 @@ def test_a_scan_stays_on_its_filesystem(tmp_path: Path) -> None:
     assert not [p for p in paths if p.startswith(point + "/")]
     assert summary.other_filesystems >= 1
     assert summary.special >= 1  # /dev/null at least
+    crossed, _ = scanned(Path("/dev"), tmp_path / "all.parquet", cross_filesystems=True)
+    assert crossed.other_filesystems == 0
+    assert crossed.entries >= summary.entries
 
 
 def test_progress_is_told_the_counts(tmp_path: Path) -> None:
