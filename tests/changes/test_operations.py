@@ -44,6 +44,8 @@ BUILTINS = {
     "file_checksum": "read_only",
     "port_open": "read_only",
     "command_output": "medium",
+    "link_switch": "high",
+    "filesystem_facts": "read_only",
 }
 SCHEDULERS = ("kubernetes", "yarn", "slurm", "none")
 DROP = object()  # leave the param out
