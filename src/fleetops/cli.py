@@ -106,6 +106,10 @@ class Commands(LazyGroup):
             "fleetops.inspection.cli:baseline_app",
             "Per-model baselines: the healthy band of every probe's curve.",
         ),
+        "storage": Lazy(
+            "fleetops.analytics.storage.cli:storage_app",
+            "Storage analysis: HDFS fsimages, listings and scans, and what they waste.",
+        ),
     }
 
 

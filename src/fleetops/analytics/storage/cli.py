@@ -1,0 +1,126 @@
+"""`fleetops storage analyze|scan`: storage analysis where the data is.
+
+An fsimage or a listing is analysed on the machine that holds it (it may be tens of GB, and the
+server never reads a path a user names); `--save` sends the report, not the input, to the server,
+which keeps it for `/analytics/storage` and the API.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from fleetops.kit.cli import Column, OutputOption, api, emit, fail, stderr, stdout
+from fleetops.kit.exitcodes import EXIT_NOT_FOUND, exit_code_for_status
+from fleetops.kit.units import binary_bytes as size
+
+if TYPE_CHECKING:
+    from fleetops.analytics.storage.schemas import Options
+
+storage_app = typer.Typer(
+    help="Storage analysis: HDFS fsimages, listings and scans, and what they waste.",
+    no_args_is_help=True,
+)
+
+FINDING_COLUMNS: list[Column] = [
+    ("saves", lambda f: size(f["savings_bytes"]) + (" heap" if f["resource"] != "disk" else "")),
+    ("finding", "title"),
+    ("how", "action"),
+]
+BIN_COLUMNS: list[Column] = [
+    ("user", "user"),
+    ("current", lambda b: size(b["current_bytes"])),
+    ("checkpoints", "checkpoints"),
+    ("in checkpoints", lambda b: size(b["checkpoint_bytes"])),
+    ("raw", lambda b: size(b["raw_bytes"])),
+    ("layered", lambda b: size(b["layered_bytes"])),
+    ("oldest", "oldest"),
+]
+
+
+@storage_app.command("analyze")
+def analyze(
+    ctx: typer.Context,
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="an fsimage, `hdfs oiv -p Delimited` output, "
+            "a CSV or Parquet listing, or scanned entries"
+        ),
+    ],
+    output: OutputOption = "table",
+    kind: Annotated[
+        str | None, typer.Option(help="fsimage, oiv, csv or parquet: when the file does not say")
+    ] = None,
+    small_file_bytes: Annotated[int, typer.Option(min=1, help="smaller is a small file")] = 1 << 20,
+    cold_days: Annotated[int, typer.Option(min=1, help="untouched this long is cold")] = 90,
+    trash_retention_hours: Annotated[
+        float, typer.Option(min=0.01, help="the trash retention whose savings to estimate")
+    ] = 24,
+    target_replication: Annotated[int, typer.Option(min=1, max=32)] = 3,
+    top: Annotated[int, typer.Option(min=1, max=1000, help="owners and directories listed")] = 10,
+    save: Annotated[bool, typer.Option(help="store the report on the server")] = False,
+) -> None:
+    """Read a namespace and report what it holds and what each fix would save."""
+    from datetime import UTC, datetime
+
+    from fleetops.analytics.storage.schemas import Options
+
+    if not source.is_file():
+        fail(f"{source}: no such file", EXIT_NOT_FOUND)
+    options = Options(
+        now=datetime.now(UTC),
+        small_file_bytes=small_file_bytes,
+        cold_days=cold_days,
+        trash_retention_hours=trash_retention_hours,
+        target_replication=target_replication,
+        top=top,
+    )
+    data = _report(source, kind, options)
+    if save:
+        saved = api(ctx).request("POST", "/api/v1/storage/reports", json=data)
+        stderr.print(f"saved as report {saved['id']}: /analytics/storage/{saved['id']}")
+    if output.lower() != "table":
+        emit(data, output)
+        return
+    _print(data)
+
+
+def _report(source: Path, kind: str | None, options: Options) -> dict[str, Any]:
+    """Read the input into entries (a temporary Parquet file), analyse them, time both."""
+    from fleetops.analytics.storage.analyses import analyze as run_analyses
+    from fleetops.analytics.storage.exceptions import InputError
+    from fleetops.analytics.storage.readers import read_input
+
+    with tempfile.TemporaryDirectory(prefix="fleetops-storage-") as work:
+        entries = Path(work) / "entries.parquet"
+        started = time.perf_counter()
+        try:
+            with stderr.status(f"reading {source.name}..."):
+                read_input(source, entries, kind=kind)
+        except InputError as exc:
+            fail(exc.detail, exit_code_for_status(exc.status_code))
+        read = time.perf_counter()
+        with stderr.status("analysing..."):
+            report = run_analyses(entries, options, name=source.name)
+        analysed = time.perf_counter()
+    report.seconds = {"read": round(read - started, 3), "analyse": round(analysed - read, 3)}
+    return report.model_dump(mode="json")
+
+
+def _print(report: dict[str, Any]) -> None:
+    totals = report["totals"]
+    stdout.print(
+        f"[bold]{report['input']}[/bold]: {totals['files']} files, {totals['directories']} "
+        f"directories, {size(totals['bytes'])} ({size(totals['raw_bytes'])} with replicas), "
+        f"{totals['blocks']} blocks"
+    )
+    emit(report["findings"], "table", FINDING_COLUMNS, title="Findings, largest first")
+    if report["recycle_bins"]["bins"]:
+        emit(report["recycle_bins"]["bins"], "table", BIN_COLUMNS, title="Recycle bins")
+    seconds = report["seconds"]
+    stderr.print(f"read in {seconds['read']:.2f} s, analysed in {seconds['analyse']:.2f} s")
