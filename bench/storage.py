@@ -3,11 +3,13 @@
 Part one, the fsimage: `fsimage_d800_f210k_compressed.img` (hfsa's test image: 210,367 inodes,
 zlib) read into Parquet, wall and CPU seconds. Baseline, measured in the same run: only
 decompressing its INODE section and cutting it into messages, the floor any reader in Python
-pays. Goal: read + report under 3 s (the report's time is added by the analyses).
+pays. Then every analysis and the findings over the Parquet (DuckDB). Goal: read + report
+under 3 s.
 
 Part two, a listing: `--generate N` writes a synthetic N-entry CSV listing (one directory per
 100 files, 50 owners, 10 groups, mtime as epoch seconds, atime as ISO 8601), then reads it into
-Parquet: entries per second and the reading process's peak RSS (`resource.getrusage`). Baseline:
+Parquet: entries per second and the reading process's peak RSS (`resource.getrusage`), then the
+analysis's time. Baseline:
 DuckDB's own CSV reader copying the same file to Parquet (C++, several threads). Each part runs
 in a process of its own, so each peak RSS is its own.
 
@@ -53,7 +55,21 @@ def bench_fsimage(work: Path) -> None:
     print(f"  read into Parquet   {seconds:6.2f} s wall  {cpu_seconds:6.2f} s CPU")
     print(f"  {summary.entries / seconds:,.0f} entries/s, peak RSS {rss:,.0f} MiB")
     print(f"  baseline: inflate + delimit INODE only ({messages:,} messages) {floor:6.2f} s")
-    print(f"  goal: read + report < {GOAL_SECONDS} s; read alone uses {seconds / GOAL_SECONDS:.0%}")
+    analysed = analyse(work / "image.parquet")
+    total = seconds + analysed
+    verdict = "meets" if total < GOAL_SECONDS else "misses"
+    print(f"  read + report       {total:6.2f} s ({seconds:.2f} read, {analysed:.2f} analysis): "
+          f"{verdict} the goal (< {GOAL_SECONDS} s)")  # fmt: skip
+
+
+def analyse(parquet: Path) -> float:
+    """Seconds for every analysis and the findings of the entries (DuckDB)."""
+    from fleetops.analytics.storage.analyses import analyze
+    from fleetops.analytics.storage.schemas import Options
+
+    started = time.perf_counter()
+    analyze(parquet, Options(now=datetime.now(UTC)), name=parquet.name)
+    return time.perf_counter() - started
 
 
 def generate(path: Path, count: int, *, seed: int = 7) -> None:
@@ -92,6 +108,8 @@ def bench_csv(source: Path, work: Path) -> None:
     rate = f"{summary.entries / seconds:,.0f} entries/s, {size / seconds:,.1f} MiB/s"
     print(f"  {rate}, peak RSS {rss:,.0f} MiB")
     print(f"  100 million entries at this rate: {1e8 / summary.entries * seconds / 60:,.0f} min")
+    analysed = analyse(work / "listing.parquet")
+    print(f"  analysis            {analysed:6.2f} s, peak RSS {peak_rss_mib():,.0f} MiB")
 
 
 def bench_duckdb_csv(source: Path, work: Path) -> None:

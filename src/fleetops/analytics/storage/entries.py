@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 Kind = Literal["file", "dir", "symlink"]
 BATCH_ROWS = 65_536
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SCHEMA = pa.schema(
     [
@@ -61,10 +62,44 @@ class EntryWriter:
         self._writer = pq.ParquetWriter(str(path), SCHEMA, compression="zstd")
 
     def add(self, entry: Entry) -> None:
-        for column, value in zip(self._columns, _values(entry), strict=True):
-            column.append(value)
+        self.row(
+            entry.path,
+            entry.kind,
+            entry.size,
+            entry.replication,
+            entry.blocks,
+            epoch_ms(entry.mtime),
+            None if entry.atime is None else epoch_ms(entry.atime),
+            entry.owner,
+            entry.group,
+        )
+
+    def row(
+        self,
+        path: str,
+        kind: Kind,
+        size: int,
+        replication: int,
+        blocks: int,
+        mtime_ms: int,
+        atime_ms: int | None,
+        owner: str,
+        group: str,
+    ) -> None:
+        """One entry as plain values, times in milliseconds since the epoch (as HDFS keeps
+        them): the readers' fast path, with no object per entry."""
+        c = self._columns
+        c[0].append(path)
+        c[1].append(kind)
+        c[2].append(size)
+        c[3].append(replication)
+        c[4].append(blocks)
+        c[5].append(mtime_ms)
+        c[6].append(atime_ms)
+        c[7].append(owner)
+        c[8].append(group)
         self.count += 1
-        if len(self._columns[0]) >= self.batch_rows:
+        if len(c[0]) >= self.batch_rows:
             self._flush()
 
     def extend(self, entries: Iterable[Entry]) -> None:
@@ -97,15 +132,8 @@ class EntryWriter:
         self.path.unlink(missing_ok=True)
 
 
-def _values(entry: Entry) -> tuple[object, ...]:
-    return (
-        entry.path,
-        entry.kind,
-        entry.size,
-        entry.replication,
-        entry.blocks,
-        entry.mtime,
-        entry.atime,
-        entry.owner,
-        entry.group,
-    )
+def epoch_ms(moment: datetime) -> int:
+    """A time as milliseconds since the epoch (a naive one is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(milliseconds=1)

@@ -20,13 +20,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fleetops.analytics.storage.entries import Entry, EntryWriter
+from fleetops.analytics.storage.entries import EntryWriter
 from fleetops.analytics.storage.exceptions import InputError
 from fleetops.analytics.storage.fsimage_format import (
     INODE_DIRECTORY,
@@ -248,11 +247,6 @@ def _required(
     return found[1], stream, found[0]
 
 
-def _time(ms: int) -> datetime:
-    # exact: a double holds a millisecond count to well under the microsecond it is rounded to
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 @dataclass
 class _Namespace:
     """Inodes to entries, a batch at a time, counted as they are written."""
@@ -288,7 +282,7 @@ class _Namespace:
 
     def _write(self, batch: list[tuple[Any, int]], stream: MessageStream) -> None:
         parents = self.parents.of([node.id for node, _ in batch])
-        dirs, add = self.dirs, self.writer.add
+        dirs = self.dirs
         for (node, at), parent in zip(batch, parents, strict=True):
             if node.type == INODE_DIRECTORY:
                 path = dirs.get(node.id)
@@ -298,10 +292,11 @@ class _Namespace:
             if path is None:
                 self.unreachable += 1
             else:
-                add(self._entry(node, path, stream, at))
+                self._entry(node, path, stream, at)
 
-    def _entry(self, node: Any, path: str, stream: MessageStream, at: int) -> Entry:
-        kind = node.type
+    def _entry(self, node: Any, path: str, stream: MessageStream, at: int) -> None:
+        """Write one inode (times stay the milliseconds the image holds: no object per entry)."""
+        kind, row = node.type, self.writer.row
         if kind == INODE_FILE:
             file = node.file
             size = sum(block.numBytes for block in file.blocks)
@@ -309,27 +304,23 @@ class _Namespace:
             self.bytes += size
             self.blocks += len(file.blocks)
             owner, group = self._owner(file.permission, stream, at)
-            atime = _time(file.accessTime) if file.accessTime else None
-            mtime = _time(file.modificationTime)
-            return Entry(
-                path, "file", size, file.replication, len(file.blocks), mtime, atime, owner, group
-            )
-        if kind == INODE_DIRECTORY:
+            atime = file.accessTime or None
+            row(path, "file", size, file.replication, len(file.blocks),
+                file.modificationTime, atime, owner, group)  # fmt: skip
+        elif kind == INODE_DIRECTORY:
             self.directories += 1
             owner, group = self._owner(node.directory.permission, stream, at)
-            mtime = _time(node.directory.modificationTime)
-            return Entry(path, "dir", 0, 0, 0, mtime, None, owner, group)
-        if kind == INODE_SYMLINK:
+            row(path, "dir", 0, 0, 0, node.directory.modificationTime, None, owner, group)
+        elif kind == INODE_SYMLINK:
             self.symlinks += 1
             link = node.symlink
             owner, group = self._owner(link.permission, stream, at)
-            atime = _time(link.accessTime) if link.accessTime else None
-            return Entry(
-                path, "symlink", 0, 0, 0, _time(link.modificationTime), atime, owner, group
+            row(path, "symlink", 0, 0, 0, link.modificationTime, link.accessTime or None,
+                owner, group)  # fmt: skip
+        else:
+            raise InputError(
+                f"corrupt: inode {node.id} has unknown type {kind}", where=stream.where(at)
             )
-        raise InputError(
-            f"corrupt: inode {node.id} has unknown type {kind}", where=stream.where(at)
-        )
 
     def _owner(self, permission: int, stream: MessageStream, at: int) -> tuple[str, str]:
         """User and group of a permission: user string id (24 bits), group's (24), mode (16)."""
