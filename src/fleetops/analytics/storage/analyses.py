@@ -5,7 +5,7 @@ Each analysis is one aggregate query; what a fix would save is computed in the s
 the entries themselves (bytes × replication), never from samples:
 
 - **recycle bins**: HDFS `/user/<u>/.Trash/Current` and its checkpoints (`.Trash/<yyMMddHHmmss>`),
-  and any other `.Trash`/`.Trash-<uid>` (owner as the user); a trash inside a trash is *layered*;
+  and any other `.Trash`/`.Trash-<uid>`; a trash inside a trash is *layered*;
   checkpoints older than a retention are what shortening `fs.trash.interval` would free;
 - **small files** (under a threshold): their share of the namespace and the NameNode heap they
   take (~150 bytes per inode and per block, the usual sizing rule), and the objects merging each
@@ -42,11 +42,12 @@ EC_RAW_FACTOR = 1.5  # RS-6-3: 9 blocks stored for 6 of data
 RAW = "size * greatest(replication, 1)"
 
 # The trash views: a file is in a recycle bin when a path component is `.Trash` or
-# `.Trash-<uid>`; HDFS names its user in `/user/<u>/.Trash/`, elsewhere the owner stands in.
+# `.Trash-<uid>`; the user is the directory holding the outermost `.Trash` (HDFS's
+# `/user/<u>/.Trash/`, a home directory's), the owner for a `.Trash-<uid>`.
 TRASH = r"""
 create or replace temp view trash as
 select *,
-  coalesce(nullif(regexp_extract(path, '^/user/([^/]+)/\.Trash/', 1), ''), owner) as user,
+  coalesce(nullif(regexp_extract(path, '/([^/]+)/\.Trash/', 1), ''), owner) as user,
   regexp_extract(path, '/\.Trash(?:-[0-9]+)?/([^/]+)', 1) as bin,
   try_strptime(regexp_extract(path, '/\.Trash(?:-[0-9]+)?/([0-9]{12})(?:/|$)', 1),
                '%y%m%d%H%M%S') as checkpoint,

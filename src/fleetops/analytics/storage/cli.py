@@ -19,6 +19,7 @@ from fleetops.kit.exitcodes import EXIT_NOT_FOUND, exit_code_for_status
 from fleetops.kit.units import binary_bytes as size
 
 if TYPE_CHECKING:
+    from fleetops.analytics.storage.scan import ScanSummary
     from fleetops.analytics.storage.schemas import Options
 
 storage_app = typer.Typer(
@@ -70,8 +71,8 @@ def analyze(
 
     from fleetops.analytics.storage.schemas import Options
 
-    if not source.is_file():
-        fail(f"{source}: no such file", EXIT_NOT_FOUND)
+    if not source.exists():
+        fail(f"{source}: no such file or directory", EXIT_NOT_FOUND)
     options = Options(
         now=datetime.now(UTC),
         small_file_bytes=small_file_bytes,
@@ -100,8 +101,11 @@ def _report(source: Path, kind: str | None, options: Options) -> dict[str, Any]:
         entries = Path(work) / "entries.parquet"
         started = time.perf_counter()
         try:
-            with stderr.status(f"reading {source.name}..."):
-                read_input(source, entries, kind=kind)
+            if source.is_dir():
+                _scan(source, entries)
+            else:
+                with stderr.status(f"reading {source.name}..."):
+                    read_input(source, entries, kind=kind)
         except InputError as exc:
             fail(exc.detail, exit_code_for_status(exc.status_code))
         read = time.perf_counter()
@@ -110,6 +114,48 @@ def _report(source: Path, kind: str | None, options: Options) -> dict[str, Any]:
         analysed = time.perf_counter()
     report.seconds = {"read": round(read - started, 3), "analyse": round(analysed - read, 3)}
     return report.model_dump(mode="json")
+
+
+def _scan(root: Path, out: Path, *, cross_filesystems: bool = False) -> ScanSummary:
+    """Walk a mounted filesystem into entries, its progress on stderr; what it could not read
+    is said, not fatal."""
+    from fleetops.analytics.storage.entries import EntryWriter
+    from fleetops.analytics.storage.scan import scan
+
+    with stderr.status(f"scanning {root}...") as status, EntryWriter(out) as writer:
+        summary = scan(
+            root,
+            writer,
+            cross_filesystems=cross_filesystems,
+            progress=lambda s: status.update(f"scanning {root}: {s.entries:,} entries"),
+        )
+    if summary.unreadable:
+        first = "; ".join(f"{path}: {why}" for path, why in summary.problems[:3])
+        stderr.print(f"[yellow]{summary.unreadable} unreadable[/yellow] ({first})")
+    return summary
+
+
+@storage_app.command("scan")
+def scan_command(
+    root: Annotated[Path, typer.Argument(help="a directory of a local or mounted filesystem")],
+    out: Annotated[Path, typer.Option("--out", "-O", help="the entries' Parquet file")],
+    cross_filesystems: Annotated[
+        bool, typer.Option(help="enter filesystems mounted below the root")
+    ] = False,
+) -> None:
+    """Walk a filesystem into an entries file (streaming: any size), for `storage analyze`."""
+    from fleetops.analytics.storage.exceptions import InputError
+
+    if not root.is_dir():
+        fail(f"{root}: not a directory", EXIT_NOT_FOUND)
+    try:
+        summary = _scan(root, out, cross_filesystems=cross_filesystems)
+    except InputError as exc:
+        fail(exc.detail, exit_code_for_status(exc.status_code))
+    stdout.print(
+        f"{out}: {summary.entries:,} entries ({summary.files:,} files, {summary.dirs:,} "
+        f"directories, {size(summary.bytes)})"
+    )
 
 
 def _print(report: dict[str, Any]) -> None:
