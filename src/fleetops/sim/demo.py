@@ -4,11 +4,18 @@ few change requests, so a visitor sees approvals and a live rollout within minut
 from __future__ import annotations
 
 import secrets
+import tempfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from fleetops.analytics.storage.analyses import analyze
+from fleetops.analytics.storage.entries import EntryWriter
+from fleetops.analytics.storage.readers import read_input
+from fleetops.analytics.storage.schemas import Options
+from fleetops.analytics.storage.service import save_report
 from fleetops.audit.service import AuditContext
 from fleetops.auth import service as auth_service
 from fleetops.auth.roles import Role
@@ -28,11 +35,16 @@ from fleetops.sim.executor import SimulatedExecutor
 from fleetops.sim.faults import UPLINK, Fault, schedule_faults, targets, tor_of
 from fleetops.sim.feeder import LiveFeed
 from fleetops.sim.fleet import generate
+from fleetops.sim.namespace import namespace
 from fleetops.sim.repairshop import RepairShop
 from fleetops.sim.workload import Workload
 
 DEMO_PASSWORDS = {role: f"{role.value}-demo-pass" for role in Role}
 MANAGEMENT_HOST = "netops-01"
+# Real fsimages beside a checkout (the shared data); the demo analyses those under 1 MB, so it
+# starts in seconds (`bench/storage.py` times the large one).
+SHARED_FSIMAGES = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "fsimage"
+SMALL_IMAGE = 1 << 20
 SLOW_LINK_AFTER = 120  # seconds: when the demo congests a rack's uplink, for the live screen
 SLOW_LINK_FOR = timedelta(minutes=30)
 
@@ -84,6 +96,7 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str,
         _inspections(session, library, hosts=hosts, racks=racks)
         _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
         business.backfill(session, now=datetime.now(UTC))
+        storage_reports(session, ctx, settings.data_dir)
     engine.dispose()
     return {role.value: pw for role, pw in DEMO_PASSWORDS.items()}, token
 
@@ -172,6 +185,27 @@ def demo_faults(fleet: InventoryDoc, start: datetime, *, slow_link_after: float)
     )
     faults.append(slow_link(fleet, faults, start + timedelta(seconds=slow_link_after)))
     return faults
+
+
+def storage_reports(session: Session, ctx: AuditContext, work: Path) -> list[int]:
+    """Storage analysis on /analytics/storage: the simulated cluster's namespace (recycle bins
+    kept too long, small files, cold partitions), and each small real fsimage of the shared
+    data beside the repository when it is there; the ids of the reports kept."""
+    now = datetime.now(UTC)
+    options = Options(now=now)
+    kept = []
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        entries = Path(tmp) / "namespace.parquet"
+        with EntryWriter(entries) as writer:
+            writer.extend(namespace(now))
+        report = analyze(entries, options, name="demo cluster (simulated fsimage)")
+        kept.append(save_report(session, ctx, report).id)
+        images = sorted(SHARED_FSIMAGES.glob("fs*")) if SHARED_FSIMAGES.is_dir() else []
+        for image in (i for i in images if i.stat().st_size < SMALL_IMAGE):
+            read_input(image, Path(tmp) / f"{image.name}.parquet")
+            report = analyze(Path(tmp) / f"{image.name}.parquet", options, name=image.name)
+            kept.append(save_report(session, ctx, report).id)
+    return kept
 
 
 def _changes(session: Session, library: OperationLibrary, *, racks: int) -> None:
