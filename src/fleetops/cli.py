@@ -402,7 +402,8 @@ def _demo_banner(
     stderr.print(
         f"  live screen: http://127.0.0.1:{port}/live (a wall screen: /live?kiosk=1): the shop's "
         "transactions against their normal band (a shopping peak 3 minutes in), approvals, "
-        "changes, job latency, slow links, findings, devices out of service, pushed as they change"
+        "changes, job latency, slow links, findings, devices out of service, pushed as they change;"
+        " a rack's uplink congests 2 minutes in: Switch link on its hot row proposes the drain"
     )
     stderr.print(
         "  changes: a rolling restart is running (live at /changes), an OS patch awaits "
@@ -419,6 +420,10 @@ def _demo_banner(
     stderr.print(
         "  inspection: baselines from eight machines of each model, then rack r001 is probed a "
         "minute in; its worn-out disk fails (live at /inspection)"
+    )
+    stderr.print(
+        "  storage: the cluster's namespace analysed: recycle bins, small and cold files, "
+        "what each fix saves (at /analytics/storage; `fleetops storage analyze FSIMAGE`)"
     )
 
 
