@@ -54,6 +54,9 @@ NAMESPACE = [
     file(f"/user/alice/.Trash/{OLD}/user/alice/.Trash/Current/x.csv", 5 * MB, rep=2),
     # bob's: one old checkpoint
     file(f"/user/bob/.Trash/{OLD}/user/bob/b.bin", GB, owner="bob"),
+    # carol's: an old checkpoint deleted into Current: layered, and no checkpoint of hers (the
+    # trash emptier looks at the outermost trash only)
+    file(f"/user/carol/.Trash/Current/user/carol/.Trash/{OLD}/y.bin", 7 * MB, owner="carol"),
     # live data: 4 small log files in one directory, cold big files, one over-replicated file
     *(file(f"/data/logs/part-{i}", 1000, owner="etl") for i in range(4)),
     file("/data/cold.bin", 2 * GB, owner="etl", age_days=400, atime=EPOCH),  # atime off: mtime
@@ -72,7 +75,7 @@ def report(tmp_path: Path) -> Report:
 
 def test_totals(report: Report) -> None:
     files = [e for e in NAMESPACE if e.kind == "file"]
-    assert report.totals.files == 12
+    assert report.totals.files == 13
     assert report.totals.directories == 6
     assert report.totals.bytes == sum(e.size for e in files)
     assert report.totals.raw_bytes == sum(e.size * e.replication for e in files)
@@ -91,8 +94,10 @@ def test_recycle_bins_per_user_with_layers_and_what_a_shorter_retention_frees(
     assert alice.oldest is not None
     assert alice.oldest.replace(tzinfo=UTC) == (NOW - timedelta(hours=72)).replace(microsecond=0)
     assert bob.raw_bytes == 3 * GB
-    assert [b.user for b in report.recycle_bins.bins] == ["bob", "alice"]  # by raw bytes
-    assert report.recycle_bins.layered_raw_bytes == 10 * MB
+    carol = bins["carol"]
+    assert (carol.current_bytes, carol.checkpoints, carol.layered_bytes) == (7 * MB, 0, 7 * MB)
+    assert [b.user for b in report.recycle_bins.bins] == ["bob", "alice", "carol"]  # raw bytes
+    assert report.recycle_bins.layered_raw_bytes == 10 * MB + 21 * MB
     # The 72 h checkpoints go with a 24 h retention: alice's old.csv and the layered x.csv, bob's.
     assert report.recycle_bins.over_retention_raw_bytes == 300 * MB + 10 * MB + 3 * GB
 
@@ -101,7 +106,7 @@ def test_small_files_their_heap_and_what_merging_saves(report: Report) -> None:
     small = report.small_files
     assert small.files == 4  # the log parts; 3 MB and 5 MB files are not under 1 MiB
     assert small.bytes == 4000
-    assert small.share_of_namespace == round(4 / 18, 4)
+    assert small.share_of_namespace == round(4 / 19, 4)
     assert small.namenode_bytes == NAMENODE_BYTES_PER_OBJECT * (4 + 4)  # 4 inodes, 4 blocks
     assert small.mergeable_objects == 2 * (4 - 1)  # into one file: 3 inodes, 3 blocks fewer
     assert [(d.name, d.files) for d in small.by_directory] == [("/data/logs", 4)]
@@ -121,15 +126,15 @@ def test_over_replication_and_the_findings_largest_first(report: Report) -> None
     assert kinds == [
         ("trash_retention", 300 * MB + 10 * MB + 3 * GB, "disk"),
         ("cold_data", 3 * GB, "disk"),
+        ("layered_trash", 31 * MB, "disk"),
         ("over_replication", 21 * MB, "disk"),
-        ("layered_trash", 10 * MB, "disk"),
         ("small_files", 6 * NAMENODE_BYTES_PER_OBJECT, "namenode_heap"),
     ]
     assert "fs.trash.interval = 1440" in report.findings[0].action
 
 
 def test_top_owners_and_directories_by_raw_bytes(report: Report) -> None:
-    assert [o.name for o in report.top_owners] == ["etl", "bob", "alice"]
+    assert [o.name for o in report.top_owners] == ["etl", "bob", "alice", "carol"]
     # By their first two levels: /data's own files, then /data/logs and /user/<u> apart.
     top = {d.name: d for d in report.top_directories}
     assert report.top_directories[0].name == "/data"

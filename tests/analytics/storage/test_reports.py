@@ -32,9 +32,9 @@ def test_a_developer_saves_a_report_that_anyone_reads(
     assert saved.status_code == 201, saved.text
     summary = saved.json()
     assert summary["source"] == "fsimage_0000000000000042"
-    assert summary["files"] == 12
+    assert summary["files"] == 13
     # trash over retention + cold data + over-replication + layered trash (disk findings)
-    assert summary["disk_savings"] == (300 * MB + 10 * MB + 3 * GB) + 3 * GB + 21 * MB + 10 * MB
+    assert summary["disk_savings"] == (300 * MB + 10 * MB + 3 * GB) + 3 * GB + 21 * MB + 31 * MB
     listed = client.get("/api/v1/storage/reports", headers=tokens.headers("viewer")).json()
     assert [r["id"] for r in listed["items"]] == [summary["id"]]
     whole = client.get(f"/api/v1/storage/reports/{summary['id']}", headers=tokens.headers("viewer"))
@@ -73,7 +73,7 @@ def test_the_pages_show_the_reports_and_a_report_s_findings(
     report_id = saved.json()["id"]
     listing = client.get("/analytics/storage")
     assert f'href="/analytics/storage/{report_id}"' in listing.text
-    assert "6.3 GiB" in listing.text  # what it would save: 6,800,015,360 bytes
+    assert "6.4 GiB" in listing.text  # what it would save: 6,822,035,456 bytes
     detail = client.get(f"/analytics/storage/{report_id}")
     assert detail.status_code == 200
     for title in ("Trash checkpoints older than 24 h", "Trash inside the trash", "small files"):

@@ -48,12 +48,13 @@ TRASH = r"""
 create or replace temp view trash as
 select *,
   coalesce(nullif(regexp_extract(path, '/([^/]+)/\.Trash/', 1), ''), owner) as user,
-  regexp_extract(path, '/\.Trash(?:-[0-9]+)?/([^/]+)', 1) as bin,
-  try_strptime(regexp_extract(path, '/\.Trash(?:-[0-9]+)?/([0-9]{12})(?:/|$)', 1),
-               '%y%m%d%H%M%S') as checkpoint,
+  -- a checkpoint of the outermost trash only: the trash emptier never looks deeper
+  case when regexp_full_match(bin, '[0-9]{12}') then try_strptime(bin, '%y%m%d%H%M%S') end
+    as checkpoint,
   (length(path) - length(replace(path, '/.Trash', ''))) > 7 as layered
-from entries
-where kind = 'file' and regexp_matches(path, '/\.Trash(-[0-9]+)?/')
+from (select *, regexp_extract(path, '^.*?/\.Trash(?:-[0-9]+)?/([^/]+)', 1) as bin
+      from entries
+      where kind = 'file' and regexp_matches(path, '/\.Trash(-[0-9]+)?/'))
 """
 
 
