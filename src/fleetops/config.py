@@ -161,6 +161,8 @@ class Settings(BaseSettings):
     # The longest JSON body the API reads (413 beyond it, before any parsing or authentication);
     # log ingestion and metrics have limits of their own.
     api_max_json_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
+    # The HDFS client host a storage report's trash expunge runs on (a selector naming one host).
+    storage_hdfs_client: str = Field(default="label:role=namenode", min_length=1, max_length=500)
     # The interface (or range) that carries a ToR's uplinks on this site's switches, which a
     # "switch link" drains unless told otherwise, e.g. Ethernet49/1-52/1 or Port-Channel100.
     # The demo's simulated switches call it `uplink`.

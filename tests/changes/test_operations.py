@@ -46,6 +46,7 @@ BUILTINS = {
     "command_output": "medium",
     "link_switch": "high",
     "filesystem_facts": "read_only",
+    "trash_expunge": "high",
 }
 SCHEDULERS = ("kubernetes", "yarn", "slurm", "none")
 DROP = object()  # leave the param out

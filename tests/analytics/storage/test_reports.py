@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,12 @@ from fastapi.testclient import TestClient
 from fleetops.analytics.storage.analyses import analyze
 from fleetops.analytics.storage.entries import EntryWriter
 from fleetops.analytics.storage.schemas import Options
+from fleetops.audit.service import AuditContext
+from fleetops.db import make_engine, make_session_factory, session_scope
+from fleetops.inventory.apply import apply_document
+from fleetops.inventory.document import HostDoc, InventoryDoc
 from tests.analytics.storage.test_analyses import GB, MB, NAMESPACE, NOW
-from tests.dashboard.test_pages import log_in
+from tests.dashboard.test_pages import csrf_of, log_in
 from tests.fixtures.app import Tokens
 
 
@@ -81,3 +86,78 @@ def test_the_pages_show_the_reports_and_a_report_s_findings(
     assert 'id="owners"' in detail.text
     assert "/data/logs" in detail.text  # the small files' directory
     assert client.get("/analytics/storage/999").status_code == 404
+
+
+def namenode(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with session_scope(make_session_factory(engine)) as session:
+        host = HostDoc(hostname="nn-01", labels={"role": "namenode"})
+        apply_document(session, AuditContext(actor="test"), InventoryDoc(hosts=[host]))
+    engine.dispose()
+
+
+def test_a_report_proposes_the_trash_expunge_as_a_change_awaiting_approval(
+    client: TestClient, tokens: Tokens, tmp_path: Path, db_url: str
+) -> None:
+    body = report(tmp_path)
+    saved = client.post("/api/v1/storage/reports", json=body, headers=tokens.headers("developer"))
+    url = f"/api/v1/storage/reports/{saved.json()['id']}/expunge"
+    nowhere = client.post(url, headers=tokens.headers("developer"))
+    assert nowhere.status_code == 409  # no host answers to label:role=namenode yet
+    namenode(db_url)
+    assert client.post(url, headers=tokens.headers("viewer")).status_code == 403
+    proposed = client.post(url, headers=tokens.headers("developer"))
+    assert proposed.status_code == 201, proposed.text
+    change = proposed.json()
+    assert (change["workflow"], change["state"], change["risk"]) == (
+        "expunge-trash",
+        "pending_approval",
+        "high",
+    )
+    assert change["params"] == {"older_than_hours": 24}
+    assert change["host_count"] == 1
+    assert "checkpoints older than 24 h" in change["reason"]
+    preview = client.get(
+        f"/api/v1/changes/{change['id']}/preview", headers=tokens.headers("viewer")
+    )
+    [step] = preview.json()
+    assert 'cutoff=$(date -u -d "-24 hours" +%y%m%d%H%M%S)' in step["runs"]
+    assert "hdfs dfs -rm -r -skipTrash" in step["runs"]
+
+
+def test_a_report_without_old_checkpoints_proposes_nothing(
+    client: TestClient, tokens: Tokens, tmp_path: Path, db_url: str
+) -> None:
+    namenode(db_url)
+    parquet = tmp_path / "ns.parquet"
+    with EntryWriter(parquet) as writer:
+        writer.extend(NAMESPACE)
+    kept = analyze(parquet, Options(now=NOW, trash_retention_hours=1000), name="kept long")
+    body = kept.model_dump(mode="json")
+    saved = client.post("/api/v1/storage/reports", json=body, headers=tokens.headers("developer"))
+    refused = client.post(
+        f"/api/v1/storage/reports/{saved.json()['id']}/expunge", headers=tokens.headers("admin")
+    )
+    assert refused.status_code == 409
+    assert "no trash checkpoint older than its retention" in refused.json()["detail"]
+
+
+def test_the_report_page_proposes_the_expunge(
+    client: TestClient, tokens: Tokens, tmp_path: Path, db_url: str
+) -> None:
+    namenode(db_url)
+    saved = client.post(
+        "/api/v1/storage/reports", json=report(tmp_path), headers=tokens.headers("developer")
+    )
+    report_id = saved.json()["id"]
+    log_in(client, username="developer", next=f"/analytics/storage/{report_id}")
+    page = client.get(f"/analytics/storage/{report_id}")
+    assert "Propose the expunge" in page.text
+    form = {"csrf": csrf_of(page)}
+    posted = client.post(
+        f"/analytics/storage/{report_id}/expunge", data=form, follow_redirects=False
+    )
+    assert posted.status_code == 303
+    assert re.fullmatch(r"/changes/\d+", posted.headers["location"])
+    change = client.get(posted.headers["location"])
+    assert "Expunge HDFS trash checkpoints older than 24 h" in change.text

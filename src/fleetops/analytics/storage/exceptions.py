@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetops.errors import BadRequest, NotFound
+from fleetops.errors import BadRequest, Conflict, NotFound
 
 
 class InputError(BadRequest):
@@ -19,3 +19,7 @@ class InputError(BadRequest):
 
 class AnalysisNotFound(NotFound):
     pass
+
+
+class NothingToPropose(Conflict):
+    """The report has no finding the asked-for change would act on."""

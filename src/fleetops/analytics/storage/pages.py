@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Path, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from fleetops.analytics.storage import service
-from fleetops.auth.dependencies import SessionDep
-from fleetops.dashboard.render import PageUser, page
+from fleetops.audit.service import AuditContext
+from fleetops.auth.dependencies import Principal, SessionDep
+from fleetops.auth.roles import Role
+from fleetops.changes.approvals import ApprovalPolicy
+from fleetops.dashboard.render import PageUser, form_action, page
+from fleetops.errors import AppError
 from fleetops.kit.pagination import MAX_OFFSET
 from fleetops.kit.units import binary_bytes
 
@@ -43,18 +48,22 @@ def storage_reports(request: Request, session: SessionDep, who: PageUser) -> HTM
     )
 
 
-@router.get("/analytics/storage/{report_id}", response_class=HTMLResponse)
-def storage_report(
-    request: Request, report_id: ReportId, session: SessionDep, who: PageUser
+def _report_page(
+    request: Request,
+    session: Session,
+    who: Principal,
+    report_id: int,
+    *,
+    flash: tuple[str, str] | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
-    """One namespace: totals, findings with their savings, recycle bins, small and cold files,
-    top owners and directories."""
     row = service.get_report(session, report_id)
     report = row.report
     return page(
         request,
         "analytics/storage_report.html",
         who,
+        status_code=status_code,
         row=row,
         report=report,
         owners=bars(report["top_owners"]),
@@ -62,4 +71,57 @@ def storage_report(
         small_dirs=bars(report["small_files"]["by_directory"], "files"),
         cold_owners=bars(report["cold_data"]["by_owner"]),
         size=binary_bytes,
+        can_propose=who.can(Role.DEVELOPER),
+        flash=flash,
     )
+
+
+@router.get("/analytics/storage/{report_id}", response_class=HTMLResponse)
+def storage_report(
+    request: Request, report_id: ReportId, session: SessionDep, who: PageUser
+) -> HTMLResponse:
+    """One namespace: totals, findings with their savings, recycle bins, small and cold files,
+    top owners and directories."""
+    return _report_page(request, session, who, report_id)
+
+
+@router.post("/analytics/storage/{report_id}/expunge", response_class=HTMLResponse)
+def propose_expunge(
+    request: Request,
+    report_id: ReportId,
+    who: PageUser,
+    csrf: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    """Propose the trash expunge a report recommends, then open the change awaiting approval."""
+    settings = request.app.state.settings
+    proposed: list[int] = []
+
+    def act(session: Session, ctx: AuditContext) -> None:
+        change = service.propose_expunge(
+            session,
+            ctx,
+            report_id,
+            selector=settings.storage_hdfs_client,
+            library=request.app.state.library,
+            policy=ApprovalPolicy(medium=settings.approvals_medium, high=settings.approvals_high),
+        )
+        proposed.append(change.id)
+
+    def refused(session: Session, exc: AppError) -> Response:
+        return _report_page(
+            request, session, who, report_id, flash=("bad", exc.detail), status_code=exc.status_code
+        )
+
+    response = form_action(
+        request,
+        who,
+        csrf=csrf,
+        act=act,
+        done=f"/analytics/storage/{report_id}",
+        refused=refused,
+        role=Role.DEVELOPER,
+        needs="proposing a change",
+    )
+    if proposed and response.status_code == 303:
+        response.headers["location"] = f"/changes/{proposed[0]}"
+    return response

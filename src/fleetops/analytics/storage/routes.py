@@ -11,6 +11,9 @@ from pydantic import BaseModel
 from fleetops.analytics.storage import service
 from fleetops.analytics.storage.schemas import Report
 from fleetops.auth.dependencies import Developer, SessionDep, Viewer, audit_context
+from fleetops.changes.approvals import ApprovalPolicy
+from fleetops.changes.repository import change_read
+from fleetops.changes.schemas import ChangeRead
 from fleetops.errors import ERROR_RESPONSES
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
 from fleetops.models import StorageReport
@@ -68,3 +71,26 @@ def list_reports(
 def get_report(report_id: ReportId, session: SessionDep, _: Viewer) -> dict[str, Any]:
     row = service.get_report(session, report_id)
     return {**_summary(row), "report": row.report}
+
+
+@router.post(
+    "/storage/reports/{report_id}/expunge",
+    response_model=ChangeRead,
+    status_code=status.HTTP_201_CREATED,
+)
+def propose_expunge(
+    report_id: ReportId, request: Request, session: SessionDep, who: Developer
+) -> ChangeRead:
+    """Propose the change that deletes the trash checkpoints older than the report's retention
+    (workflow `expunge-trash`, on the host `storage_hdfs_client` names); it awaits approval.
+    409 when the report found none."""
+    settings = request.app.state.settings
+    change = service.propose_expunge(
+        session,
+        audit_context(request, who),
+        report_id,
+        selector=settings.storage_hdfs_client,
+        library=request.app.state.library,
+        policy=ApprovalPolicy(medium=settings.approvals_medium, high=settings.approvals_high),
+    )
+    return change_read(session, change)

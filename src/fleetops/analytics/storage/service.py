@@ -1,16 +1,25 @@
 """Storage reports kept on the server: saved as the CLI (or the demo) produced them, listed and
-shown on /analytics/storage. The analysis itself runs where the data is (`analyses`)."""
+shown on /analytics/storage, and their recommendations proposed as changes. The analysis itself
+runs where the data is (`analyses`)."""
 
 from __future__ import annotations
+
+import math
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fleetops.analytics.storage.exceptions import AnalysisNotFound
+from fleetops.analytics.storage.exceptions import AnalysisNotFound, NothingToPropose
 from fleetops.analytics.storage.schemas import Report
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
-from fleetops.models import StorageReport
+from fleetops.changes import service as changes
+from fleetops.changes.approvals import ApprovalPolicy
+from fleetops.changes.operations import OperationLibrary
+from fleetops.kit.units import binary_bytes
+from fleetops.models import ChangeRequest, StorageReport
+
+EXPUNGE_WORKFLOW = "expunge-trash"
 
 
 def save_report(session: Session, ctx: AuditContext, report: Report) -> StorageReport:
@@ -55,3 +64,40 @@ def get_report(session: Session, report_id: int) -> StorageReport:
     if row is None:
         raise AnalysisNotFound(f"storage report {report_id} not found")
     return row
+
+
+def propose_expunge(
+    session: Session,
+    ctx: AuditContext,
+    report_id: int,
+    *,
+    selector: str,
+    library: OperationLibrary,
+    policy: ApprovalPolicy,
+) -> ChangeRequest:
+    """The change that frees what a report's `trash_retention` finding found: delete the trash
+    checkpoints older than the retention it assumed, on the HDFS client `selector` names. It
+    waits for approval (high risk: deleting data) like any other change."""
+    row = get_report(session, report_id)
+    report = Report.model_validate(row.report)
+    finding = next((f for f in report.findings if f.kind == "trash_retention"), None)
+    if finding is None:
+        raise NothingToPropose(
+            f"storage report {report_id} has no trash checkpoint older than its retention"
+        )
+    hours = max(1, math.ceil(report.options.trash_retention_hours))
+    return changes.submit(
+        session,
+        ctx,
+        changes.Submission(
+            workflow=EXPUNGE_WORKFLOW,
+            title=f"Expunge HDFS trash checkpoints older than {hours} h",
+            selector=selector,
+            params={"older_than_hours": hours},
+            reason=f"Storage report #{report_id} ({report.input}): "
+            f"{binary_bytes(finding.savings_bytes)} in checkpoints older than {hours} h. "
+            f"{finding.detail}.",
+        ),
+        library=library,
+        policy=policy,
+    )
