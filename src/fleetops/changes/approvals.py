@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +12,9 @@ from sqlalchemy.orm import Session
 from fleetops.auth.roles import Role
 from fleetops.changes.enums import ChangeState
 from fleetops.models import Approval, ChangeRequest
+
+if TYPE_CHECKING:
+    from fleetops.config import Settings
 
 
 class Risk(StrEnum):
@@ -55,6 +59,11 @@ class ApprovalPolicy:
 
     def required(self, risk: Risk) -> int:
         return int(getattr(self, risk.value))
+
+    @classmethod
+    def of(cls, settings: Settings) -> ApprovalPolicy:
+        """The policy a server's settings set (`approvals_medium`, `approvals_high`)."""
+        return cls(medium=settings.approvals_medium, high=settings.approvals_high)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def _library(request: Request) -> OperationLibrary:
 
 def _policy(request: Request) -> ApprovalPolicy:
     settings = request.app.state.settings
-    return ApprovalPolicy(medium=settings.approvals_medium, high=settings.approvals_high)
+    return ApprovalPolicy.of(settings)
 
 
 def _operation_read(op: OperationSpec) -> OperationRead:

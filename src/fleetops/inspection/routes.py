@@ -89,7 +89,7 @@ def start_inspection(
             reason=body.reason,
         ),
         library=request.app.state.library,
-        policy=ApprovalPolicy(medium=settings.approvals_medium, high=settings.approvals_high),
+        policy=ApprovalPolicy.of(settings),
     )
     return InspectionStarted(
         change_id=change.id, state=change.state, host_count=change.host_count, title=change.title

@@ -84,7 +84,7 @@ def propose_switch(
             ),
             interface=settings.link_switch_interface,
             library=request.app.state.library,
-            policy=ApprovalPolicy(medium=settings.approvals_medium, high=settings.approvals_high),
+            policy=ApprovalPolicy.of(settings),
         )
         session.flush()
         proposed.append(change.id)

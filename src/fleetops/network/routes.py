@@ -41,6 +41,6 @@ def propose_link_switch(
         body,
         interface=settings.link_switch_interface,
         library=request.app.state.library,
-        policy=ApprovalPolicy(medium=settings.approvals_medium, high=settings.approvals_high),
+        policy=ApprovalPolicy.of(settings),
     )
     return change_read(session, change)

@@ -103,7 +103,7 @@ def propose_expunge(
             report_id,
             selector=settings.storage_hdfs_client,
             library=request.app.state.library,
-            policy=ApprovalPolicy(medium=settings.approvals_medium, high=settings.approvals_high),
+            policy=ApprovalPolicy.of(settings),
         )
         proposed.append(change.id)
 

@@ -91,6 +91,6 @@ def propose_expunge(
         report_id,
         selector=settings.storage_hdfs_client,
         library=request.app.state.library,
-        policy=ApprovalPolicy(medium=settings.approvals_medium, high=settings.approvals_high),
+        policy=ApprovalPolicy.of(settings),
     )
     return change_read(session, change)
