@@ -134,7 +134,13 @@ def test_the_capacity_chart_marks_a_device_taken_out_of_service(
     expect(chart).to_have_attribute("data-points", re.compile(r"[1-9]"))
     seed(live_server.db_url, "a change the capacity chart marks")
     page.reload()
-    count = """n => window.echarts.getInstanceByDom(n).getOption().series[0].markLine.data.length"""
+    # 0 until the chart exists and has its series (the predicate runs from the first frame).
+    count = """n => {
+      const chart = n && window.echarts && window.echarts.getInstanceByDom(n);
+      const series = chart && chart.getOption() && chart.getOption().series;
+      const marks = series && series[0] && series[0].markLine && series[0].markLine.data;
+      return marks ? marks.length : 0;
+    }"""
     page.wait_for_function(
         f"() => ({count})(document.getElementById('capacity-chart')) > 0", timeout=10_000
     )
