@@ -29,6 +29,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from fleetops.analytics.storage.exceptions import InputError
+from fleetops.kit.protobuf import message_pool
 
 MAGIC = b"HDFSIMG1"
 ONDISK_VERSION = 1
@@ -113,22 +114,7 @@ def message_class(name: str) -> Any:
 
 @cache
 def _pool() -> descriptor_pool.DescriptorPool:
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="fleetops/hdfs_fsimage.proto", package="hadoop.hdfs.fsimage", syntax="proto2"
-    )
-    for name, fields in _MESSAGES.items():
-        message = proto.message_type.add(name=name)
-        for field, number, kind, label, type_name in fields:
-            message.field.add(
-                name=field,
-                number=number,
-                type=kind,
-                label=label,
-                type_name=f".hadoop.hdfs.fsimage.{type_name}" if type_name else None,
-            )
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return pool
+    return message_pool("fleetops/hdfs_fsimage.proto", "hadoop.hdfs.fsimage", "proto2", _MESSAGES)
 
 
 def parse(name: str, data: bytes, stream: MessageStream, offset: int) -> Any:

@@ -14,23 +14,25 @@ from functools import cache
 from typing import Any
 
 import cramjam
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from fleetops.errors import BadRequest, PayloadTooLarge
+from fleetops.kit.protobuf import Field, message_pool
 
 _F = descriptor_pb2.FieldDescriptorProto
-# message -> its fields: (name, number, type, repeated, message type)
-_MESSAGES: dict[str, list[tuple[str, int, int, bool, str]]] = {
-    "WriteRequest": [("timeseries", 1, _F.TYPE_MESSAGE, True, ".prometheus.TimeSeries")],
+_REP, _OPT = _F.LABEL_REPEATED, _F.LABEL_OPTIONAL
+# message -> its fields: (name, number, type, label, message type)
+_MESSAGES: dict[str, list[Field]] = {
+    "WriteRequest": [("timeseries", 1, _F.TYPE_MESSAGE, _REP, "TimeSeries")],
     "TimeSeries": [
-        ("labels", 1, _F.TYPE_MESSAGE, True, ".prometheus.Label"),
-        ("samples", 2, _F.TYPE_MESSAGE, True, ".prometheus.Sample"),
+        ("labels", 1, _F.TYPE_MESSAGE, _REP, "Label"),
+        ("samples", 2, _F.TYPE_MESSAGE, _REP, "Sample"),
     ],
-    "Label": [("name", 1, _F.TYPE_STRING, False, ""), ("value", 2, _F.TYPE_STRING, False, "")],
+    "Label": [("name", 1, _F.TYPE_STRING, _OPT, ""), ("value", 2, _F.TYPE_STRING, _OPT, "")],
     "Sample": [
-        ("value", 1, _F.TYPE_DOUBLE, False, ""),
-        ("timestamp", 2, _F.TYPE_INT64, False, ""),
+        ("value", 1, _F.TYPE_DOUBLE, _OPT, ""),
+        ("timestamp", 2, _F.TYPE_INT64, _OPT, ""),
     ],
 }
 
@@ -50,21 +52,7 @@ class WireSeries:
 @cache
 def write_request_class() -> type[Message]:
     """The `prometheus.WriteRequest` message class, built once, in a pool of its own."""
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="fleetops/prometheus_remote.proto", package="prometheus", syntax="proto3"
-    )
-    for name, fields in _MESSAGES.items():
-        message = proto.message_type.add(name=name)
-        for field, number, kind, repeated, type_name in fields:
-            message.field.add(
-                name=field,
-                number=number,
-                type=kind,
-                label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL,
-                type_name=type_name or None,
-            )
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
+    pool = message_pool("fleetops/prometheus_remote.proto", "prometheus", "proto3", _MESSAGES)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("prometheus.WriteRequest"))
 
 
