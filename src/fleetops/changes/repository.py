@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from fleetops.changes.enums import ChangeState, HostRunState
 from fleetops.changes.schemas import ChangeRead
-from fleetops.models import Approval, ChangeRequest, HostRun, Workflow
+from fleetops.models import Approval, ChangeRequest, HostRun, StepRun, Workflow
 
 
 def by_ids(session: Session, ids: Collection[int]) -> dict[int, ChangeRequest]:
@@ -194,3 +194,54 @@ def started_or_finished(
         .limit(limit)
     )
     return [TimedChange(*row) for row in rows]
+
+
+class StepOutput(NamedTuple):
+    """What one successful run of an operation printed on an inventory host."""
+
+    step_id: int
+    change_id: int
+    host_id: int
+    hostname: str
+    finished_at: datetime | None
+    stdout: str
+
+
+def newest_outputs(
+    session: Session, operation: str, *, known: Collection[int] = ()
+) -> tuple[list[int], list[StepOutput]]:
+    """The newest successful run of `operation` on each inventory host: the step ids of all of
+    them, and the outputs of those not in `known` (a caller's cache of what it has read)."""
+    newest = (
+        select(func.max(StepRun.id))
+        .join(HostRun, HostRun.id == StepRun.host_run_id)
+        .where(
+            StepRun.operation == operation,
+            StepRun.phase == "run",
+            StepRun.state == "succeeded",
+            HostRun.host_id.is_not(None),
+        )
+        .group_by(HostRun.host_id)
+    )
+    ids = sorted(session.scalars(newest))
+    seen = set(known)
+    wanted = [i for i in ids if i not in seen]
+    outputs: list[StepOutput] = []
+    for chunk in (wanted[i : i + 500] for i in range(0, len(wanted), 500)):
+        rows = session.execute(
+            select(
+                StepRun.id,
+                HostRun.change_id,
+                HostRun.host_id,
+                HostRun.hostname,
+                StepRun.finished_at,
+                StepRun.stdout,
+            )
+            .join(HostRun, HostRun.id == StepRun.host_run_id)
+            .where(StepRun.id.in_(chunk))
+        )
+        outputs += [
+            StepOutput(step, change, host or 0, name, finished, stdout)
+            for step, change, host, name, finished, stdout in rows
+        ]
+    return ids, outputs

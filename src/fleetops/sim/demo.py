@@ -15,7 +15,7 @@ from fleetops.analytics.storage.analyses import analyze
 from fleetops.analytics.storage.entries import EntryWriter
 from fleetops.analytics.storage.readers import read_input
 from fleetops.analytics.storage.schemas import Options
-from fleetops.analytics.storage.service import save_report
+from fleetops.analytics.storage.service import collect_facts, save_report
 from fleetops.audit.service import AuditContext
 from fleetops.auth import service as auth_service
 from fleetops.auth.roles import Role
@@ -97,6 +97,14 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str,
         _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
         business.backfill(session, now=datetime.now(UTC))
         storage_reports(session, ctx, settings.data_dir)
+        collect_facts(
+            session,
+            AuditContext(actor="operator"),
+            selector="all",
+            reason="Inode provisioning of the whole fleet, for /analytics/storage.",
+            library=library,
+            policy=ApprovalPolicy(),
+        )
     engine.dispose()
     return {role.value: pw for role, pw in DEMO_PASSWORDS.items()}, token
 

@@ -9,7 +9,9 @@ down for `reboot_s` and brings it back with a new boot id. A command that reads 
 error and succeeds elsewhere. An inspection probe (fio, sysbench) prints what the real tool would
 on the host's hardware model (`sim.probes`); the disk of a host in `hardware_faults` or
 `degraded` (slow, but logging no error) collapses. `fleetops-sim-link` is handed to `network`,
-the simulated switches (the demo's workload). Anything else succeeds silently.
+the simulated switches (the demo's workload). The `filesystem_facts` operation gets the df and
+tune2fs lines of the host's hardware model's disks (`sim.filesystems`). Anything else succeeds
+silently.
 
 Randomness (latency jitter, injected failures, boot ids) is drawn per host and per command number
 from the seed, so a run is deterministic however the engine interleaves hosts.
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fleetops.changes.executor import MAX_OUTPUT, Result, Target
-from fleetops.sim import probes
+from fleetops.sim import filesystems, probes
 
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 OPERATORS = {";", "&&", "||"}
@@ -126,6 +128,10 @@ class SimulatedExecutor:
             outcome = self._probe(target, command, host)
         elif command.startswith(SIM_LINK):
             outcome = self._link(command)
+        elif filesystems.is_facts(command):
+            model = target.labels.get("model", "")
+            said = filesystems.answer(target.hostname, model, seed=self.seed)
+            outcome = _Outcome(out=bytearray(said.encode()))
         elif "dmesg" in command:
             outcome = self._kernel_check(target.hostname)
         else:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from fleetops.analytics.storage import service
+from fleetops.analytics.storage.routes import facts_cache
 from fleetops.audit.service import AuditContext
 from fleetops.auth.dependencies import Principal, SessionDep
 from fleetops.auth.roles import Role
@@ -24,6 +25,7 @@ from fleetops.kit.units import binary_bytes
 router = APIRouter(include_in_schema=False)
 ReportId = Annotated[int, Path(ge=1, le=MAX_OFFSET)]
 LISTED = 50
+INODE_ROWS = 20
 HINT = "fleetops storage analyze FSIMAGE --save"
 
 
@@ -35,17 +37,73 @@ def bars(shares: list[dict[str, Any]], key: str = "raw_bytes") -> list[dict[str,
 
 @router.get("/analytics/storage", response_class=HTMLResponse)
 def storage_reports(request: Request, session: SessionDep, who: PageUser) -> HTMLResponse:
-    """The reports kept, newest first, with what each would save."""
+    """The fleet's inode provisioning, and the reports kept, newest first, with what each
+    would save."""
+    return _index_page(request, session, who)
+
+
+def _index_page(
+    request: Request,
+    session: Session,
+    who: Principal,
+    *,
+    flash: tuple[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     rows, total = service.list_reports(session, limit=LISTED, offset=0)
     return page(
         request,
         "analytics/storage.html",
         who,
+        status_code=status_code,
         reports=rows,
         total=total,
+        inodes=service.inode_view(session, facts_cache(request), limit=INODE_ROWS),
         size=binary_bytes,
         hint=HINT,
+        can_collect=who.can(Role.DEVELOPER),
+        flash=flash,
     )
+
+
+@router.post("/analytics/storage/inodes/collect", response_class=HTMLResponse)
+def collect_facts(
+    request: Request,
+    who: PageUser,
+    csrf: Annotated[str, Form(max_length=256)] = "",
+    selector: Annotated[str, Form(max_length=2000)] = "all",
+) -> Response:
+    """Submit the read-only change that collects filesystem facts, then open it."""
+    settings = request.app.state.settings
+    submitted: list[int] = []
+
+    def act(session: Session, ctx: AuditContext) -> None:
+        change = service.collect_facts(
+            session,
+            ctx,
+            selector=selector.strip() or "all",
+            library=request.app.state.library,
+            policy=ApprovalPolicy.of(settings),
+        )
+        submitted.append(change.id)
+
+    def refused(session: Session, exc: AppError) -> Response:
+        flash = ("bad", exc.detail)
+        return _index_page(request, session, who, flash=flash, status_code=exc.status_code)
+
+    response = form_action(
+        request,
+        who,
+        csrf=csrf,
+        act=act,
+        done="/analytics/storage",
+        refused=refused,
+        role=Role.DEVELOPER,
+        needs="submitting a change",
+    )
+    if submitted and response.status_code == 303:
+        response.headers["location"] = f"/changes/{submitted[0]}"
+    return response
 
 
 def _report_page(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Path, Query, Request, status
+from pydantic import BaseModel, Field
 
-from fleetops.analytics.storage import service
+from fleetops.analytics.storage import provisioning, service
 from fleetops.analytics.storage.schemas import Report
 from fleetops.auth.dependencies import Developer, SessionDep, Viewer, audit_context
 from fleetops.changes.approvals import ApprovalPolicy
@@ -90,6 +90,54 @@ def propose_expunge(
         audit_context(request, who),
         report_id,
         selector=settings.storage_hdfs_client,
+        library=request.app.state.library,
+        policy=ApprovalPolicy.of(settings),
+    )
+    return change_read(session, change)
+
+
+class Collect(BaseModel):
+    selector: str = Field("all", min_length=1, max_length=2000)
+    reason: str = Field("", max_length=2000)
+
+
+def facts_cache(request: Request) -> provisioning.FactsCache:
+    """The server's parsed filesystem facts (by step id: an output never changes)."""
+    state = request.app.state
+    if not hasattr(state, "storage_facts"):
+        state.storage_facts = provisioning.FactsCache()
+    cache: provisioning.FactsCache = state.storage_facts
+    return cache
+
+
+@router.get("/storage/inodes", response_model=provisioning.InodeView)
+def inode_view(
+    request: Request,
+    session: SessionDep,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> provisioning.InodeView:
+    """Inode provisioning and reserved blocks across the fleet, from each host's newest
+    filesystem facts (collected by the `collect-filesystem-facts` workflow): provisioned vs
+    used inodes, inode table and reserve bytes, what re-provisioning would free; per model,
+    the `limit` hosts and filesystems that would save most, and the hosts it could not read."""
+    return service.inode_view(session, facts_cache(request), limit=limit)
+
+
+@router.post(
+    "/storage/inodes/collect", response_model=ChangeRead, status_code=status.HTTP_201_CREATED
+)
+def collect_facts(
+    body: Collect, request: Request, session: SessionDep, who: Developer
+) -> ChangeRead:
+    """Submit the read-only change that collects the filesystem facts of the hosts `selector`
+    picks (df, tune2fs -l, xfs_info; it changes nothing, so it runs without review)."""
+    settings = request.app.state.settings
+    change = service.collect_facts(
+        session,
+        audit_context(request, who),
+        selector=body.selector,
+        reason=body.reason,
         library=request.app.state.library,
         policy=ApprovalPolicy.of(settings),
     )

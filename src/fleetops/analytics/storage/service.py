@@ -9,15 +9,17 @@ import math
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fleetops.analytics.storage import provisioning
 from fleetops.analytics.storage.exceptions import AnalysisNotFound, NothingToPropose
 from fleetops.analytics.storage.schemas import Report
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
+from fleetops.changes import repository as change_queries
 from fleetops.changes import service as changes
 from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.operations import OperationLibrary
 from fleetops.kit.units import binary_bytes
-from fleetops.models import ChangeRequest, StorageReport
+from fleetops.models import ChangeRequest, HardwareModel, Host, StorageReport
 
 EXPUNGE_WORKFLOW = "expunge-trash"
 
@@ -97,6 +99,49 @@ def propose_expunge(
             reason=f"Storage report #{report_id} ({report.input}): "
             f"{binary_bytes(finding.savings_bytes)} in checkpoints older than {hours} h. "
             f"{finding.detail}.",
+        ),
+        library=library,
+        policy=policy,
+    )
+
+
+def inode_view(
+    session: Session, cache: provisioning.FactsCache, *, limit: int = 50
+) -> provisioning.InodeView:
+    """The fleet's inode provisioning from each host's newest collected filesystem facts."""
+    ids, outputs = change_queries.newest_outputs(
+        session, provisioning.OPERATION, known=cache.known()
+    )
+    parsed = {o.step_id: provisioning.parse(o.hostname, o.finished_at, o.stdout) for o in outputs}
+    collected = cache.update(ids, parsed)
+    rows = session.execute(
+        select(Host.hostname, HardwareModel.name).join(
+            HardwareModel, HardwareModel.id == Host.model_id
+        )
+    )
+    models = {hostname: model for hostname, model in rows}
+    return provisioning.build_view(collected, models, limit=limit)
+
+
+def collect_facts(
+    session: Session,
+    ctx: AuditContext,
+    *,
+    selector: str,
+    reason: str = "",
+    library: OperationLibrary,
+    policy: ApprovalPolicy,
+) -> ChangeRequest:
+    """The read-only change that collects the filesystem facts of the hosts `selector` picks."""
+    return changes.submit(
+        session,
+        ctx,
+        changes.Submission(
+            workflow=provisioning.WORKFLOW,
+            title=f"Collect filesystem facts ({selector})",
+            selector=selector,
+            params={},
+            reason=reason or "Inode provisioning and reserved blocks for /analytics/storage.",
         ),
         library=library,
         policy=policy,

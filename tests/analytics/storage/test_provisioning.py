@@ -1,0 +1,153 @@
+"""Inode provisioning across a fleet: a read-only change collects each host's filesystem facts
+through the real engine (the simulated hosts answer as their hardware model's disks would),
+and the server reads each host's newest output into per-model savings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fleetops.analytics.storage.provisioning import parse
+from fleetops.sim.executor import SimulatedExecutor
+from fleetops.sim.filesystems import BLOCK, TB
+from fleetops.sim.fleet import generate
+from tests.dashboard.test_pages import csrf_of, log_in
+from tests.fixtures.app import Tokens, seed_users, simulated_fleet_client
+from tests.fixtures.waiting import wait_for
+
+HOSTS, RACKS = 12, 2
+FLEET = generate(hosts=HOSTS, racks=RACKS)
+MODELS = Counter(h.model for h in FLEET.hosts)
+
+
+@pytest.fixture
+def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    executor = SimulatedExecutor(seed=1)
+    with simulated_fleet_client(db_url, tmp_path / "data", executor, hosts=HOSTS, racks=RACKS) as c:
+        yield c
+
+
+@pytest.fixture
+def users(client: TestClient, db_url: str) -> Tokens:
+    return seed_users(db_url)
+
+
+def collect(client: TestClient, users: Tokens, selector: str = "all") -> dict[str, Any]:
+    answer = client.post(
+        "/api/v1/storage/inodes/collect",
+        json={"selector": selector},
+        headers=users.headers("developer"),
+    )
+    assert answer.status_code == 201, answer.text
+    change: dict[str, Any] = answer.json()
+
+    def done() -> bool:
+        got = client.get(f"/api/v1/changes/{change['id']}", headers=users.headers("viewer"))
+        return bool(got.json()["state"] == "succeeded")
+
+    wait_for(done, timeout=60, what=f"change {change['id']} to succeed")
+    return change
+
+
+def inodes(client: TestClient, users: Tokens, **params: Any) -> dict[str, Any]:
+    got = client.get("/api/v1/storage/inodes", params=params, headers=users.headers("viewer"))
+    assert got.status_code == 200, got.text
+    view: dict[str, Any] = got.json()
+    return view
+
+
+def test_collected_facts_give_each_models_savings(client: TestClient, users: Tokens) -> None:
+    assert inodes(client, users)["hosts"] == 0  # nothing collected yet
+    change = collect(client, users)
+    assert change["workflow"] == "collect-filesystem-facts"
+    assert change["risk"] == "read_only"
+    assert change["approvals_required"] == 0  # reads only: runs unreviewed
+    view = inodes(client, users, limit=1000)
+    assert view["hosts"] == HOSTS
+    assert view["unreadable"] == {} and view["problems"] == {}
+    models = {m["key"]: m for m in view["by_model"]}
+    assert set(models) == set(MODELS)
+    # a datanode: a root disk and twelve 12 TB data disks; a compute node: root + 3 XFS
+    assert models["dn-gen3"]["filesystems"] == 13 * MODELS["dn-gen3"]
+    if "cn-gen4" in models:
+        assert models["cn-gen4"]["filesystems"] == 4 * MODELS["cn-gen4"]
+        assert models["cn-gen4"]["reserved_saving_bytes"] == 0  # root keeps its reserve
+    assert models["dn-gen3"]["reformats"] == 13 * MODELS["dn-gen3"]  # root too: 8x headroom
+    data = [fs for fs in view["filesystems"] if fs["mount"] == "/data1"]
+    assert len(data) == MODELS["dn-gen3"]
+    blocks = 12 * TB // BLOCK
+    for fs in data:
+        reserve = next(f for f in fs["findings"] if f["kind"] == "reserved_blocks")
+        # mkfs.ext4's 5 % down to the policy's 1 %, truncated as tune2fs does, to the byte
+        assert reserve["saving_bytes"] == (blocks * 5 // 100 - blocks // 100) * BLOCK
+        assert reserve["command"] == f"tune2fs -m 1 {fs['device']}"
+        tables = next(f for f in fs["findings"] if f["kind"] == "inode_tables")
+        assert tables["reformat"] is True
+        assert tables["command"].startswith("mkfs.ext4 -i ")
+        assert fs["inodes_total"] == fs["inode_table_bytes"] // 256
+    fleet = view["fleet"]
+    assert fleet["saving_bytes"] == sum(m["saving_bytes"] for m in view["by_model"])
+    assert fleet["filesystems"] == sum(m["filesystems"] for m in view["by_model"])
+    top = [fs["saving_bytes"] for fs in view["filesystems"]]
+    assert top == sorted(top, reverse=True)
+
+
+def test_each_host_counts_once_with_its_newest_facts(client: TestClient, users: Tokens) -> None:
+    collect(client, users)
+    first = inodes(client, users)
+    host = sorted(h.hostname for h in FLEET.hosts)[0]
+    collect(client, users, selector=f"host={host}")
+    again = inodes(client, users)
+    assert again["hosts"] == HOSTS
+    assert again["fleet"]["filesystems"] == first["fleet"]["filesystems"]
+    assert again["collected_to"] > first["collected_to"]
+    assert again["collected_from"] >= first["collected_from"]  # the older run is dropped
+    assert len(inodes(client, users, limit=2)["filesystems"]) == 2
+
+
+def test_who_may_collect_and_what_is_refused(client: TestClient, users: Tokens) -> None:
+    url = "/api/v1/storage/inodes/collect"
+    assert client.get("/api/v1/storage/inodes").status_code == 401
+    assert client.post(url, json={}).status_code == 401
+    assert client.post(url, json={}, headers=users.headers("viewer")).status_code == 403
+    bad = client.post(url, json={"selector": "rack="}, headers=users.headers("developer"))
+    assert bad.status_code in (400, 422), bad.text
+    assert "selector" in bad.text.lower()
+    huge = client.get(
+        "/api/v1/storage/inodes", params={"limit": 0}, headers=users.headers("viewer")
+    )
+    assert huge.status_code == 422
+
+
+def test_output_that_is_not_the_operations_is_named_not_counted() -> None:
+    found = parse("dn-001", None, "hello\n")
+    assert found.facts is None
+    assert "output before the first section" in found.error
+
+
+def test_the_page_shows_the_fleets_inodes_and_collects_them(
+    client: TestClient, users: Tokens
+) -> None:
+    log_in(client, username="developer", next="/analytics/storage")
+    empty = client.get("/analytics/storage")
+    assert "No filesystem facts yet" in empty.text
+    form = {"csrf": csrf_of(empty), "selector": "all"}
+    sent = client.post("/analytics/storage/inodes/collect", data=form, follow_redirects=False)
+    assert sent.status_code == 303, sent.text
+    change_id = int(sent.headers["location"].rsplit("/", 1)[1])
+
+    def done() -> bool:
+        got = client.get(f"/api/v1/changes/{change_id}", headers=users.headers("viewer"))
+        return bool(got.json()["state"] == "succeeded")
+
+    wait_for(done, timeout=60, what="the collection to succeed")
+    page = client.get("/analytics/storage")
+    assert 'id="inode-models"' in page.text
+    assert "dn-gen3" in page.text
+    assert "tune2fs -m 1 /dev/sd" in page.text
+    assert f"newest facts of {HOSTS} hosts" in page.text
