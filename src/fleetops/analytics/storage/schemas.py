@@ -114,3 +114,92 @@ class Report(BaseModel):
     top_directories: list[Share]
     findings: list[Finding]
     seconds: dict[str, float] = Field(default_factory=dict, description="read, analyse")
+
+
+# Growth between two snapshots (`growth.compare`) ------------------------------------------------
+
+
+class GrowthOptions(BaseModel):
+    """How a comparison groups what changed; in the result, so a figure can be redone."""
+
+    depth: int = Field(default=2, ge=1, le=64, description="directories grouped at this depth")
+    top: int = Field(default=10, ge=1, le=1000, description="owners and directories listed")
+
+
+class Snapshot(BaseModel):
+    """One snapshot's totals, files only for bytes (as `Totals`)."""
+
+    input: str
+    files: int
+    directories: int
+    bytes: int = Field(description="of one replica")
+    raw_bytes: int = Field(description="with every replica")
+    newest_mtime: datetime | None = Field(
+        description="the newest mtime in it: the snapshot was taken no earlier"
+    )
+
+
+class TotalsDelta(BaseModel):
+    """After minus before."""
+
+    files: int
+    directories: int
+    bytes: int
+    raw_bytes: int
+
+
+class GrowthRate(BaseModel):
+    """The deltas spread over the span between the snapshots' newest mtimes."""
+
+    files_per_day: float
+    bytes_per_day: float
+    raw_bytes_per_day: float
+
+
+class PathChanges(BaseModel):
+    """Files matched by path: added, removed, changed (a different size or mtime)."""
+
+    added_files: int
+    added_bytes: int
+    removed_files: int
+    removed_bytes: int
+    changed_files: int
+    changed_bytes_before: int
+    changed_bytes_after: int
+    unchanged_files: int
+    added_directories: int
+    removed_directories: int
+
+
+class ShareGrowth(BaseModel):
+    """One owner's or directory's files and bytes (one replica) in each snapshot."""
+
+    name: str
+    files_before: int
+    files_after: int
+    files_delta: int
+    bytes_before: int
+    bytes_after: int
+    bytes_delta: int
+
+
+class Movers(BaseModel):
+    """The largest growth in bytes first; the largest shrinking first."""
+
+    grew: list[ShareGrowth]
+    shrank: list[ShareGrowth]
+
+
+class Growth(BaseModel):
+    options: GrowthOptions
+    before: Snapshot
+    after: Snapshot
+    delta: TotalsDelta
+    span_days: float | None = Field(
+        description="between the snapshots' newest mtimes; none when either has none"
+    )
+    rate: GrowthRate | None = Field(description="per day, when the span is known and positive")
+    paths: PathChanges
+    owners: Movers
+    directories: Movers = Field(description="by the directory at `options.depth`")
+    seconds: dict[str, float] = Field(default_factory=dict, description="read, compare")
