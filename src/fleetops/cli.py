@@ -423,7 +423,8 @@ def _demo_banner(
     )
     stderr.print(
         "  storage: the cluster's namespace analysed: recycle bins, small and cold files, "
-        "what each fix saves (at /analytics/storage; `fleetops storage analyze FSIMAGE`)"
+        "what each fix saves; every host's inode tables and reserved blocks, collected by a "
+        "read-only change (at /analytics/storage; `fleetops storage analyze FSIMAGE`)"
     )
 
 

@@ -69,7 +69,8 @@ def test_collected_facts_give_each_models_savings(client: TestClient, users: Tok
     assert change["approvals_required"] == 0  # reads only: runs unreviewed
     view = inodes(client, users, limit=1000)
     assert view["hosts"] == HOSTS
-    assert view["unreadable"] == {} and view["problems"] == {}
+    assert view["unreadable"] == {}
+    assert view["problems"] == {}
     models = {m["key"]: m for m in view["by_model"]}
     assert set(models) == set(MODELS)
     # a datanode: a root disk and twelve 12 TB data disks; a compute node: root + 3 XFS

@@ -119,7 +119,7 @@ def inode_view(
             HardwareModel, HardwareModel.id == Host.model_id
         )
     )
-    models = {hostname: model for hostname, model in rows}
+    models: dict[str, str] = dict(rows.all())
     return provisioning.build_view(collected, models, limit=limit)
 
 
