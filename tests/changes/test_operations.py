@@ -47,6 +47,7 @@ BUILTINS = {
     "link_switch": "high",
     "filesystem_facts": "read_only",
     "trash_expunge": "high",
+    "ext4_reserve": "medium",
 }
 SCHEDULERS = ("kubernetes", "yarn", "slurm", "none")
 DROP = object()  # leave the param out

@@ -5,6 +5,7 @@ without JavaScript and a screen reader gets the figures as a table."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
@@ -21,6 +22,7 @@ from fleetops.dashboard.render import PageUser, form_action, page
 from fleetops.errors import AppError
 from fleetops.kit.pagination import MAX_OFFSET
 from fleetops.kit.units import binary_bytes
+from fleetops.models import ChangeRequest
 
 router = APIRouter(include_in_schema=False)
 ReportId = Annotated[int, Path(ge=1, le=MAX_OFFSET)]
@@ -66,6 +68,30 @@ def _index_page(
     )
 
 
+@router.post("/analytics/storage/inodes/reserve", response_class=HTMLResponse)
+def propose_reserve(
+    request: Request,
+    who: PageUser,
+    csrf: Annotated[str, Form(max_length=256)] = "",
+    model: Annotated[str, Form(min_length=1, max_length=128)] = "",
+) -> Response:
+    """Propose giving back a model's reserved blocks beyond 1 %, then open the change."""
+    return _submit(
+        request,
+        who,
+        csrf,
+        lambda session, ctx: service.propose_reserve(
+            session,
+            ctx,
+            facts_cache(request),
+            model=model,
+            percent=1,
+            library=request.app.state.library,
+            policy=ApprovalPolicy.of(request.app.state.settings),
+        ),
+    )
+
+
 @router.post("/analytics/storage/inodes/collect", response_class=HTMLResponse)
 def collect_facts(
     request: Request,
@@ -74,18 +100,31 @@ def collect_facts(
     selector: Annotated[str, Form(max_length=2000)] = "all",
 ) -> Response:
     """Submit the read-only change that collects filesystem facts, then open it."""
-    settings = request.app.state.settings
-    submitted: list[int] = []
-
-    def act(session: Session, ctx: AuditContext) -> None:
-        change = service.collect_facts(
+    return _submit(
+        request,
+        who,
+        csrf,
+        lambda session, ctx: service.collect_facts(
             session,
             ctx,
             selector=selector.strip() or "all",
             library=request.app.state.library,
-            policy=ApprovalPolicy.of(settings),
-        )
-        submitted.append(change.id)
+            policy=ApprovalPolicy.of(request.app.state.settings),
+        ),
+    )
+
+
+def _submit(
+    request: Request,
+    who: Principal,
+    csrf: str,
+    submit: Callable[[Session, AuditContext], ChangeRequest],
+) -> Response:
+    """Submit a change from the index page's form, then open it (or show why not)."""
+    submitted: list[int] = []
+
+    def act(session: Session, ctx: AuditContext) -> None:
+        submitted.append(submit(session, ctx).id)
 
     def refused(session: Session, exc: AppError) -> Response:
         flash = ("bad", exc.detail)

@@ -13,16 +13,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from threading import Lock
 
 from pydantic import BaseModel
 
-from fleetops.analytics.storage.exceptions import InputError
+from fleetops.analytics.storage.exceptions import InputError, NothingToPropose
 from fleetops.analytics.storage.facts import HostFacts, parse_collected
-from fleetops.analytics.storage.inodes import Report, Totals, analyze_fleet, by_host, by_model
+from fleetops.analytics.storage.inodes import (
+    Policy,
+    Report,
+    Totals,
+    analyze_fleet,
+    by_host,
+    by_model,
+)
 
 OPERATION = "filesystem_facts"
 WORKFLOW = "collect-filesystem-facts"
+RESERVE_WORKFLOW = "release-reserved-blocks"
 
 
 class InodeFinding(BaseModel):
@@ -183,3 +192,58 @@ def _filesystem(report: Report, models: Mapping[str, str]) -> InodeFilesystem:
             for f in report.findings
         ],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReservePlan:
+    """What giving back a model's reserved blocks would touch and free."""
+
+    model: str
+    percent: int
+    mounts: list[str]
+    hosts: int
+    filesystems: int
+    saving_bytes: int
+
+
+def reserve_plan(
+    collected: list[Collected], models: Mapping[str, str], model: str, percent: int
+) -> ReservePlan:
+    """The data mounts of `model`'s hosts that reserve more than `percent` %, from their newest
+    facts: every mount a finding names on any of them (a host lacking one fails its step, which
+    pauses the change for a look)."""
+    if not collected:
+        raise NothingToPropose(
+            "no filesystem facts collected yet: collect them first "
+            f"(POST /api/v1/storage/inodes/collect, workflow {WORKFLOW})"
+        )
+    facts = {
+        c.host: c.facts for c in collected if c.facts is not None and models.get(c.host) == model
+    }
+    if not facts:
+        raise NothingToPropose(f"no collected filesystem facts from hosts of model {model!r}")
+    policy = Policy(reserved_percent=Fraction(percent))
+    findings = [
+        f
+        for report in analyze_fleet(facts, policy=policy).reports
+        for f in report.findings
+        if f.kind == "reserved_blocks"
+    ]
+    if not findings:
+        raise NothingToPropose(
+            f"no data filesystem of model {model!r} reserves more than {percent} % for root"
+        )
+    return ReservePlan(
+        model=model,
+        percent=percent,
+        mounts=sorted({f.mount for f in findings}, key=_natural),
+        hosts=len({f.host for f in findings}),
+        filesystems=len(findings),
+        saving_bytes=sum(f.saving_bytes for f in findings),
+    )
+
+
+def _natural(mount: str) -> tuple[str, int]:
+    """/data2 before /data10."""
+    stem = mount.rstrip("0123456789")
+    return stem, int(mount[len(stem) :] or -1)

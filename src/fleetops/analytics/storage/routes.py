@@ -15,6 +15,7 @@ from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.repository import change_read
 from fleetops.changes.schemas import ChangeRead
 from fleetops.errors import ERROR_RESPONSES
+from fleetops.inventory.selectors import SelectorText
 from fleetops.kit.pagination import MAX_OFFSET, Limit, Offset
 from fleetops.models import StorageReport
 
@@ -97,7 +98,7 @@ def propose_expunge(
 
 
 class Collect(BaseModel):
-    selector: str = Field("all", min_length=1, max_length=2000)
+    selector: SelectorText = "all"
     reason: str = Field("", max_length=2000)
 
 
@@ -138,6 +139,33 @@ def collect_facts(
         audit_context(request, who),
         selector=body.selector,
         reason=body.reason,
+        library=request.app.state.library,
+        policy=ApprovalPolicy.of(settings),
+    )
+    return change_read(session, change)
+
+
+class Reserve(BaseModel):
+    model: str = Field(min_length=1, max_length=128)
+    percent: int = Field(1, ge=0, le=5)
+
+
+@router.post(
+    "/storage/inodes/reserve", response_model=ChangeRead, status_code=status.HTTP_201_CREATED
+)
+def propose_reserve(
+    body: Reserve, request: Request, session: SessionDep, who: Developer
+) -> ChangeRead:
+    """Propose the change that lowers the blocks a hardware model's ext4 data disks reserve for
+    root to `percent` (workflow `release-reserved-blocks`, `tune2fs -m`, online) on every host of
+    the model; it awaits review. 409 when no collected facts show such a reserve."""
+    settings = request.app.state.settings
+    change = service.propose_reserve(
+        session,
+        audit_context(request, who),
+        facts_cache(request),
+        model=body.model,
+        percent=body.percent,
         library=request.app.state.library,
         policy=ApprovalPolicy.of(settings),
     )

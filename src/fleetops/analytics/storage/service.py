@@ -109,6 +109,14 @@ def inode_view(
     session: Session, cache: provisioning.FactsCache, *, limit: int = 50
 ) -> provisioning.InodeView:
     """The fleet's inode provisioning from each host's newest collected filesystem facts."""
+    collected, models = _collected(session, cache)
+    return provisioning.build_view(collected, models, limit=limit)
+
+
+def _collected(
+    session: Session, cache: provisioning.FactsCache
+) -> tuple[list[provisioning.Collected], dict[str, str]]:
+    """Each host's newest facts (parsed once per step), and each host's hardware model."""
     ids, outputs = change_queries.newest_outputs(
         session, provisioning.OPERATION, known=cache.known()
     )
@@ -119,8 +127,38 @@ def inode_view(
             HardwareModel, HardwareModel.id == Host.model_id
         )
     )
-    models: dict[str, str] = dict(rows.all())
-    return provisioning.build_view(collected, models, limit=limit)
+    return collected, dict(rows.all())
+
+
+def propose_reserve(
+    session: Session,
+    ctx: AuditContext,
+    cache: provisioning.FactsCache,
+    *,
+    model: str,
+    percent: int,
+    library: OperationLibrary,
+    policy: ApprovalPolicy,
+) -> ChangeRequest:
+    """The change that gives back what a model's data disks reserve for root beyond `percent`
+    (tune2fs -m, online), on every host of the model; it waits for review (medium risk)."""
+    collected, models = _collected(session, cache)
+    plan = provisioning.reserve_plan(collected, models, model, percent)
+    return changes.submit(
+        session,
+        ctx,
+        changes.Submission(
+            workflow=provisioning.RESERVE_WORKFLOW,
+            title=f"Reserve {percent} % for root on the {model} data disks",
+            selector=f"model={model}",
+            params={"mounts": ",".join(plan.mounts), "percent": percent},
+            reason=f"Inode analysis: {binary_bytes(plan.saving_bytes)} reserved for root beyond "
+            f"{percent} % on {plan.filesystems:,} data filesystems of {plan.hosts:,} {model} "
+            "hosts, given back online (tune2fs -m); system mounts keep their reserve.",
+        ),
+        library=library,
+        policy=policy,
+    )
 
 
 def collect_facts(
