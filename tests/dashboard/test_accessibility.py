@@ -17,9 +17,12 @@ import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from fleetops.db import make_engine, make_session_factory, session_scope
+from fleetops.inventory.document import HostDoc
 from fleetops.models import (
+    Host,
     HostErrorCount,
     HostRun,
     HostTaskWindow,
@@ -29,6 +32,7 @@ from fleetops.models import (
     TemplateCount,
     utcnow,
 )
+from fleetops.sim import filesystems
 from tests.analytics.storage.test_reports import report as storage_report
 from tests.devices.test_ui import seed_devices
 from tests.findings.factory import lines_ref
@@ -123,6 +127,25 @@ def seed_host_steps(db_url: str, change: int, hostname: str) -> None:
     engine.dispose()
 
 
+def seed_facts(db_url: str, change: int, hosts: list[HostDoc]) -> None:
+    """Filesystem facts as a collection records them, so the inode section shows its tables."""
+    engine = make_engine(db_url)
+    with session_scope(make_session_factory(engine)) as session:
+        ids = dict(session.execute(select(Host.hostname, Host.id)).all())
+        for index, host in enumerate(hosts):
+            run = HostRun(change_id=change, stage_index=0, batch_index=0,
+                          host_id=ids[host.hostname], hostname=host.hostname, state="succeeded",
+                          step_index=1)  # fmt: skip
+            session.add(run)
+            session.flush()
+            session.add(
+                StepRun(host_run_id=run.id, step_index=index, operation="filesystem_facts",
+                        phase="run", state="succeeded", exit_code=0, finished_at=utcnow(),
+                        stdout=filesystems.answer(host.hostname, host.model or "", seed=1))
+            )  # fmt: skip
+    engine.dispose()
+
+
 def seed_logs(db_url: str, host: str) -> None:
     """A mined template with its lines and counts, jobs, latency, links and a host's tasks."""
     now = utcnow()
@@ -184,6 +207,8 @@ def entities(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) 
     change_host = next(h.hostname for h in live_server.fleet.hosts if h.rack == "r002")
     change = submit_change(live_server)
     seed_host_steps(live_server.db_url, change, change_host)
+    models = {h.model: h for h in live_server.fleet.hosts if h.model}
+    seed_facts(live_server.db_url, change, list(models.values()))
     findings = seed_findings(
         live_server.db_url,
         {
