@@ -48,6 +48,7 @@ BUILTINS = {
     "filesystem_facts": "read_only",
     "trash_expunge": "high",
     "ext4_reserve": "medium",
+    "trash_unlayer": "high",
 }
 SCHEDULERS = ("kubernetes", "yarn", "slurm", "none")
 DROP = object()  # leave the param out

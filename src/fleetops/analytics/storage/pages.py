@@ -119,14 +119,18 @@ def _submit(
     who: Principal,
     csrf: str,
     submit: Callable[[Session, AuditContext], ChangeRequest],
+    *,
+    done: str = "/analytics/storage",
+    refused: Callable[[Session, AppError], Response] | None = None,
 ) -> Response:
-    """Submit a change from the index page's form, then open it (or show why not)."""
+    """Submit a change from a page's form, then open it (or show the page with why not: the
+    index page unless `refused` says otherwise)."""
     submitted: list[int] = []
 
     def act(session: Session, ctx: AuditContext) -> None:
         submitted.append(submit(session, ctx).id)
 
-    def refused(session: Session, exc: AppError) -> Response:
+    def index(session: Session, exc: AppError) -> Response:
         flash = ("bad", exc.detail)
         return _index_page(request, session, who, flash=flash, status_code=exc.status_code)
 
@@ -135,10 +139,10 @@ def _submit(
         who,
         csrf=csrf,
         act=act,
-        done="/analytics/storage",
-        refused=refused,
+        done=done,
+        refused=refused or index,
         role=Role.DEVELOPER,
-        needs="submitting a change",
+        needs="proposing a change",
     )
     if submitted and response.status_code == 303:
         response.headers["location"] = f"/changes/{submitted[0]}"
@@ -190,35 +194,47 @@ def propose_expunge(
     csrf: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
     """Propose the trash expunge a report recommends, then open the change awaiting approval."""
-    settings = request.app.state.settings
-    proposed: list[int] = []
+    return _propose(request, report_id, who, csrf, service.propose_expunge)
 
-    def act(session: Session, ctx: AuditContext) -> None:
-        change = service.propose_expunge(
-            session,
-            ctx,
-            report_id,
-            selector=settings.storage_hdfs_client,
-            library=request.app.state.library,
-            policy=ApprovalPolicy.of(settings),
-        )
-        proposed.append(change.id)
+
+@router.post("/analytics/storage/{report_id}/unlayer", response_class=HTMLResponse)
+def propose_unlayer(
+    request: Request,
+    report_id: ReportId,
+    who: PageUser,
+    csrf: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    """Propose deleting the trash inside users' trash, then open the change awaiting approval."""
+    return _propose(request, report_id, who, csrf, service.propose_unlayer)
+
+
+def _propose(
+    request: Request,
+    report_id: int,
+    who: Principal,
+    csrf: str,
+    proposal: Callable[..., ChangeRequest],
+) -> Response:
+    """Submit the change a report's finding proposes, on the HDFS client the settings name."""
+    settings = request.app.state.settings
 
     def refused(session: Session, exc: AppError) -> Response:
         return _report_page(
             request, session, who, report_id, flash=("bad", exc.detail), status_code=exc.status_code
         )
 
-    response = form_action(
+    return _submit(
         request,
         who,
-        csrf=csrf,
-        act=act,
+        csrf,
+        lambda session, ctx: proposal(
+            session,
+            ctx,
+            report_id,
+            selector=settings.storage_hdfs_client,
+            library=request.app.state.library,
+            policy=ApprovalPolicy.of(settings),
+        ),
         done=f"/analytics/storage/{report_id}",
         refused=refused,
-        role=Role.DEVELOPER,
-        needs="proposing a change",
     )
-    if proposed and response.status_code == 303:
-        response.headers["location"] = f"/changes/{proposed[0]}"
-    return response

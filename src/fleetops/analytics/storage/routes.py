@@ -97,6 +97,29 @@ def propose_expunge(
     return change_read(session, change)
 
 
+@router.post(
+    "/storage/reports/{report_id}/unlayer",
+    response_model=ChangeRead,
+    status_code=status.HTTP_201_CREATED,
+)
+def propose_unlayer(
+    report_id: ReportId, request: Request, session: SessionDep, who: Developer
+) -> ChangeRead:
+    """Propose the change that deletes the `.Trash` directories inside users' trash (workflow
+    `remove-layered-trash`, on the host `storage_hdfs_client` names); it awaits approval. 409
+    when the report found no trash inside a trash."""
+    settings = request.app.state.settings
+    change = service.propose_unlayer(
+        session,
+        audit_context(request, who),
+        report_id,
+        selector=settings.storage_hdfs_client,
+        library=request.app.state.library,
+        policy=ApprovalPolicy.of(settings),
+    )
+    return change_read(session, change)
+
+
 class Collect(BaseModel):
     selector: SelectorText = "all"
     reason: str = Field("", max_length=2000)

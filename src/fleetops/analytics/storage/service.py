@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from fleetops.analytics.storage import provisioning
 from fleetops.analytics.storage.exceptions import AnalysisNotFound, NothingToPropose
-from fleetops.analytics.storage.schemas import Report
+from fleetops.analytics.storage.schemas import Finding, Report
 from fleetops.audit import service as audit
 from fleetops.audit.service import AuditContext
 from fleetops.changes import repository as change_queries
@@ -22,6 +22,11 @@ from fleetops.kit.units import binary_bytes
 from fleetops.models import ChangeRequest, HardwareModel, Host, StorageReport
 
 EXPUNGE_WORKFLOW = "expunge-trash"
+UNLAYER_WORKFLOW = "remove-layered-trash"
+NOTHING = {
+    "trash_retention": "no trash checkpoint older than its retention",
+    "layered_trash": "no trash inside a trash",
+}
 
 
 def save_report(session: Session, ctx: AuditContext, report: Report) -> StorageReport:
@@ -80,13 +85,7 @@ def propose_expunge(
     """The change that frees what a report's `trash_retention` finding found: delete the trash
     checkpoints older than the retention it assumed, on the HDFS client `selector` names. It
     waits for approval (high risk: deleting data) like any other change."""
-    row = get_report(session, report_id)
-    report = Report.model_validate(row.report)
-    finding = next((f for f in report.findings if f.kind == "trash_retention"), None)
-    if finding is None:
-        raise NothingToPropose(
-            f"storage report {report_id} has no trash checkpoint older than its retention"
-        )
+    report, finding = _finding(session, report_id, "trash_retention")
     hours = max(1, math.ceil(report.options.trash_retention_hours))
     return changes.submit(
         session,
@@ -103,6 +102,44 @@ def propose_expunge(
         library=library,
         policy=policy,
     )
+
+
+def propose_unlayer(
+    session: Session,
+    ctx: AuditContext,
+    report_id: int,
+    *,
+    selector: str,
+    library: OperationLibrary,
+    policy: ApprovalPolicy,
+) -> ChangeRequest:
+    """The change that frees what a report's `layered_trash` finding found: delete the `.Trash`
+    directories inside users' trash, on the HDFS client `selector` names (high risk)."""
+    report, finding = _finding(session, report_id, "layered_trash")
+    return changes.submit(
+        session,
+        ctx,
+        changes.Submission(
+            workflow=UNLAYER_WORKFLOW,
+            title="Delete the trash inside HDFS users' trash",
+            selector=selector,
+            params={},
+            reason=f"Storage report #{report_id} ({report.input}): "
+            f"{binary_bytes(finding.savings_bytes)} in trash deleted into the trash. "
+            f"{finding.detail}.",
+        ),
+        library=library,
+        policy=policy,
+    )
+
+
+def _finding(session: Session, report_id: int, kind: str) -> tuple[Report, Finding]:
+    row = get_report(session, report_id)
+    report = Report.model_validate(row.report)
+    finding = next((f for f in report.findings if f.kind == kind), None)
+    if finding is None:
+        raise NothingToPropose(f"storage report {report_id} has {NOTHING[kind]}")
+    return report, finding
 
 
 def inode_view(
