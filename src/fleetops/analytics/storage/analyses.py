@@ -18,6 +18,8 @@ the entries themselves (bytes × replication), never from samples:
 
 from __future__ import annotations
 
+import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -54,14 +56,29 @@ select *,
   (length(path) - length(replace(path, '/.Trash', ''))) > 7 as layered
 from (select *, regexp_extract(path, '^.*?/\.Trash(?:-[0-9]+)?/([^/]+)', 1) as bin
       from entries
-      where kind = 'file' and regexp_matches(path, '/\.Trash(-[0-9]+)?/'))
+      -- `contains` first: a plain search spares most paths the regular expression
+      where kind = 'file' and contains(path, '/.Trash')
+        and regexp_matches(path, '/\.Trash(-[0-9]+)?/'))
 """
 
 
+MEMORY_LIMIT = "2GB"  # hundreds of millions of entries: aggregates spill rather than grow
+
+
+def spill_directory(parquet: Path) -> Path:
+    """Where DuckDB spills what does not fit in MEMORY_LIMIT: beside the entries, on their disk."""
+    return parquet.parent / f".{parquet.name}.spill"
+
+
 def connect(parquet: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with `entries` over the file (its files, directories, symlinks)."""
+    """An in-memory DuckDB with `entries` over the file (its files, directories, symlinks),
+    bounded in memory, on every core."""
     db = duckdb.connect()
     db.execute("set timezone = 'UTC'")
+    db.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+    db.execute(f"set threads = {os.cpu_count() or 1}")
+    spill = str(spill_directory(parquet)).replace("'", "''")
+    db.execute(f"set temp_directory = '{spill}'")
     escaped = str(parquet).replace("'", "''")
     db.execute(f"create view entries as select * from read_parquet('{escaped}')")
     return db
@@ -322,3 +339,4 @@ def analyze(parquet: Path, options: Options, *, name: str) -> Report:
         )
     finally:
         db.close()
+        shutil.rmtree(spill_directory(parquet), ignore_errors=True)
