@@ -224,8 +224,8 @@ def _time_columns(name: str, source: Source) -> tuple[str, str, str]:
     column, kind = source.columns[name]
     x, t = _identifier(column), f"{name}_t"
     if kind == "VARCHAR":
-        return (
-            f"trim({x})",
+        return (  # trimmed only where it must be: `trim` copies every value
+            f"case when starts_with({x}, ' ') or ends_with({x}, ' ') then trim({x}) else {x} end",
             f"case when regexp_full_match({t}, '{_EPOCH}') then try_cast({t} as double) end",
             f"case when {name}_d is null and regexp_full_match({t}, '{_ISO}') "
             f"then epoch_us(try_cast({t} as timestamptz)) end",
@@ -280,7 +280,7 @@ copy (
                   or (atime_given and ms_of_us(atime_us) is null)
              then error('a listing row the SQL reader does not vouch for') else true end
 ) to {_literal(str(out))}
-  (format parquet, compression zstd, timestamp_is_adjusted_to_utc true,
+  (format parquet, compression zstd, compression_level 1, timestamp_is_adjusted_to_utc true,
    row_group_size {_ROW_GROUP})
 """
 
