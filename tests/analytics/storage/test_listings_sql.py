@@ -147,6 +147,11 @@ BAD_CSV = {
     "too many fields": ([GOOD, "/x,1,1,1,,a,b,,,z"], "line 4", "10 fields, the header names 9"),
     "an empty mtime": ([GOOD, "/x,1,1,,,a,b,,"], "line 4", "column mtime is empty"),
     "no header": ([], "line 1", "the listing is empty"),
+    "a field over csv's limit": (
+        [GOOD, "/" + "x" * 200_000 + ",1,1,1,,a,b,,"],
+        "line 4",
+        "field larger than field limit",
+    ),
 }
 
 

@@ -133,7 +133,8 @@ class Source:
 
 def _csv_source(path: Path) -> Source | None:
     """The CSV's header read as `listings.read_csv` reads it; every field text to DuckDB, a row
-    with another number of fields an error (strict mode, no padding)."""
+    with another number of fields an error (strict mode, no padding), and a line longer than
+    the csv module's longest field (stricter than csv, which limits each field)."""
     header = _csv_header(path)
     positions = None if header is None else column_positions(header)
     if header is None or positions is None:
@@ -142,7 +143,8 @@ def _csv_source(path: Path) -> Source | None:
     table = (
         f"read_csv({_literal(str(path))}, header = true, auto_detect = false, "
         f"columns = {{{types}}}, delim = ',', quote = '\"', escape = '\"', "
-        "strict_mode = true, null_padding = false, encoding = 'utf-8')"
+        "strict_mode = true, null_padding = false, encoding = 'utf-8', "
+        f"max_line_size = {csv.field_size_limit()})"  # a longer field is an error to csv
     )
     columns = {name: (f"c{i}", "VARCHAR") for name, i in positions.items()}
     return Source(table, columns, csv=True)
