@@ -18,6 +18,8 @@ the entries themselves (bytes × replication), never from samples:
 
 from __future__ import annotations
 
+import os
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -54,14 +56,29 @@ select *,
   (length(path) - length(replace(path, '/.Trash', ''))) > 7 as layered
 from (select *, regexp_extract(path, '^.*?/\.Trash(?:-[0-9]+)?/([^/]+)', 1) as bin
       from entries
-      where kind = 'file' and regexp_matches(path, '/\.Trash(-[0-9]+)?/'))
+      -- `contains` first: a plain search spares most paths the regular expression
+      where kind = 'file' and contains(path, '/.Trash')
+        and regexp_matches(path, '/\.Trash(-[0-9]+)?/'))
 """
 
 
+MEMORY_LIMIT = "2GB"  # hundreds of millions of entries: aggregates spill rather than grow
+
+
+def spill_directory(parquet: Path) -> Path:
+    """Where DuckDB spills what does not fit in MEMORY_LIMIT: beside the entries, on their disk."""
+    return parquet.parent / f".{parquet.name}.spill"
+
+
 def connect(parquet: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with `entries` over the file (its files, directories, symlinks)."""
+    """An in-memory DuckDB with `entries` over the file (its files, directories, symlinks),
+    bounded in memory, on every core."""
     db = duckdb.connect()
     db.execute("set timezone = 'UTC'")
+    db.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
+    db.execute(f"set threads = {os.cpu_count() or 1}")
+    spill = str(spill_directory(parquet)).replace("'", "''")
+    db.execute(f"set temp_directory = '{spill}'")
     escaped = str(parquet).replace("'", "''")
     db.execute(f"create view entries as select * from read_parquet('{escaped}')")
     return db
@@ -135,13 +152,19 @@ def _shares(
             from entries where kind = 'file' and {where}
             group by name order by {order} desc, name limit {int(top)}"""
     ).fetchall()
+    return _share_list(rows)
+
+
+def _share_list(rows: list[tuple[Any, ...]]) -> list[Share]:
     return [
-        Share(name=n or "/", files=f, bytes=int(b or 0), raw_bytes=int(r or 0))
+        Share(name=n or "/", files=int(f), bytes=int(b or 0), raw_bytes=int(r or 0))
         for n, f, b, r in rows
     ]
 
 
-PARENT = r"coalesce(nullif(regexp_replace(path, '/[^/]*$', ''), ''), '/')"
+# An entry's directory: the path up to its last '/' (the root's for `/x`). For the absolute paths
+# of entries this is `regexp_replace(path, '/[^/]*$', '')`, at two thirds of the cost.
+PARENT = "coalesce(nullif(parse_dirpath(path, '/'), ''), '/')"
 
 
 def small_files(db: duckdb.DuckDBPyConnection, options: Options, total_objects: int) -> SmallFiles:
@@ -205,6 +228,8 @@ def replication(db: duckdb.DuckDBPyConnection, options: Options, total: Totals) 
     )
 
 
+# The first two names of a directory (`/user/alice` of `/user/alice/x/`, `/data` of `/data/`),
+# of a path ending in '/'; '/' for the root.
 TOP_DIRECTORY = r"coalesce(nullif(regexp_extract(path, '^(/[^/]+(/[^/]+)?)/', 1), ''), '/')"
 
 
@@ -213,8 +238,16 @@ def top_owners(db: duckdb.DuckDBPyConnection, options: Options) -> list[Share]:
 
 
 def top_directories(db: duckdb.DuckDBPyConnection, options: Options) -> list[Share]:
-    """By the first two levels of the path (`/user/alice`, `/data/logs`)."""
-    return _shares(db, TOP_DIRECTORY, "true", options.top, "raw")
+    """By the first two levels of the path (`/user/alice`, `/data/logs`): each directory's files
+    summed first, so the regular expression runs once a directory, not once a file."""
+    rows = db.execute(
+        f"""select {TOP_DIRECTORY} as name, sum(files), sum(bytes), sum(raw_bytes) as raw
+            from (select {PARENT} || '/' as path, count(*) as files, sum(size) as bytes,
+                         sum({RAW}) as raw_bytes
+                  from entries where kind = 'file' group by all)
+            group by name order by raw desc, name limit {int(options.top)}"""
+    ).fetchall()
+    return _share_list(rows)
 
 
 def findings(
@@ -322,3 +355,4 @@ def analyze(parquet: Path, options: Options, *, name: str) -> Report:
         )
     finally:
         db.close()
+        shutil.rmtree(spill_directory(parquet), ignore_errors=True)

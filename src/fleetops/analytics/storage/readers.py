@@ -3,6 +3,9 @@
 The kinds: `fsimage` (a binary HDFS image: its magic), `parquet` (a Parquet listing: its magic
 or `.parquet`), `oiv` (`hdfs oiv -p Delimited` text: its header, or its 12 tab-separated
 columns) and `csv` (a listing with a header naming its columns).
+
+CSV and Parquet listings are copied by DuckDB (`listings_sql`); where it declines a listing (a
+row it cannot vouch for), the Python reader reads it, and names the bad row if there is one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from fleetops.analytics.storage.listings import (
     read_oiv,
     read_parquet,
 )
+from fleetops.analytics.storage.listings_sql import copy_listing
 
 KINDS = ("fsimage", "oiv", "csv", "parquet")
 _PARQUET_MAGIC = b"PAR1"
@@ -60,10 +64,18 @@ def read_input(path: Path, out: Path, *, kind: str | None = None) -> InputSummar
     }
     if chosen not in readers:
         raise InputError(f"unknown input kind {chosen!r} (kinds: {', '.join(KINDS)})")
+    if chosen in ("csv", "parquet"):
+        copied = copy_listing(path, out, kind=chosen)
+        if copied is not None:
+            return _from_listing(copied)
     with EntryWriter(out) as writer:
         summary = readers[chosen](path, writer)
     if isinstance(summary, ImageSummary):
         return _from_image(summary, entries=writer.count)
+    return _from_listing(summary)
+
+
+def _from_listing(summary: ListingSummary) -> InputSummary:
     return InputSummary(
         kind=summary.kind,
         entries=summary.entries,
