@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from tests.dashboard.test_pages import log_in
 from tests.fixtures.app import PASSWORD, Tokens
 
 # Self-service routes any authenticated user may call for their own credentials.
@@ -53,6 +54,23 @@ def test_every_api_route_rejects_anonymous_calls(app: FastAPI, client: TestClien
         response = client.request(method, concrete(path), json={})
         assert response.status_code == 401, (method, path, response.text)
         assert response.json()["error"] == "NotAuthenticated"
+
+
+def test_a_browser_session_reads_the_api_but_changes_nothing_through_it(
+    app: FastAPI, client: TestClient, tokens: Tokens
+) -> None:
+    """The pages' session cookie is for pages: their changes go through forms with a CSRF
+    token, so another page on the same site cannot use a logged-in browser to call the API."""
+    log_in(client, username="admin", password=PASSWORD)
+    assert client.get("/api/v1/hosts").status_code == 200  # the pages' scripts read the API
+    for method, path in api_routes(app):
+        if method in ("GET", "HEAD"):
+            continue
+        response = client.request(method, concrete(path), json={})
+        assert response.status_code == 401, (method, path, response.text)
+    # a token still works beside the cookie
+    created = client.post("/api/v1/tokens", json={"name": "x"}, headers=tokens.headers("admin"))
+    assert created.status_code == 201, created.text
 
 
 def test_bad_and_revoked_tokens_are_rejected(client: TestClient, tokens: Tokens) -> None:

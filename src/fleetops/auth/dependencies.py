@@ -26,6 +26,7 @@ from fleetops.models import ApiToken, User, utcnow
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "fleetops_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOUCH_EVERY = timedelta(minutes=1)  # bounds writes caused by reads
 
 
@@ -119,6 +120,14 @@ def _from_cookie(session: Session, raw: str) -> Principal | None:
     return Principal(ws.user_id, ws.user.username, Role(ws.user.role), "session")
 
 
+def _cookie_may_not_write(request: Request) -> bool:
+    """Whether this is an API call that changes something: the UI session cookie does not
+    authorise those. The pages' own scripts only read the API; their changes go through forms
+    with a CSRF token, so a page of another site (or a sibling subdomain, which SameSite=Lax
+    lets through) cannot make a logged-in browser act through the API."""
+    return request.url.path.startswith("/api/") and request.method not in SAFE_METHODS
+
+
 def optional_principal(request: Request, bearer: BearerDep) -> Principal | None:
     """Identify the caller by bearer token, UI session cookie, or the local CLI identity.
 
@@ -128,6 +137,8 @@ def optional_principal(request: Request, bearer: BearerDep) -> Principal | None:
     if local is not None:
         return local
     cookie = request.cookies.get(SESSION_COOKIE)
+    if bearer is None and cookie and _cookie_may_not_write(request):
+        cookie = None  # a page's session reads the API; a change goes through a CSRF-checked form
     if bearer is None and not cookie:
         return None
     with request.app.state.read_sessions() as session:
