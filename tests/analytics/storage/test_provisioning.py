@@ -5,69 +5,59 @@ and the server reads each host's newest output into per-model savings."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from fleetops.analytics.storage.provisioning import parse
-from fleetops.sim.executor import SimulatedExecutor
 from fleetops.sim.filesystems import BLOCK, TB
 from fleetops.sim.fleet import generate
+from tests.analytics.storage.conftest import HOSTS, RACKS
 from tests.dashboard.test_pages import csrf_of, log_in
-from tests.fixtures.app import Tokens, seed_users, simulated_fleet_client
+from tests.fixtures.app import Tokens
 from tests.fixtures.waiting import wait_for
 
-HOSTS, RACKS = 12, 2
 FLEET = generate(hosts=HOSTS, racks=RACKS)
 MODELS = Counter(h.model for h in FLEET.hosts)
 
 
-@pytest.fixture
-def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    executor = SimulatedExecutor(seed=1)
-    with simulated_fleet_client(db_url, tmp_path / "data", executor, hosts=HOSTS, racks=RACKS) as c:
-        yield c
-
-
-@pytest.fixture
-def users(client: TestClient, db_url: str) -> Tokens:
-    return seed_users(db_url)
-
-
-def collect(client: TestClient, users: Tokens, selector: str = "all") -> dict[str, Any]:
-    answer = client.post(
+def collect(fleet_client: TestClient, fleet_users: Tokens, selector: str = "all") -> dict[str, Any]:
+    answer = fleet_client.post(
         "/api/v1/storage/inodes/collect",
         json={"selector": selector},
-        headers=users.headers("developer"),
+        headers=fleet_users.headers("developer"),
     )
     assert answer.status_code == 201, answer.text
     change: dict[str, Any] = answer.json()
 
     def done() -> bool:
-        got = client.get(f"/api/v1/changes/{change['id']}", headers=users.headers("viewer"))
+        got = fleet_client.get(
+            f"/api/v1/changes/{change['id']}", headers=fleet_users.headers("viewer")
+        )
         return bool(got.json()["state"] == "succeeded")
 
     wait_for(done, timeout=60, what=f"change {change['id']} to succeed")
     return change
 
 
-def inodes(client: TestClient, users: Tokens, **params: Any) -> dict[str, Any]:
-    got = client.get("/api/v1/storage/inodes", params=params, headers=users.headers("viewer"))
+def inodes(fleet_client: TestClient, fleet_users: Tokens, **params: Any) -> dict[str, Any]:
+    got = fleet_client.get(
+        "/api/v1/storage/inodes", params=params, headers=fleet_users.headers("viewer")
+    )
     assert got.status_code == 200, got.text
     view: dict[str, Any] = got.json()
     return view
 
 
-def test_collected_facts_give_each_models_savings(client: TestClient, users: Tokens) -> None:
-    assert inodes(client, users)["hosts"] == 0  # nothing collected yet
-    change = collect(client, users)
+def test_collected_facts_give_each_models_savings(
+    fleet_client: TestClient, fleet_users: Tokens
+) -> None:
+    assert inodes(fleet_client, fleet_users)["hosts"] == 0  # nothing collected yet
+    change = collect(fleet_client, fleet_users)
     assert change["workflow"] == "collect-filesystem-facts"
     assert change["risk"] == "read_only"
     assert change["approvals_required"] == 0  # reads only: runs unreviewed
-    view = inodes(client, users, limit=1000)
+    view = inodes(fleet_client, fleet_users, limit=1000)
     assert view["hosts"] == HOSTS
     assert view["unreadable"] == {}
     assert view["problems"] == {}
@@ -98,29 +88,33 @@ def test_collected_facts_give_each_models_savings(client: TestClient, users: Tok
     assert top == sorted(top, reverse=True)
 
 
-def test_each_host_counts_once_with_its_newest_facts(client: TestClient, users: Tokens) -> None:
-    collect(client, users)
-    first = inodes(client, users)
+def test_each_host_counts_once_with_its_newest_facts(
+    fleet_client: TestClient, fleet_users: Tokens
+) -> None:
+    collect(fleet_client, fleet_users)
+    first = inodes(fleet_client, fleet_users)
     host = sorted(h.hostname for h in FLEET.hosts)[0]
-    collect(client, users, selector=f"host={host}")
-    again = inodes(client, users)
+    collect(fleet_client, fleet_users, selector=f"host={host}")
+    again = inodes(fleet_client, fleet_users)
     assert again["hosts"] == HOSTS
     assert again["fleet"]["filesystems"] == first["fleet"]["filesystems"]
     assert again["collected_to"] > first["collected_to"]
     assert again["collected_from"] >= first["collected_from"]  # the older run is dropped
-    assert len(inodes(client, users, limit=2)["filesystems"]) == 2
+    assert len(inodes(fleet_client, fleet_users, limit=2)["filesystems"]) == 2
 
 
-def test_who_may_collect_and_what_is_refused(client: TestClient, users: Tokens) -> None:
+def test_who_may_collect_and_what_is_refused(fleet_client: TestClient, fleet_users: Tokens) -> None:
     url = "/api/v1/storage/inodes/collect"
-    assert client.get("/api/v1/storage/inodes").status_code == 401
-    assert client.post(url, json={}).status_code == 401
-    assert client.post(url, json={}, headers=users.headers("viewer")).status_code == 403
-    bad = client.post(url, json={"selector": "rack="}, headers=users.headers("developer"))
+    assert fleet_client.get("/api/v1/storage/inodes").status_code == 401
+    assert fleet_client.post(url, json={}).status_code == 401
+    assert fleet_client.post(url, json={}, headers=fleet_users.headers("viewer")).status_code == 403
+    bad = fleet_client.post(
+        url, json={"selector": "rack="}, headers=fleet_users.headers("developer")
+    )
     assert bad.status_code in (400, 422), bad.text
     assert "selector" in bad.text.lower()
-    huge = client.get(
-        "/api/v1/storage/inodes", params={"limit": 0}, headers=users.headers("viewer")
+    huge = fleet_client.get(
+        "/api/v1/storage/inodes", params={"limit": 0}, headers=fleet_users.headers("viewer")
     )
     assert huge.status_code == 422
 
@@ -132,22 +126,24 @@ def test_output_that_is_not_the_operations_is_named_not_counted() -> None:
 
 
 def test_the_page_shows_the_fleets_inodes_and_collects_them(
-    client: TestClient, users: Tokens
+    fleet_client: TestClient, fleet_users: Tokens
 ) -> None:
-    log_in(client, username="developer", next="/analytics/storage")
-    empty = client.get("/analytics/storage")
+    log_in(fleet_client, username="developer", next="/analytics/storage")
+    empty = fleet_client.get("/analytics/storage")
     assert "No filesystem facts yet" in empty.text
     form = {"csrf": csrf_of(empty), "selector": "all"}
-    sent = client.post("/analytics/storage/inodes/collect", data=form, follow_redirects=False)
+    sent = fleet_client.post("/analytics/storage/inodes/collect", data=form, follow_redirects=False)
     assert sent.status_code == 303, sent.text
     change_id = int(sent.headers["location"].rsplit("/", 1)[1])
 
     def done() -> bool:
-        got = client.get(f"/api/v1/changes/{change_id}", headers=users.headers("viewer"))
+        got = fleet_client.get(
+            f"/api/v1/changes/{change_id}", headers=fleet_users.headers("viewer")
+        )
         return bool(got.json()["state"] == "succeeded")
 
     wait_for(done, timeout=60, what="the collection to succeed")
-    page = client.get("/analytics/storage")
+    page = fleet_client.get("/analytics/storage")
     assert 'id="inode-models"' in page.text
     assert "dn-gen3" in page.text
     assert "tune2fs -m 1 /dev/sd" in page.text

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,12 @@ from fleetops.changes.operations import load_library, validate_params
 from fleetops.changes.specs import SpecError
 from fleetops.changes.templating import HostFacts, operation_context, render
 from fleetops.kit.units import binary_bytes
-from fleetops.sim.executor import SimulatedExecutor
 from fleetops.sim.fleet import generate
+from tests.analytics.storage.conftest import HOSTS, RACKS
 from tests.analytics.storage.test_provisioning import collect, inodes
 from tests.analytics.storage.trees import ext4_image, needs_e2fsprogs, tool
 from tests.dashboard.test_pages import csrf_of, log_in
-from tests.fixtures.app import Tokens, seed_users, simulated_fleet_client
-
-HOSTS, RACKS = 12, 2
+from tests.fixtures.app import Tokens
 
 
 def phase(name: str, **params: Any) -> str:
@@ -145,31 +142,23 @@ def test_mounts_that_are_not_absolute_paths_are_refused(mounts: str) -> None:
 # the proposal ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    executor = SimulatedExecutor(seed=1)
-    with simulated_fleet_client(db_url, tmp_path / "data", executor, hosts=HOSTS, racks=RACKS) as c:
-        yield c
-
-
-@pytest.fixture
-def users(client: TestClient, db_url: str) -> Tokens:
-    return seed_users(db_url)
-
-
-def propose(client: TestClient, users: Tokens, role: str = "developer", **body: Any) -> Any:
-    return client.post("/api/v1/storage/inodes/reserve", json=body, headers=users.headers(role))
+def propose(
+    fleet_client: TestClient, fleet_users: Tokens, role: str = "developer", **body: Any
+) -> Any:
+    return fleet_client.post(
+        "/api/v1/storage/inodes/reserve", json=body, headers=fleet_users.headers(role)
+    )
 
 
 def test_a_models_reserve_is_proposed_as_a_change_awaiting_review(
-    client: TestClient, users: Tokens
+    fleet_client: TestClient, fleet_users: Tokens
 ) -> None:
-    nothing = propose(client, users, model="dn-gen3")
+    nothing = propose(fleet_client, fleet_users, model="dn-gen3")
     assert nothing.status_code == 409  # no facts collected: nothing to propose
     assert "collect" in nothing.json()["detail"]
-    collect(client, users)
-    view = inodes(client, users, limit=1000)
-    answer = propose(client, users, model="dn-gen3")
+    collect(fleet_client, fleet_users)
+    view = inodes(fleet_client, fleet_users, limit=1000)
+    answer = propose(fleet_client, fleet_users, model="dn-gen3")
     assert answer.status_code == 201, answer.text
     change = answer.json()
     assert change["workflow"] == "release-reserved-blocks"
@@ -184,38 +173,44 @@ def test_a_models_reserve_is_proposed_as_a_change_awaiting_review(
     (model,) = [m for m in view["by_model"] if m["key"] == "dn-gen3"]
     assert model["reserved_saving_bytes"] > 0
     assert binary_bytes(model["reserved_saving_bytes"]) in change["reason"]
-    preview = client.get(
-        f"/api/v1/changes/{change['id']}/preview", headers=users.headers("operator")
+    preview = fleet_client.get(
+        f"/api/v1/changes/{change['id']}/preview", headers=fleet_users.headers("operator")
     )
     assert preview.status_code == 200, preview.text
     assert "tune2fs -m 1" in preview.json()[0]["runs"]  # what the approver reads
 
 
-def test_a_proposal_is_refused_with_what_to_do(client: TestClient, users: Tokens) -> None:
-    collect(client, users)
-    assert propose(client, users, role="viewer", model="dn-gen3").status_code == 403
-    none = propose(client, users, model="cn-gen4")  # NVMe scratch on XFS, root keeps its own
+def test_a_proposal_is_refused_with_what_to_do(
+    fleet_client: TestClient, fleet_users: Tokens
+) -> None:
+    collect(fleet_client, fleet_users)
+    assert propose(fleet_client, fleet_users, role="viewer", model="dn-gen3").status_code == 403
+    none = propose(
+        fleet_client, fleet_users, model="cn-gen4"
+    )  # NVMe scratch on XFS, root keeps its own
     assert none.status_code == 409
     assert "no data filesystem" in none.json()["detail"]
-    unknown = propose(client, users, model="nope")
+    unknown = propose(fleet_client, fleet_users, model="nope")
     assert unknown.status_code == 409
-    bad = propose(client, users, model="dn-gen3", percent=7)
+    bad = propose(fleet_client, fleet_users, model="dn-gen3", percent=7)
     assert bad.status_code == 422
 
 
-def test_the_page_proposes_a_models_reserve(client: TestClient, users: Tokens) -> None:
-    collect(client, users)
-    log_in(client, username="developer", next="/analytics/storage")
-    page = client.get("/analytics/storage")
+def test_the_page_proposes_a_models_reserve(fleet_client: TestClient, fleet_users: Tokens) -> None:
+    collect(fleet_client, fleet_users)
+    log_in(fleet_client, username="developer", next="/analytics/storage")
+    page = fleet_client.get("/analytics/storage")
     assert 'name="model" value="dn-gen3"' in page.text
     assert 'name="model" value="cn-gen4"' not in page.text  # nothing to give back there
     form = {"csrf": csrf_of(page), "model": "dn-gen3"}
-    sent = client.post("/analytics/storage/inodes/reserve", data=form, follow_redirects=False)
+    sent = fleet_client.post("/analytics/storage/inodes/reserve", data=form, follow_redirects=False)
     assert sent.status_code == 303, sent.text
     change_id = sent.headers["location"].rsplit("/", 1)[1]
-    got = client.get(f"/api/v1/changes/{change_id}", headers=users.headers("viewer")).json()
+    got = fleet_client.get(
+        f"/api/v1/changes/{change_id}", headers=fleet_users.headers("viewer")
+    ).json()
     assert (got["workflow"], got["requester"]) == ("release-reserved-blocks", "developer")
-    refused = client.post(
+    refused = fleet_client.post(
         "/analytics/storage/inodes/reserve", data={**form, "model": "nope"}, follow_redirects=False
     )
     assert refused.status_code == 409

@@ -186,36 +186,16 @@ def storage_report(
     return _report_page(request, session, who, report_id)
 
 
-@router.post("/analytics/storage/{report_id}/expunge", response_class=HTMLResponse)
-def propose_expunge(
+@router.post("/analytics/storage/{report_id}/{action}", response_class=HTMLResponse)
+def propose(
     request: Request,
     report_id: ReportId,
+    action: service.Proposal,
     who: PageUser,
     csrf: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
-    """Propose the trash expunge a report recommends, then open the change awaiting approval."""
-    return _propose(request, report_id, who, csrf, service.propose_expunge)
-
-
-@router.post("/analytics/storage/{report_id}/unlayer", response_class=HTMLResponse)
-def propose_unlayer(
-    request: Request,
-    report_id: ReportId,
-    who: PageUser,
-    csrf: Annotated[str, Form(max_length=256)] = "",
-) -> Response:
-    """Propose deleting the trash inside users' trash, then open the change awaiting approval."""
-    return _propose(request, report_id, who, csrf, service.propose_unlayer)
-
-
-def _propose(
-    request: Request,
-    report_id: int,
-    who: Principal,
-    csrf: str,
-    proposal: Callable[..., ChangeRequest],
-) -> Response:
-    """Submit the change a report's finding proposes, on the HDFS client the settings name."""
+    """Propose the change a report's finding recommends (the trash expunge, or deleting the
+    trash inside the trash), then open it awaiting approval."""
     settings = request.app.state.settings
 
     def refused(session: Session, exc: AppError) -> Response:
@@ -227,10 +207,11 @@ def _propose(
         request,
         who,
         csrf,
-        lambda session, ctx: proposal(
+        lambda session, ctx: service.propose(
             session,
             ctx,
             report_id,
+            action,
             selector=settings.storage_hdfs_client,
             library=request.app.state.library,
             policy=ApprovalPolicy.of(settings),

@@ -75,44 +75,27 @@ def get_report(report_id: ReportId, session: SessionDep, _: Viewer) -> dict[str,
 
 
 @router.post(
-    "/storage/reports/{report_id}/expunge",
+    "/storage/reports/{report_id}/{action}",
     response_model=ChangeRead,
     status_code=status.HTTP_201_CREATED,
 )
-def propose_expunge(
-    report_id: ReportId, request: Request, session: SessionDep, who: Developer
+def propose(
+    report_id: ReportId,
+    action: service.Proposal,
+    request: Request,
+    session: SessionDep,
+    who: Developer,
 ) -> ChangeRead:
-    """Propose the change that deletes the trash checkpoints older than the report's retention
-    (workflow `expunge-trash`, on the host `storage_hdfs_client` names); it awaits approval.
-    409 when the report found none."""
+    """Propose the change that frees what the report found, on the host `storage_hdfs_client`
+    names; it awaits approval. `expunge`: delete the trash checkpoints older than the report's
+    retention (workflow `expunge-trash`). `unlayer`: delete the `.Trash` directories inside
+    users' trash (workflow `remove-layered-trash`). 409 when the report found none."""
     settings = request.app.state.settings
-    change = service.propose_expunge(
+    change = service.propose(
         session,
         audit_context(request, who),
         report_id,
-        selector=settings.storage_hdfs_client,
-        library=request.app.state.library,
-        policy=ApprovalPolicy.of(settings),
-    )
-    return change_read(session, change)
-
-
-@router.post(
-    "/storage/reports/{report_id}/unlayer",
-    response_model=ChangeRead,
-    status_code=status.HTTP_201_CREATED,
-)
-def propose_unlayer(
-    report_id: ReportId, request: Request, session: SessionDep, who: Developer
-) -> ChangeRead:
-    """Propose the change that deletes the `.Trash` directories inside users' trash (workflow
-    `remove-layered-trash`, on the host `storage_hdfs_client` names); it awaits approval. 409
-    when the report found no trash inside a trash."""
-    settings = request.app.state.settings
-    change = service.propose_unlayer(
-        session,
-        audit_context(request, who),
-        report_id,
+        action,
         selector=settings.storage_hdfs_client,
         library=request.app.state.library,
         policy=ApprovalPolicy.of(settings),

@@ -5,6 +5,7 @@ runs where the data is (`analyses`)."""
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from fleetops.changes.operations import OperationLibrary
 from fleetops.kit.units import binary_bytes
 from fleetops.models import ChangeRequest, HardwareModel, Host, StorageReport
 
+Proposal = Literal["expunge", "unlayer"]
 EXPUNGE_WORKFLOW = "expunge-trash"
 UNLAYER_WORKFLOW = "remove-layered-trash"
 NOTHING = {
@@ -73,61 +75,37 @@ def get_report(session: Session, report_id: int) -> StorageReport:
     return row
 
 
-def propose_expunge(
+def propose(
     session: Session,
     ctx: AuditContext,
     report_id: int,
+    action: Proposal,
     *,
     selector: str,
     library: OperationLibrary,
     policy: ApprovalPolicy,
 ) -> ChangeRequest:
-    """The change that frees what a report's `trash_retention` finding found: delete the trash
-    checkpoints older than the retention it assumed, on the HDFS client `selector` names. It
-    waits for approval (high risk: deleting data) like any other change."""
-    report, finding = _finding(session, report_id, "trash_retention")
-    hours = max(1, math.ceil(report.options.trash_retention_hours))
+    """The change that frees what a report's finding found, on the HDFS client `selector`
+    names; it waits for approval (high risk: deleting data) like any other change.
+
+    `expunge`: the trash checkpoints older than the retention the report assumed
+    (`trash_retention`). `unlayer`: the `.Trash` directories inside users' trash
+    (`layered_trash`)."""
+    kind = "trash_retention" if action == "expunge" else "layered_trash"
+    report, finding = _finding(session, report_id, kind)
+    saving = f"Storage report #{report_id} ({report.input}): {binary_bytes(finding.savings_bytes)}"
+    if action == "expunge":
+        hours = max(1, math.ceil(report.options.trash_retention_hours))
+        workflow, title = EXPUNGE_WORKFLOW, f"Expunge HDFS trash checkpoints older than {hours} h"
+        params: dict[str, int] = {"older_than_hours": hours}
+        why = f"{saving} in checkpoints older than {hours} h. {finding.detail}."
+    else:
+        workflow, title = UNLAYER_WORKFLOW, "Delete the trash inside HDFS users' trash"
+        params, why = {}, f"{saving} in trash deleted into the trash. {finding.detail}."
     return changes.submit(
         session,
         ctx,
-        changes.Submission(
-            workflow=EXPUNGE_WORKFLOW,
-            title=f"Expunge HDFS trash checkpoints older than {hours} h",
-            selector=selector,
-            params={"older_than_hours": hours},
-            reason=f"Storage report #{report_id} ({report.input}): "
-            f"{binary_bytes(finding.savings_bytes)} in checkpoints older than {hours} h. "
-            f"{finding.detail}.",
-        ),
-        library=library,
-        policy=policy,
-    )
-
-
-def propose_unlayer(
-    session: Session,
-    ctx: AuditContext,
-    report_id: int,
-    *,
-    selector: str,
-    library: OperationLibrary,
-    policy: ApprovalPolicy,
-) -> ChangeRequest:
-    """The change that frees what a report's `layered_trash` finding found: delete the `.Trash`
-    directories inside users' trash, on the HDFS client `selector` names (high risk)."""
-    report, finding = _finding(session, report_id, "layered_trash")
-    return changes.submit(
-        session,
-        ctx,
-        changes.Submission(
-            workflow=UNLAYER_WORKFLOW,
-            title="Delete the trash inside HDFS users' trash",
-            selector=selector,
-            params={},
-            reason=f"Storage report #{report_id} ({report.input}): "
-            f"{binary_bytes(finding.savings_bytes)} in trash deleted into the trash. "
-            f"{finding.detail}.",
-        ),
+        changes.Submission(workflow, title, selector, params, reason=why),
         library=library,
         policy=policy,
     )
