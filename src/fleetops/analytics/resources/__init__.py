@@ -1,0 +1,1 @@
+"""Resource right-sizing: requests against usage, recommenders replayed on traces."""
