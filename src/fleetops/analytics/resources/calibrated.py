@@ -1,0 +1,150 @@
+"""fleetops' recommender: a violation budget spent across groups where it saves most.
+
+Usage is read as a share of the request (ratio buckets 5 % apart, as VPA's histograms), per group
+and per task. A group's chance that an instance exceeds a candidate recommendation is estimated
+with what its samples can vouch for: instances of one task move together, so a group counts as
+its effective number of tasks (Kish: N^2 / sum n_t^2), shrunk toward the pooled ratios of the
+groups with the same request (empirical Bayes, `prior_tasks` pseudo-tasks), plus `z` standard
+errors (an upper confidence bound). That is a recommendation's risk.
+
+The budget of expected violations is what the usual target (p90 + 15 %, VPA's) would take under
+the same risk estimate; fleetops spends it where it cuts most waste: a Lagrangian choice per
+group of the candidate minimising expected waste (duration-weighted unused allocation and
+shortfall) + lambda x expected violations, with lambda bisected until the budget holds. A
+long-running group that mostly idles gets cut deep, a group of short instances whose peaks are
+cheap to cover keeps a high recommendation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+
+RATIO = 1.05  # bucket growth, as VPA's histograms
+FIRST = 0.01  # the smallest ratio bucket: 1 % of the request
+BUCKETS = int(np.ceil(np.log(1 / FIRST) / np.log(RATIO))) + 1
+# candidate b (0..BUCKETS-1) is request x EDGES[b]; bucket BUCKETS holds usage over the request
+EDGES = np.minimum(FIRST * RATIO ** np.arange(BUCKETS), 1.0)
+EDGES[-1] = 1.0
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """fleetops' parameters (tuned on a split inside a training period: docs/resources.md)."""
+
+    prior_tasks: float = 5.0  # pseudo-tasks of the pooled prior
+    z: float = 2.0  # standard errors added to a risk
+    reference_quantile: float = 0.9  # the budget: the risk of this quantile ...
+    reference_margin: float = 0.15  # ... plus this margin
+
+
+@dataclass
+class RiskModel:
+    """Per group: its request, and at each candidate, risk, expected waste and instances."""
+
+    groups: list[str]
+    request: Floats
+    risk: Floats  # groups x BUCKETS
+    waste: Floats  # groups x BUCKETS
+    instances: Floats
+    reference: npt.NDArray[np.int64]  # candidate index of the reference target per group
+
+    def candidate(self, group: int, value: float) -> int:
+        """The smallest candidate at or above `value` (a recommendation as a candidate)."""
+        ratio = value / self.request[group] if self.request[group] > 0 else 1.0
+        return int(min(BUCKETS - 1, np.searchsorted(EDGES, ratio - 1e-12)))
+
+
+def _bucket_sql(usage: str, request: str) -> str:
+    return (
+        f"case when {usage} > {request} then {BUCKETS} "
+        f"when {usage} <= {FIRST} * {request} then 0 "
+        f"else least({BUCKETS - 1}, ceil(ln({usage} / {request} / {FIRST}) / ln({RATIO})))::int end"
+    )
+
+
+def risk_model(
+    db: duckdb.DuckDBPyConnection, samples_sql: str, resource: str, calibration: Calibration
+) -> RiskModel:
+    """The risk and waste of every candidate of every group of the samples, for one resource."""
+    req = f"req_{resource}"
+    rows = db.execute(
+        f"""select grp, task, any_value({req}) as req, {_bucket_sql(resource, req)} as b,
+                   count(*) as n, sum(duration_s) as d, sum(duration_s * {resource}) as ud
+            from ({samples_sql}) where {req} > 0 group by grp, task, b order by grp"""
+    ).fetchnumpy()
+    groups, index = np.unique(rows["grp"], return_inverse=True)
+    count = len(groups)
+    request = np.zeros(count)
+    request[index] = rows["req"]
+    above, teff, n, used_d, used_ud = _tallies(rows, index, count)
+    pooled = np.zeros_like(above)
+    for value in np.unique(request):
+        same = request == value
+        pooled[same] = (above[same] * n[same, None]).sum(0) / n[same].sum()
+    shrunk = (teff[:, None] * above + calibration.prior_tasks * pooled) / (
+        teff[:, None] + calibration.prior_tasks
+    )
+    spread = np.sqrt(shrunk * (1 - shrunk) / (teff[:, None] + calibration.prior_tasks))
+    risk = np.clip(shrunk + calibration.z * spread, 0.0, 1.0)
+    recs = request[:, None] * EDGES[None, :]
+    unused = recs * used_d[:, :BUCKETS] - used_ud[:, :BUCKETS]
+    total_d, total_ud = used_d[:, -1:], used_ud[:, -1:]
+    short = (total_ud - used_ud[:, :BUCKETS]) - recs * (total_d - used_d[:, :BUCKETS])
+    reference = _reference(above, calibration)
+    return RiskModel(list(groups), request, risk, unused + short, n, reference)
+
+
+def _tallies(
+    rows: dict[str, npt.NDArray[np.generic]], index: npt.NDArray[np.intp], count: int
+) -> tuple[Floats, Floats, Floats, Floats, Floats]:
+    """Per group: share above each candidate, effective tasks, instances, and cumulative
+    duration and usage x duration by bucket."""
+    above = np.zeros((count, BUCKETS))
+    teff, n = np.zeros(count), np.zeros(count)
+    cum_d, cum_ud = np.zeros((count, BUCKETS + 1)), np.zeros((count, BUCKETS + 1))
+    bounds = np.searchsorted(index, np.arange(count + 1))
+    buckets = rows["b"].astype(np.intp)
+    for g in range(count):
+        part = slice(bounds[g], bounds[g + 1])
+        _, task = np.unique(rows["task"][part], return_inverse=True)
+        counts = np.zeros((task.max() + 1, BUCKETS + 1))
+        np.add.at(counts, (task, buckets[part]), rows["n"][part].astype(float))
+        per_task = counts.sum(1)
+        n[g] = per_task.sum()
+        teff[g] = n[g] ** 2 / (per_task**2).sum()
+        above[g] = (n[g] - np.cumsum(counts.sum(0))[:BUCKETS]) / n[g]
+        np.add.at(cum_d[g], buckets[part], rows["d"][part].astype(float))
+        np.add.at(cum_ud[g], buckets[part], rows["ud"][part].astype(float))
+    return above, teff, n, np.cumsum(cum_d, 1), np.cumsum(cum_ud, 1)
+
+
+def _reference(above: Floats, calibration: Calibration) -> npt.NDArray[np.int64]:
+    """The candidate of the reference target per group: its quantile's bucket, plus margin."""
+    covered = 1 - above >= calibration.reference_quantile - 1e-12
+    # a group whose quantile is over its request keeps the request
+    quantile = np.where(covered.any(axis=1), np.argmax(covered, axis=1), BUCKETS - 1)
+    value = EDGES[quantile] * (1 + calibration.reference_margin)
+    found: npt.NDArray[np.int64] = np.minimum(np.searchsorted(EDGES, value - 1e-12), BUCKETS - 1)
+    return found.astype(np.int64)
+
+
+def choose(model: RiskModel) -> npt.NDArray[np.int64]:
+    """Per group, the candidate index that spends the reference's violation budget best."""
+    rows = np.arange(len(model.groups))
+    violations = model.risk * model.instances[:, None]
+    budget = violations[rows, model.reference].sum()
+    low, high = 1e-12, 1e15
+    for _ in range(100):
+        lam = np.sqrt(low * high)
+        picked = np.argmin(model.waste + lam * violations, axis=1)
+        if violations[rows, picked].sum() > budget:
+            low = lam
+        else:
+            high = lam
+    best: npt.NDArray[np.int64] = np.argmin(model.waste + high * violations, axis=1)
+    return best.astype(np.int64)
