@@ -110,6 +110,10 @@ class Commands(LazyGroup):
             "fleetops.analytics.storage.cli:storage_app",
             "Storage analysis: HDFS fsimages, listings and scans, and what they waste.",
         ),
+        "resources": Lazy(
+            "fleetops.analytics.resources.cli:resources_app",
+            "Resource right-sizing: requests against usage, recommenders replayed on traces.",
+        ),
     }
 
 
