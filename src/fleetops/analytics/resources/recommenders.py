@@ -141,11 +141,11 @@ def krr(
     """KRR's simple strategy per group: CPU p95 of the per-minute samples, memory max + 15 %."""
     if resource == "mem":
         buffer = 1 + settings.krr_mem_buffer
-        sql = f"select grp, max(mem) * {buffer} from ({samples_sql}) group by grp"
+        sql = f"select grp, max(mem)::double * {buffer} from ({samples_sql}) group by grp"
         return dict(db.execute(sql).fetchall())
     minutes = f"greatest(1, ceil(duration_s / {MINUTE}))"
     sql = f"""
-select grp, min(cpu) filter (where below >= {settings.krr_cpu_percentile} * total) from (
+select grp, (min(cpu) filter (where below >= {settings.krr_cpu_percentile} * total))::double from (
   select grp, cpu, sum({minutes}) over (partition by grp order by cpu
                                         rows between unbounded preceding and current row) as below,
          sum({minutes}) over (partition by grp) as total
