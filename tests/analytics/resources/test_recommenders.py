@@ -1,0 +1,73 @@
+"""Each recommender on small hand-made samples, with the figures worked out by hand."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+from fleetops.analytics.resources import calibrated
+from fleetops.analytics.resources.recommenders import HISTOGRAMS, Settings, krr, vpa
+
+
+def samples(rows: list[tuple[float, float, float, float, float, float]]) -> str:
+    """(arrival_s, duration_s, cpu, mem, req_cpu, req_mem) rows of one group `g`, one task."""
+    values = ", ".join(
+        f"({a}, 'g', 'p', 't', {d}, {c}, {m}, {rc}, {rm})" for a, d, c, m, rc, rm in rows
+    )
+    return (
+        f"select * from (values {values}) "
+        "v(arrival_s, grp, profile, task, duration_s, cpu, mem, req_cpu, req_mem)"
+    )
+
+
+def bucket_end(resource: str, value: float) -> float:
+    h = HISTOGRAMS[resource]
+    n = np.floor(np.log(1 + value * (h.ratio - 1) / h.first) / np.log(h.ratio))
+    return float(h.start(np.array([n + 1]))[0])
+
+
+def test_krr_is_cpu_p95_and_memory_max_plus_15_percent() -> None:
+    memory = np.linspace(0.1, 0.4, 20)
+    rows = [(0, 30, c, m, 500, 1.0) for c, m in zip(range(10, 210, 10), memory, strict=True)]
+    db = duckdb.connect()
+    assert krr(db, samples(rows), "mem", Settings()) == {"g": pytest.approx(0.4 * 1.15)}
+    # 20 one-minute samples: the 19th (95 % of 20) is 190
+    assert krr(db, samples(rows), "cpu", Settings()) == {"g": 190.0}
+
+
+def test_vpa_is_the_end_of_the_p90_bucket_plus_15_percent() -> None:
+    rows = [(0, 30, c, 0.1, 1000, 1.0) for c in range(10, 110, 10)]
+    target = vpa(duckdb.connect(), samples(rows), "cpu", Settings())["g"]
+    # the 9th of ten equal samples is 90, in bucket 34: [88.4, 90.3); its end x 1.15
+    assert target == pytest.approx((1.05**35 - 1) / 0.05 * 1.15)
+    assert target == pytest.approx(bucket_end("cpu", 90) * 1.15)
+
+
+def test_vpa_bumps_memory_over_the_recommendation_in_force() -> None:
+    # minute 0: 0.5 against the request (1.0), no OOM; minute 1: 0.8 against ~0.58 is an OOM,
+    # recorded as 1.2 x its bucket's start
+    rows = [(0, 30, 10, 0.5, 100, 1.0), (60, 30, 10, 0.8, 100, 1.0)]
+    target = vpa(duckdb.connect(), samples(rows), "mem", Settings())["g"]
+    h = HISTOGRAMS["mem"]
+    start = float(h.start(np.floor(np.log(1 + 0.8 * 0.05 / h.first) / np.log(1.05)))) * 1.2
+    assert target == pytest.approx(bucket_end("mem", start) * 1.15)
+    assert target > bucket_end("mem", 0.8) * 1.15 * 1.1
+
+
+def test_fleetops_risk_counts_tasks_not_instances() -> None:
+    db = duckdb.connect()
+    rows = ", ".join(f"(0, 'g', 'p', 't{i % 2}', 30, {i}, 0.1, 100, 1.0)" for i in range(1, 101))
+    sql = (
+        f"select * from (values {rows}) "
+        "v(arrival_s, grp, profile, task, duration_s, cpu, mem, req_cpu, req_mem)"
+    )
+    plain = calibrated.Calibration(prior_tasks=0.0, z=0.0)
+    model = calibrated.risk_model(db, sql, "cpu", plain)
+    half = model.candidate(0, 50.0)
+    # the candidate at or above 50 is 52.04 (ratio buckets 5 % apart): 52..100 are above it
+    assert model.candidate(0, 50.0) == half
+    assert model.risk[0, half] == pytest.approx(0.48)
+    wary = calibrated.risk_model(db, sql, "cpu", calibrated.Calibration(prior_tasks=0.0, z=1.0))
+    # two tasks are two effective samples, not 100: one standard error is sqrt(0.48 x 0.52 / 2)
+    assert wary.risk[0, half] == pytest.approx(0.48 + np.sqrt(0.48 * 0.52 / 2))
