@@ -1,10 +1,12 @@
 """Learn from a training period, replay the test period: what each method allocates and misses.
 
 Per method and resource, over the test instances: allocated = sum of recommendation x duration,
-used = sum of usage x duration (usage is the instance's average: the trace has no peaks),
-slack = 1 - used / allocated (the share of the allocation left unused; below 0 if usage
-overran), violation rate = the share of instances whose usage exceeds the recommendation. The
-original requests are the reference row. Everything is SQL over the trace's tables: the instances
+used = sum of usage x duration (usage is the instance's average: the trace has no peaks).
+Instance by instance, never netted across instances: slack = sum of max(0, allocation - usage) x
+duration / allocated (the share of the allocation left unused, in [0, 1]); shortfall = sum of
+max(0, usage - allocation) x duration / used (the share of the usage the allocation missed);
+violation rate = the share of instances whose usage exceeds the recommendation. The original
+requests are the reference row. Everything is SQL over the trace's tables: the instances
 never become Python rows.
 """
 
@@ -110,6 +112,8 @@ def replay(db: duckdb.DuckDBPyConnection, test_sql: str, settings: Settings) -> 
             rec = _applied(resource, settings) if method else f"req_{resource}"
             figures.append(
                 f"sum({rec} * duration_s), sum({resource} * duration_s), "
+                f"sum(greatest(0, {rec} - {resource}) * duration_s), "
+                f"sum(greatest(0, {resource} - {rec}) * duration_s), "
                 f"avg(({resource} > {rec})::int)"
             )
         row = db.execute(
@@ -119,18 +123,20 @@ def replay(db: duckdb.DuckDBPyConnection, test_sql: str, settings: Settings) -> 
         if not row[0]:
             raise ValueError("the test period holds no instance")
         methods[method or "request"] = {
-            resource: _figures(*row[2 + 3 * i : 5 + 3 * i]) for i, resource in enumerate(RESOURCES)
+            resource: _figures(*row[2 + 5 * i : 7 + 5 * i]) for i, resource in enumerate(RESOURCES)
         }
         counts = {"test_instances": row[0], "unseen_group_instances": row[1]}
     request = methods.pop("request")
     return {"methods": methods, "request": request, "counts": counts}
 
 
-def _figures(allocated: float, used: float, violation_rate: float) -> dict[str, float]:
-    slack = 1 - used / allocated if allocated else 0.0
+def _figures(
+    allocated: float, used: float, unused: float, over: float, violation_rate: float
+) -> dict[str, float]:
     return {
-        "slack": round(slack, 4),
+        "slack": round(unused / allocated, 4) if allocated else 0.0,
         "violation_rate": round(float(violation_rate), 4),
+        "shortfall": round(over / used, 4) if used else 0.0,
         "allocated": round(float(allocated), 2),
         "used": round(float(used), 2),
     }
