@@ -7,16 +7,17 @@ its effective number of tasks (Kish: N^2 / sum n_t^2), shrunk toward the pooled 
 groups with the same request (empirical Bayes, `prior_tasks` pseudo-tasks), plus `z` standard
 errors (an upper confidence bound). That is a recommendation's risk.
 
-The budget of expected violations is what the usual target (p90 + 15 %, VPA's) would take under
-the same risk estimate; fleetops spends it where it cuts most waste: a Lagrangian choice per
-group of the candidate minimising expected waste (duration-weighted unused allocation and
-shortfall) + lambda x expected violations, with lambda bisected until the budget holds. A
-long-running group that mostly idles gets cut deep, a group of short instances whose peaks are
-cheap to cover keeps a high recommendation.
+Per group, the candidate minimising expected waste (the duration-weighted allocation left unused,
+what slack counts) + lambda x expected violations, no candidate riskier than `max_risk` (but the
+request), with lambda bisected until a budget of expected violations holds. The budget is
+calibrated against the VPA-style recommender on the training period itself: both learn on its
+earlier part, and the budget rate is the largest whose choice violates no more often than VPA's
+on its later part (`holdout`); that rate, per instance, is then spent over the whole period.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -38,7 +39,9 @@ class Calibration:
 
     prior_tasks: float = 5.0  # pseudo-tasks of the pooled prior
     z: float = 2.0  # standard errors added to a risk
-    reference_quantile: float = 0.9  # the budget: the risk of this quantile ...
+    max_risk: float = 0.2  # no group's risk above this (the request is always allowed)
+    holdout: float = 0.5  # the later share of the training span that calibrates the budget
+    reference_quantile: float = 0.9  # without a holdout, the budget: this quantile's risk ...
     reference_margin: float = 0.15  # ... plus this margin
 
 
@@ -92,11 +95,10 @@ def risk_model(
     spread = np.sqrt(shrunk * (1 - shrunk) / (teff[:, None] + calibration.prior_tasks))
     risk = np.clip(shrunk + calibration.z * spread, 0.0, 1.0)
     recs = request[:, None] * EDGES[None, :]
+    # waste is what slack counts: the allocation left unused under each instance's usage
     unused = recs * used_d[:, :BUCKETS] - used_ud[:, :BUCKETS]
-    total_d, total_ud = used_d[:, -1:], used_ud[:, -1:]
-    short = (total_ud - used_ud[:, :BUCKETS]) - recs * (total_d - used_d[:, :BUCKETS])
     reference = _reference(above, calibration)
-    return RiskModel(list(groups), request, risk, unused + short, n, reference)
+    return RiskModel(list(groups), request, risk, unused, n, reference)
 
 
 def _tallies(
@@ -117,7 +119,7 @@ def _tallies(
         per_task = counts.sum(1)
         n[g] = per_task.sum()
         teff[g] = n[g] ** 2 / (per_task**2).sum()
-        above[g] = (n[g] - np.cumsum(counts.sum(0))[:BUCKETS]) / n[g]
+        above[g] = np.clip((n[g] - np.cumsum(counts.sum(0))[:BUCKETS]) / n[g], 0.0, 1.0)
         np.add.at(cum_d[g], buckets[part], rows["d"][part].astype(float))
         np.add.at(cum_ud[g], buckets[part], rows["ud"][part].astype(float))
     return above, teff, n, np.cumsum(cum_d, 1), np.cumsum(cum_ud, 1)
@@ -133,13 +135,20 @@ def _reference(above: Floats, calibration: Calibration) -> npt.NDArray[np.int64]
     return found.astype(np.int64)
 
 
-def choose(model: RiskModel) -> npt.NDArray[np.int64]:
-    """Per group, the candidate index that spends the reference's violation budget best."""
+def choose(
+    model: RiskModel, budget: float | None = None, max_risk: float = 1.0
+) -> npt.NDArray[np.int64]:
+    """Per group, the candidate index that spends a budget of expected violations (by default
+    the reference's) where it saves most waste, no candidate riskier than `max_risk` but the
+    request."""
     rows = np.arange(len(model.groups))
     violations = model.risk * model.instances[:, None]
-    budget = violations[rows, model.reference].sum()
+    if budget is None:
+        budget = violations[rows, model.reference].sum()
+    violations = np.where(model.risk > max_risk, 1e30, violations)
+    violations[:, -1] = model.risk[:, -1] * model.instances
     low, high = 1e-12, 1e15
-    for _ in range(100):
+    for _ in range(60):
         lam = np.sqrt(low * high)
         picked = np.argmin(model.waste + lam * violations, axis=1)
         if violations[rows, picked].sum() > budget:
@@ -148,3 +157,87 @@ def choose(model: RiskModel) -> npt.NDArray[np.int64]:
             high = lam
     best: npt.NDArray[np.int64] = np.argmin(model.waste + high * violations, axis=1)
     return best.astype(np.int64)
+
+
+Reference = Callable[[str], dict[str, float]]
+
+
+def fit(
+    db: duckdb.DuckDBPyConnection,
+    samples_sql: str,
+    resource: str,
+    calibration: Calibration,
+    *,
+    reference: Reference,
+    floor: float,
+) -> dict[str, float]:
+    """Per group, fleetops' recommendation: the budget is the expected violation rate that, learned
+    on the training span's earlier part, matched `reference`'s violation rate on its later part."""
+    cut = _holdout_cut(db, samples_sql, calibration.holdout)
+    rate = None
+    if cut is not None:
+        early = f"select * from ({samples_sql}) where arrival_s < {cut!r}"
+        late = f"select * from ({samples_sql}) where arrival_s >= {cut!r}"
+        rate = budget_rate(db, early, late, resource, calibration, reference(early), floor)
+    model = risk_model(db, samples_sql, resource, calibration)
+    budget = None if rate is None else rate * model.instances.sum()
+    recs = model.request * EDGES[choose(model, budget, calibration.max_risk)]
+    return dict(zip(model.groups, recs.tolist(), strict=True))
+
+
+def _holdout_cut(db: duckdb.DuckDBPyConnection, samples_sql: str, share: float) -> float | None:
+    sql = f"select min(arrival_s), max(arrival_s) from ({samples_sql})"
+    low, high = db.execute(sql).fetchall()[0]
+    if share <= 0 or low is None or high <= low:
+        return None
+    return float(high - share * (high - low))
+
+
+def budget_rate(
+    db: duckdb.DuckDBPyConnection,
+    early: str,
+    late: str,
+    resource: str,
+    calibration: Calibration,
+    reference_recs: dict[str, float],
+    floor: float,
+) -> float | None:
+    """The largest expected violation rate (per instance, by the risk model learned on `early`)
+    whose choice violates no more often on `late` than the reference's recommendations do."""
+    model = risk_model(db, early, resource, calibration)
+    if not model.groups:
+        return None
+    req = f"req_{resource}"
+    db.execute("create or replace temp table ref_recs (grp varchar, rec double)")
+    db.execute("insert into ref_recs select unnest(?), unnest(?)",
+               [list(reference_recs), list(reference_recs.values())])  # fmt: skip
+    target = db.execute(
+        f"""select count(*) filter (where {resource} >
+                   least({req}, greatest({floor}, coalesce(r.rec, {req})))), count(*)
+            from ({late}) s left join ref_recs r using (grp)"""
+    ).fetchone()
+    rows = db.execute(
+        f"select grp, {_bucket_sql(resource, req)} as b, count(*) as n from ({late}) "
+        f"where {req} > 0 group by all"
+    ).fetchnumpy()
+    if target is None or not target[1]:
+        return None
+    index = {group: i for i, group in enumerate(model.groups)}
+    known = np.array([index.get(g, -1) for g in rows["grp"]], dtype=np.intp)
+    buckets, counts = rows["b"].astype(np.intp), rows["n"].astype(float)
+    fixed = counts[(known < 0) & (buckets == BUCKETS)].sum()
+    seen = known >= 0
+    total = model.instances.sum()
+    low, high = 0.0, 1.0
+    for _ in range(30):
+        rate = (low + high) / 2
+        picked = choose(model, rate * total, calibration.max_risk)
+        over = buckets[seen] > picked[known[seen]]
+        if fixed + counts[seen][over].sum() > target[0]:
+            high = rate
+        else:
+            low = rate
+    # the expected rate of the choice found, so that the same budget makes the same choice
+    picked = choose(model, low * total, calibration.max_risk)
+    expected = model.risk[np.arange(len(picked)), picked] * model.instances
+    return float(expected.sum() / total)

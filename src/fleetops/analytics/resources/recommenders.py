@@ -157,10 +157,14 @@ def fleetops(
     db: duckdb.DuckDBPyConnection, samples_sql: str, resource: str, settings: Settings
 ) -> dict[str, float]:
     """fleetops' recommendation per group (`calibrated`)."""
-    model = calibrated.risk_model(db, samples_sql, resource, settings.calibration)
-    picked = calibrated.choose(model)
-    recs = model.request * calibrated.EDGES[picked]
-    return dict(zip(model.groups, recs.tolist(), strict=True))
+    return calibrated.fit(
+        db,
+        samples_sql,
+        resource,
+        settings.calibration,
+        reference=lambda sql: vpa(db, sql, resource, settings),
+        floor=settings.floor[resource],
+    )
 
 
 RECOMMENDERS = {"vpa": vpa, "krr": krr, "fleetops": fleetops}
