@@ -9,7 +9,8 @@
   recomputed, and a memory sample over the one in force (at first the request) counts as
   1.2 x its value, as VPA's OOM bump.
 - `krr`: Robusta KRR's simple strategy: CPU p95 of the per-minute samples, memory max + 15 %.
-- `fleetops`: `calibrated`: the same risk as the usual target, spent where it saves most.
+- `fleetops`: `calibrated`: a violation budget, matched to VPA's on a holdout of the training
+  period, spent where it saves most.
 
 Every method's recommendation is capped at the request (right-sizing only reduces) and held
 above a floor. A group the training period never saw (a new job, a new task type) falls back,
