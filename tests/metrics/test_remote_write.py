@@ -14,6 +14,7 @@ from fleetops.audit.service import AuditContext
 from fleetops.db import make_engine, make_session_factory, session_scope
 from fleetops.logs import service as logs_service
 from fleetops.metrics.ingest.remote_write import WireSeries, encode
+from fleetops.metrics.service import WINDOW_SECONDS
 from tests.fixtures.app import Tokens, seed_users
 from tests.fixtures.prometheus import running_prometheus
 from tests.fixtures.server import cli_env, running_server
@@ -29,6 +30,12 @@ HEADERS = {
 
 def ms(seconds_ago: float) -> int:
     return int((datetime.now(UTC) - timedelta(seconds=seconds_ago)).timestamp() * 1000)
+
+
+def window_start_ms(seconds_ago: float) -> int:
+    """The start of the window holding that moment: samples a second or two after it share it."""
+    step = WINDOW_SECONDS * 1000
+    return ms(seconds_ago) // step * step
 
 
 def send(client: TestClient, headers: dict[str, str], body: bytes) -> httpx.Response:
@@ -81,9 +88,13 @@ def test_series_are_stored_by_name_and_counters_as_rates(
     client: TestClient, tokens: Tokens
 ) -> None:
     pusher = ingest_token(client, tokens)
+    depth_at = window_start_ms(30)  # two samples in one window, whatever the clock says
     first = encode(
         [
-            WireSeries({"__name__": "queue_depth", "dc": "a"}, [(ms(25), 4.0), (ms(24), 8.0)]),
+            WireSeries(
+                {"__name__": "queue_depth", "dc": "a"},
+                [(depth_at + 1000, 4.0), (depth_at + 2000, 8.0)],
+            ),
             WireSeries({"__name__": "jobs_total", "dc": "a"}, [(ms(25), 100.0)]),
             WireSeries({"__name__": "1bad"}, [(ms(20), 1.0)]),
             WireSeries({"__name__": "stale", "dc": "a"}, [(ms(20), float("nan"))]),
