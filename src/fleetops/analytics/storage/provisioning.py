@@ -11,7 +11,7 @@ hosts parses only the outputs that are new since the last one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from fractions import Fraction
 from threading import Lock
@@ -27,6 +27,7 @@ from fleetops.analytics.storage.inodes import (
     analyze_fleet,
     by_host,
     by_model,
+    totals,
 )
 
 OPERATION = "filesystem_facts"
@@ -130,10 +131,7 @@ def build_view(collected: list[Collected], models: Mapping[str, str], *, limit: 
     hosts = sorted(by_host(fleet.reports).items(), key=lambda kv: -kv[1].saving_bytes)
     models_ = sorted(by_model(fleet.reports, models).items(), key=lambda kv: -kv[1].saving_bytes)
     saving = sorted(fleet.reports, key=lambda r: -_saving(r))
-    everything = Totals()
-    for _, total in models_:
-        for name in Totals.__dataclass_fields__:
-            setattr(everything, name, getattr(everything, name) + getattr(total, name))
+    everything = totals(fleet.reports, lambda _: "fleet").get("fleet", Totals())
     return InodeView(
         hosts=len(collected),
         collected_from=min(times, default=None),
@@ -152,19 +150,7 @@ def _saving(report: Report) -> int:
 
 
 def _totals(key: str, total: Totals) -> InodeTotals:
-    return InodeTotals(
-        key=key,
-        filesystems=total.filesystems,
-        inodes_total=total.inodes_total,
-        inodes_used=total.inodes_used,
-        inode_table_bytes=total.inode_table_bytes,
-        reserved_bytes=total.reserved_bytes,
-        inode_saving_bytes=total.inode_saving_bytes,
-        reserved_saving_bytes=total.reserved_saving_bytes,
-        saving_bytes=total.saving_bytes,
-        short=total.short,
-        reformats=total.reformats,
-    )
+    return InodeTotals(key=key, saving_bytes=total.saving_bytes, **asdict(total))
 
 
 def _filesystem(report: Report, models: Mapping[str, str]) -> InodeFilesystem:
@@ -181,16 +167,7 @@ def _filesystem(report: Report, models: Mapping[str, str]) -> InodeFilesystem:
         reserved_bytes=report.reserved_bytes,
         short=report.short,
         saving_bytes=_saving(report),
-        findings=[
-            InodeFinding(
-                kind=f.kind,
-                saving_bytes=f.saving_bytes,
-                command=f.command,
-                reformat=f.reformat,
-                detail=f.detail,
-            )
-            for f in report.findings
-        ],
+        findings=[InodeFinding.model_validate(f, from_attributes=True) for f in report.findings],
     )
 
 
