@@ -28,25 +28,26 @@ def test_slack_and_violations_are_worked_out_exactly(tmp_path: Path) -> None:
         "0,j_2,M1,i1,10,10,0.1\n0,j_2,M1,i2,30,30,0.3\n",
     )
     report = evaluate(train, test, split_at=None)
-    # requests: 50 x 40 allocated; unused 40 x 10 + 20 x 30 = 1000; nothing over
+    # requests (cores, the trace's hundredths / 100): 0.5 x 40 allocated; unused
+    # 0.4 x 10 + 0.2 x 30 = 10; nothing over
     assert report["request"]["cpu"] == {
         "slack": 0.5,
         "violation_rate": 0.0,
         "shortfall": 0.0,
-        "allocated": 2000.0,
-        "used": 1000.0,
+        "allocated": 20.0,
+        "used": 10.0,
     }
     # memory 0.5 x 40 allocated, unused 0.4 x 10 + 0.2 x 30 = 10 of it
     assert report["request"]["mem"]["slack"] == 0.5
-    # KRR: CPU p95 of (10, 20) is 20. i1 leaves 10 x 10 unused, i2 runs 10 over for 30 s: its
-    # over-use is a shortfall (300 of the 1000 used), not netted against i1's unused 100
+    # KRR: CPU p95 of (0.1, 0.2) is 0.2. i1 leaves 0.1 x 10 unused, i2 runs 0.1 over for 30 s:
+    # its over-use is a shortfall (3 of the 10 used), not netted against i1's unused 1
     krr = report["methods"]["krr"]
     assert krr["cpu"] == {
         "slack": 0.125,
         "violation_rate": 0.5,
         "shortfall": 0.3,
-        "allocated": 800.0,
-        "used": 1000.0,
+        "allocated": 8.0,
+        "used": 10.0,
     }
     # memory max 0.2 x 1.15 = 0.23: i1 leaves 0.13 x 10 = 1.3 of 9.2, i2 misses 0.07 x 30 = 2.1
     assert krr["mem"]["allocated"] == pytest.approx(9.2)
@@ -61,8 +62,8 @@ def test_an_unseen_group_falls_back_to_its_profile(tmp_path: Path) -> None:
     test = write_trace(tmp_path / "b", "0,j_2,R1,30,50,0.5,1\n", "0,j_2,R1,i1,30,10,0.1\n")
     report = evaluate(train, test, split_at=None)
     assert report["counts"]["unseen_group_instances"] == 1
-    # the profile (50, 0.5) was seen: KRR's 10 x 30 allocated, not the request's 50 x 30
-    assert report["methods"]["krr"]["cpu"]["allocated"] == 300.0
+    # the profile (50, 0.5) was seen: KRR's 0.1 x 30 allocated, not the request's 0.5 x 30
+    assert report["methods"]["krr"]["cpu"]["allocated"] == pytest.approx(3.0)
 
 
 def env() -> dict[str, str]:

@@ -37,17 +37,18 @@ def test_krr_is_cpu_p95_and_memory_max_plus_15_percent() -> None:
 
 
 def test_vpa_is_the_end_of_the_p90_bucket_plus_15_percent() -> None:
-    rows = [(0, 30, c, 0.1, 1000, 1.0) for c in range(10, 110, 10)]
+    rows = [(0, 30, c / 100, 0.1, 10, 1.0) for c in range(10, 110, 10)]
     target = vpa(duckdb.connect(), samples(rows), "cpu", Settings())["g"]
-    # the 9th of ten equal samples is 90, in bucket 34: [88.4, 90.3); its end x 1.15
-    assert target == pytest.approx((1.05**35 - 1) / 0.05 * 1.15)
-    assert target == pytest.approx(bucket_end("cpu", 90) * 1.15)
+    # the 9th of ten equal samples is 0.9 core, in bucket 34 (the first is 0.01 core wide):
+    # [0.884, 0.903); its end x 1.15
+    assert target == pytest.approx(0.01 * (1.05**35 - 1) / 0.05 * 1.15)
+    assert target == pytest.approx(bucket_end("cpu", 0.9) * 1.15)
 
 
 def test_vpa_bumps_memory_over_the_recommendation_in_force() -> None:
     # minute 0: 0.5 against the request (1.0), no OOM; minute 1: 0.8 against ~0.58 is an OOM,
     # recorded as 1.2 x its bucket's start
-    rows = [(0, 30, 10, 0.5, 100, 1.0), (60, 30, 10, 0.8, 100, 1.0)]
+    rows = [(0, 30, 0.1, 0.5, 1, 1.0), (60, 30, 0.1, 0.8, 1, 1.0)]
     target = vpa(duckdb.connect(), samples(rows), "mem", Settings())["g"]
     h = HISTOGRAMS["mem"]
     start = float(h.start(np.floor(np.log(1 + 0.8 * 0.05 / h.first) / np.log(1.05)))) * 1.2

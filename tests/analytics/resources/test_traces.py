@@ -47,7 +47,7 @@ def test_real_rows_are_read_and_joined(tmp_path: Path) -> None:
         f"select grp, count(*), max(cpu), sum(duration_s), any_value(req_mem) "
         f"from ({traces.samples(db, trace='tr', key='task')}) group by grp"
     ).fetchall()
-    assert rows == [("R|50.0|0.3", 6, 113.0, 162.0, 0.3)]
+    assert rows == [("R|50.0|0.3", 6, 1.13, 162.0, 0.3)]  # CPU in cores
     job = db.execute(f"select distinct grp from ({traces.samples(db, trace='tr', key='job')})")
     assert job.fetchall() == [("j_1446403/R23_22",)]
 

@@ -35,9 +35,9 @@ MINUTE = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """What the recommenders run with; every figure is in the trace's units."""
+    """What the recommenders run with; CPU in cores, memory in the units of the source."""
 
-    floor: dict[str, float] = field(default_factory=lambda: {"cpu": 2.5, "mem": 0.01})
+    floor: dict[str, float] = field(default_factory=lambda: {"cpu": 0.025, "mem": 0.01})
     half_life_s: float = 24 * 3600.0
     vpa_percentile: float = 0.9
     vpa_margin: float = 0.15
@@ -72,7 +72,7 @@ class Histogram:
         return np.asarray(self.start(bucket + 1))
 
 
-HISTOGRAMS = {"cpu": Histogram(first=1.0), "mem": Histogram(first=0.002)}
+HISTOGRAMS = {"cpu": Histogram(first=0.01), "mem": Histogram(first=0.002)}
 
 
 def vpa(
@@ -84,7 +84,7 @@ def vpa(
     decay = f"pow(2, (arrival_s - {newest or 0.0}) / {settings.half_life_s})"
     if resource == "cpu":
         weight = (
-            f"greatest(req_cpu / 100, 0.1) * greatest(1, ceil(duration_s / {MINUTE})) * {decay}"
+            f"greatest(req_cpu, 0.1) * greatest(1, ceil(duration_s / {MINUTE})) * {decay}"
         )
     else:
         weight = decay

@@ -171,13 +171,15 @@ def _field_problem(kind: tuple[str, bool] | None, text: str) -> str | None:
 
 
 def samples(db: duckdb.DuckDBPyConnection, *, trace: str, key: str, where: str = "true") -> str:
-    """SQL of the trace's instances joined to their task: group, request and usage per row."""
+    """SQL of the trace's instances joined to their task: group, request and usage per row.
+
+    CPU is in cores (the trace's hundredths divided by 100), memory as the trace normalises it."""
     if key not in KEYS:
         raise ValueError(f"unknown key {key!r}; expected one of {', '.join(KEYS)}")
     return f"""
 select i.arrival_s, {KEYS[key]} as grp, {KEYS["profile"]} as profile,
        t.job_id || '/' || t.task_name as task, i.duration_s,
-       i.cpu_avg as cpu, i.mem_avg as mem, t.plan_cpu as req_cpu, t.plan_mem as req_mem
+       i.cpu_avg / 100 as cpu, i.mem_avg as mem, t.plan_cpu / 100 as req_cpu, t.plan_mem as req_mem
 from {trace}_instances i join {trace}_tasks t using (job_id, task_name)
 where {where.replace("arrival_s", "i.arrival_s")}"""
 
