@@ -83,9 +83,7 @@ def vpa(
     newest = db.execute(f"select max(arrival_s) from ({samples_sql})").fetchall()[0][0]
     decay = f"pow(2, (arrival_s - {newest or 0.0}) / {settings.half_life_s})"
     if resource == "cpu":
-        weight = (
-            f"greatest(req_cpu, 0.1) * greatest(1, ceil(duration_s / {MINUTE})) * {decay}"
-        )
+        weight = f"greatest(req_cpu, 0.1) * greatest(1, ceil(duration_s / {MINUTE})) * {decay}"
     else:
         weight = decay
     rows = db.execute(
