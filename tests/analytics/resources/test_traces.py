@@ -41,13 +41,14 @@ def write_trace(directory: Path, tasks: str, instances: str, *, gz: bool = True)
 
 def test_real_rows_are_read_and_joined(tmp_path: Path) -> None:
     db = traces.connect()
-    traces.load(db, write_trace(tmp_path / "t", TASKS, INSTANCES), name="tr")
-    assert db.execute("select count(*) from tr_tasks").fetchall() == [(5,)]
+    (loaded,) = traces.load(db, write_trace(tmp_path / "t", TASKS, INSTANCES), name="tr")
+    assert (loaded.layout, loaded.rows, loaded.skipped) == ("alibaba-batch-sample", 6, 0)
+    assert (loaded.cpu_unit, loaded.mem_unit) == ("cores", "normalised")
     rows = db.execute(
         f"select grp, count(*), max(cpu), sum(duration_s), any_value(req_mem) "
         f"from ({traces.samples(db, trace='tr', key='task')}) group by grp"
     ).fetchall()
-    assert rows == [("R|50.0|0.3", 6, 1.13, 162.0, 0.3)]  # CPU in cores
+    assert rows == [("R|0.5|0.3", 6, 1.13, 162.0, 0.3)]  # CPU in cores, the request too
     job = db.execute(f"select distinct grp from ({traces.samples(db, trace='tr', key='job')})")
     assert job.fetchall() == [("j_1446403/R23_22",)]
 

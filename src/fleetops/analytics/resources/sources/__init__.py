@@ -1,0 +1,1 @@
+"""Usage readers: each source family loads one canonical DuckDB table, `{name}_usage`."""
