@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetops.errors import BadRequest, NotFound
+from fleetops.errors import BadRequest, NotFound, Unavailable
 
 
 class TraceError(BadRequest):
@@ -18,3 +18,7 @@ class TraceError(BadRequest):
 
 class TraceNotFound(NotFound):
     """A trace directory that is not there, or holds no task or instance files."""
+
+
+class SourceUnavailable(Unavailable):
+    """A usage source that cannot be read now: a Prometheus that does not answer, or errs."""
