@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from fleetops.analytics.resources import traces
 from fleetops.analytics.resources.exceptions import TraceError
+from fleetops.kit.exitcodes import EXIT_ERROR
+from tests.fixtures.server import free_port, run_cli
 
 # The first line of clusterdata_2019_a instance_usage-000000000000.json, as `head -1` prints it in
 # rudeigerc's notes on the 2019 trace (rudeigerc.dev, "Borg: the Next Generation"; the
@@ -197,3 +200,27 @@ def test_sources_of_different_units_are_not_mixed(tmp_path: Path) -> None:
     (directory / "usage.csv").write_text(PLAIN)
     with pytest.raises(TraceError, match=r"CPU in cores and memory GiB, but .* has CPU in NCU"):
         traces.load(traces.connect(), directory, name="tr")
+
+
+def test_the_usage_command_summarises_any_source_and_fails_in_one_line(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FLEETOPS_")}
+    path = tmp_path / "usage.csv"
+    path.write_text(PLAIN)
+    result = run_cli(environment, "resources", "usage", str(path), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [s["layout"] for s in report["sources"]] == ["usage-csv"]
+    web = next(g for g in report["groups"] if g["grp"] == "web|2.0|4.0")
+    # 600 s at 0.5 and 600 s at 1.5 cores of a 2-core request
+    assert (web["rows"], web["cpu"], web["cpu_share"], web["mem"]) == (2, 1.0, 0.5, 2.0)
+    path.write_text(PLAIN.replace("1714565400,", "yesterday,"))
+    bad = run_cli(environment, "resources", "usage", str(path))
+    assert bad.returncode == EXIT_ERROR
+    assert bad.stderr.strip().splitlines() == [
+        "error: usage.csv line 4: time 'yesterday': not ISO 8601 or epoch seconds"
+    ]
+    url = f"http://127.0.0.1:{free_port()}"
+    down = run_cli(environment, "resources", "usage", "--prometheus", url, "--start",
+                   "2024-05-01T00:00:00Z", "--end", "2024-05-01T01:00:00Z")  # fmt: skip
+    assert down.returncode == EXIT_ERROR
+    assert "cannot connect" in down.stderr

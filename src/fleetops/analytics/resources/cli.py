@@ -80,3 +80,130 @@ def _cells(figures: dict[str, dict[str, float]]) -> dict[str, str]:
         for resource in ("cpu", "mem")
         for name, field in (("slack", "slack"), ("violations", "violation_rate"))
     }
+
+
+@resources_app.command("usage")
+def usage(
+    source: Annotated[
+        Path | None, typer.Argument(help="a directory of usage files, or a usage CSV")
+    ] = None,
+    prometheus: Annotated[
+        str | None, typer.Option(help="read a Prometheus server at this URL instead")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="with --prometheus: ISO 8601 or epoch")] = None,
+    end: Annotated[str | None, typer.Option(help="with --prometheus: ISO 8601 or epoch")] = None,
+    step: Annotated[float, typer.Option(min=1, help="with --prometheus: seconds per row")] = 300,
+    namespace: Annotated[str | None, typer.Option(help="with --prometheus: only this one")] = None,
+    key: Annotated[str, typer.Option(help="workload group: task, profile or job")] = "task",
+    top: Annotated[int, typer.Option(min=1, help="groups shown, most requested CPU first")] = 20,
+    output: OutputOption = "table",
+) -> None:
+    """What each workload group requests and uses, from any usage source: the layout found,
+    its units, and per group the mean request, mean usage and usage as a share of the request."""
+    from fleetops.analytics.resources import usage as summarise
+    from fleetops.analytics.resources.exceptions import SourceUnavailable, TraceError, TraceNotFound
+
+    if key not in KEYS:
+        fail(f"unknown --key {key!r}; expected one of {', '.join(KEYS)}", EXIT_USAGE)
+    if (source is None) == (prometheus is None):
+        fail("give a SOURCE directory or file, or --prometheus URL (one of them)", EXIT_USAGE)
+    try:
+        if source is not None:
+            report = summarise.from_path(source, key=key, top=top)
+        else:
+            report = _from_prometheus(prometheus or "", start, end, step, namespace, key, top)
+    except (TraceError, TraceNotFound, SourceUnavailable) as exc:
+        fail(exc.detail, exit_code_for_status(exc.status_code))
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if output.lower() != "table":
+        emit(report, output)
+        return
+    _print_usage(report)
+
+
+def _from_prometheus(
+    url: str,
+    start: str | None,
+    end: str | None,
+    step: float,
+    namespace: str | None,
+    key: str,
+    top: int,
+) -> dict[str, Any]:
+    import asyncio
+
+    from fleetops.adapters.prometheus import PrometheusClient
+    from fleetops.analytics.resources import usage as summarise
+    from fleetops.analytics.resources.sources.prometheus import parse_time
+
+    if start is None or end is None:
+        fail("--prometheus needs --start and --end", EXIT_USAGE)
+    if not url.startswith(("http://", "https://")):
+        fail(f"--prometheus {url!r}: an http:// or https:// URL", EXIT_USAGE)
+    began, ended = parse_time(start), parse_time(end)
+
+    async def run() -> dict[str, Any]:
+        client = PrometheusClient(url)
+        try:
+            return await summarise.from_prometheus(
+                client,
+                url=url,
+                start=began,
+                end=ended,
+                step=step,
+                namespace=namespace,
+                key=key,
+                top=top,
+            )
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def _print_usage(report: dict[str, Any]) -> None:
+    for source in report["sources"]:
+        skipped = f", {source['skipped']:,} left out ({source['skipped_why']})"
+        stdout.print(
+            f"{source['layout']}: {source['source']}: {source['rows']:,} rows"
+            f"{skipped if source['skipped'] else ''}; CPU: {source['cpu_unit']}, "
+            f"memory: {source['mem_unit']}"
+        )
+    stdout.print(
+        f"{report['groups_total']:,} groups (key {report['key']}), "
+        f"the {len(report['groups'])} requesting most CPU-time:"
+    )
+    rows = [
+        {
+            "grp": g["grp"],
+            "instances": f"{g['instances']:,}",
+            "hours": f"{g['hours']:,.1f}",
+            **{
+                f"{r}_{part}": _cell(g[field.format(r)], part)
+                for r in ("cpu", "mem")
+                for part, field in (
+                    ("req", "req_{}"),
+                    ("used", "{}"),
+                    ("share", "{}_share"),
+                    ("peak", "{}_peak"),
+                )
+            },
+        }
+        for g in report["groups"]
+    ]
+    columns = [("group", "grp"), ("instances", "instances"), ("hours", "hours")]
+    for r, label in (("cpu", "CPU"), ("mem", "memory")):
+        columns += [
+            (f"{label} requested", f"{r}_req"),
+            (f"{label} used", f"{r}_used"),
+            ("used/req", f"{r}_share"),
+            ("peak", f"{r}_peak"),
+        ]
+    emit(rows, "table", columns)
+
+
+def _cell(value: float | None, part: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if part == "share" else f"{value:.4g}"
