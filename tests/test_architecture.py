@@ -53,6 +53,7 @@ PUBLISHED = {
     "fleetops.devices.signals.smart": "the SMART reading that inspection's probe reuses",
     "fleetops.adapters.executors": "the executors the settings name",
     "fleetops.adapters.local.executor": "running a served action on this server",
+    "fleetops.adapters.prometheus": "the Prometheus client an edge hands to a reader",
 }
 
 
