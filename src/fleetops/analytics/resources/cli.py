@@ -165,7 +165,7 @@ def waste(
             gb_per_unit=settings.resources_gb_per_memory_unit,
         )
     except ValueError as exc:
-        fail(f"settings: {exc}", EXIT_USAGE)
+        fail(f"resources_gb_per_memory_unit: {exc}", EXIT_USAGE)
     try:
         with _Stages() as stages:
             report = run.report(
@@ -336,8 +336,8 @@ def _print_imbalance(report: dict[str, Any]) -> None:
     rest = [d for d in report["domains"] if d["cpu_mean"] is None]
     if rest:
         stdout.print(
-            f"{len(rest):,} domains ({sum(d['machines'] for d in rest):,} machines) have no "
-            "usage samples",
+            f"without usage samples: {len(rest):,} domain(s) of "
+            f"{sum(d['machines'] for d in rest):,} machine(s)",
             highlight=False,
         )
     for resource, name in (("cpu", "CPU"), ("mem", "memory")):

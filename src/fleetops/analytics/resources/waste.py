@@ -91,7 +91,7 @@ def report(
             profiles = traces.samples(db, trace=trace, key="profile")
             evaluate.recommend(db, sql, profiles, settings)
         say("adding up")
-        peaks = _instances(db, sql, method, settings)
+        peaks = instances(db, sql, method, settings)
         out = _report(db, prices=prices, top=top, bucket_s=bucket_s, method=method, peaks=peaks)
     finally:
         if owned:
@@ -102,7 +102,7 @@ def report(
     return out
 
 
-def _instances(
+def instances(
     db: duckdb.DuckDBPyConnection, samples_sql: str, method: str | None, settings: Settings
 ) -> tuple[str, ...]:
     """Table `waste_instances`: one row per instance with its run, request, usage and the
@@ -195,7 +195,7 @@ def _figures(requested: float, used: float, wasted: float) -> dict[str, float]:
 
 def _cost(prices: Prices, resource: str, unit_hours: float) -> float | None:
     price = prices.unit_hour(resource)
-    return None if price is None else round(unit_hours * price, 2)
+    return None if price is None else round(float(unit_hours) * price, 2)
 
 
 def totals(db: duckdb.DuckDBPyConnection, prices: Prices, peaks: tuple[str, ...]) -> dict[str, Any]:
@@ -207,7 +207,7 @@ def totals(db: duckdb.DuckDBPyConnection, prices: Prices, peaks: tuple[str, ...]
     for i, resource in enumerate(RESOURCES):
         figures: dict[str, Any] = _figures(*row[3 * i : 3 * i + 3])
         figures["unit"] = "core-hours" if resource == "cpu" else "unit-hours"
-        figures["wasted_cost"] = _cost(prices, resource, figures["wasted"])
+        figures["wasted_cost"] = _cost(prices, resource, row[3 * i + 2])
         if resource in peaks:
             j = 3 * (len(RESOURCES) + peaks.index(resource))
             peak = _figures(*row[j : j + 3])
@@ -230,10 +230,11 @@ def top_groups(
         for r in RESOURCES
     )
     rows = db.execute(f"""
-select grp, count(*) as n, {", ".join(_sums(r, r) for r in RESOURCES)}, {freed_sql}
-from {TABLE} group by grp order by {cost} desc, grp limit {int(top)}""").fetchall()
+select grp, count(*) as n, {", ".join(_sums(r, r) for r in RESOURCES)}, {freed_sql},
+       {cost} as cost
+from {TABLE} group by grp order by cost desc, grp limit {int(top)}""").fetchall()
     out = []
-    for grp, n, *figures in rows:
+    for grp, n, *figures, cost in rows:
         sums, rest = figures[: 3 * len(RESOURCES)], figures[3 * len(RESOURCES) :]
         entry: dict[str, Any] = {"group": grp, "instances": n}
         for i, resource in enumerate(RESOURCES):
@@ -241,8 +242,7 @@ from {TABLE} group by grp order by {cost} desc, grp limit {int(top)}""").fetchal
             freed, rec = (float(v) for v in rest[2 * i : 2 * i + 2])
             entry[resource]["freed"] = round(freed, 3) if rightsized else None
             entry[resource]["recommendation"] = round(rec, 4) if rightsized else None
-        costs = [_cost(prices, r, entry[r]["wasted"]) for r in RESOURCES]
-        entry["wasted_cost"] = round(sum(c for c in costs if c is not None), 2)
+        entry["wasted_cost"] = round(float(cost), 2)
         out.append(entry)
     return out
 
