@@ -128,6 +128,8 @@ def test_rightsizing_frees_what_the_recommendation_leaves(tmp_path: Path) -> Non
         "per_hour": 6.0,  # the trace spans an hour
         "share_of_requested": 0.75,
         "money": 0.24,
+        # its one bucket: 8 cores allocated, 2 right-sized
+        "busiest_bucket": {"start_s": 0.0, "allocated": 8.0, "rightsized": 2.0, "freed": 6.0},
     }
     assert freed["mem"]["unit_hours"] == pytest.approx(1.08)
     assert freed["mem"]["gb_hours"] == pytest.approx(10.8)  # 10 GB a unit

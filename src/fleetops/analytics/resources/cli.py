@@ -276,6 +276,14 @@ def _print_rightsizing(rightsizing: dict[str, Any] | None, prices: dict[str, Any
         ),
         highlight=False,
     )
+    peak_cpu, peak_mem = cpu["busiest_bucket"], mem["busiest_bucket"]
+    stdout.print(
+        f"At the busiest bucket (from {peak_cpu['start_s']:,.0f} s) it gives back "
+        f"{peak_cpu['freed']:,.1f} of {peak_cpu['allocated']:,.1f} cores allocated; memory's "
+        f"(from {peak_mem['start_s']:,.0f} s) {peak_mem['freed']:,.1f} of "
+        f"{peak_mem['allocated']:,.1f} units",
+        highlight=False,
+    )
 
 
 LEVELS = ("failure_domain_1", "failure_domain_2")
@@ -351,8 +359,8 @@ def _print_imbalance(report: dict[str, Any]) -> None:
             )
     if report["transfers"]:
         title = "To even out CPU: cores of load to move, most loaded first"
-        emit(report["transfers"], "table", [("from", "from"), ("to", "to"), ("cores", "cores")],
-             title=title)  # fmt: skip
+        columns = [("from", "from"), ("to", "to"), ("cores", _cell("cores", ",.2f"))]
+        emit(report["transfers"], "table", columns, title=title)
 
 
 def _percent(value: float | None) -> str:

@@ -45,6 +45,8 @@ def report(
         raise ValueError(f"the bucket must be a positive number of seconds, not {bucket_s}")
     owned = isinstance(source, Path)
     db = traces.connect() if isinstance(source, Path) else source
+    if owned:
+        db.execute("set enable_progress_bar = false")  # stdout is the report's
     try:
         if isinstance(source, Path):
             machines.load(db, source, name=name, progress=progress)

@@ -80,6 +80,8 @@ def report(
     say = progress or (lambda _stage: None)
     owned = isinstance(source, Path)
     db = traces.connect() if isinstance(source, Path) else source
+    if owned:
+        db.execute("set enable_progress_bar = false")  # stdout is the report's
     try:
         if isinstance(source, Path):
             say(f"reading {source}")
@@ -149,19 +151,38 @@ def _report(
     span = float(end - start)
     bucket = bucket_s or default_bucket(span)
     trace = {"instances": count, "groups": groups, "start_s": start, "end_s": end, "span_s": span}
+    over_time = timeline(
+        db, bucket, first=float(start), last=float(end), rightsized=method is not None
+    )
+    freed = None
+    if method is not None:
+        freed = rightsizing(db, prices, method, span)
+        for resource in RESOURCES:
+            freed[resource]["busiest_bucket"] = busiest(over_time["buckets"], resource)
     return {
         "trace": trace,
         "totals": totals(db, prices, peaks),
         "groups": top_groups(db, prices, top, rightsized=method is not None),
-        "timeline": timeline(
-            db, bucket, first=float(start), last=float(end), rightsized=method is not None
-        ),
-        "rightsizing": None if method is None else rightsizing(db, prices, method, span),
+        "timeline": over_time,
+        "rightsizing": freed,
         "prices": {
             "core_hour": prices.core_hour,
             "gb_hour": prices.gb_hour,
             "gb_per_memory_unit": prices.gb_per_unit,
         },
+    }
+
+
+def busiest(buckets: list[dict[str, Any]], resource: str) -> dict[str, Any]:
+    """The bucket where the most of `resource` is allocated, and what right-sizing leaves of it:
+    the capacity the recommendations would give back when it is most wanted."""
+    top = max(buckets, key=lambda b: (b[f"{resource}_allocated"], -b["start_s"]))
+    allocated, rightsized = top[f"{resource}_allocated"], top[f"{resource}_rightsized"]
+    return {
+        "start_s": top["start_s"],
+        "allocated": allocated,
+        "rightsized": rightsized,
+        "freed": round(allocated - rightsized, 3),
     }
 
 
