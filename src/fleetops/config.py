@@ -163,6 +163,13 @@ class Settings(BaseSettings):
     api_max_json_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
     # The HDFS client host a storage report's trash expunge runs on (a selector naming one host).
     storage_hdfs_client: str = Field(default="label:role=namenode", min_length=1, max_length=500)
+    # The GB in one unit of a trace's normalised memory (a machine's GB / 100 for Alibaba's 0-100);
+    # None: memory stays in the source's unit and gets no price.
+    resources_gb_per_memory_unit: float | None = None
+    # What a core and a GB of memory cost per hour (about a public cloud's on-demand price of a
+    # general-purpose vCPU and GB, in its currency): the money a resource waste report shows.
+    resources_price_core_hour: float = Field(default=0.0316, ge=0)
+    resources_price_gb_hour: float = Field(default=0.0042, ge=0)
     # The interface (or range) that carries a ToR's uplinks on this site's switches, which a
     # "switch link" drains unless told otherwise, e.g. Ethernet49/1-52/1 or Port-Channel100.
     # The demo's simulated switches call it `uplink`.

@@ -207,3 +207,8 @@ def _cell(value: float | None, part: str) -> str:
     if value is None:
         return "-"
     return f"{value:.1%}" if part == "share" else f"{value:.4g}"
+
+
+from fleetops.analytics.resources import reports_cli  # noqa: E402
+
+reports_cli.register(resources_app)

@@ -123,6 +123,8 @@ def batch_layout(tasks: Sequence[Path], instances: Sequence[Path]) -> str:
     for paths, fields in ((tasks, 0), (instances, 1)):
         for path in paths:
             width = len(first_record(path))
+            if width == 0:  # an empty file holds no rows of either layout
+                continue
             matching = [name for name, kinds in BATCH.items() if len(kinds[fields]) == width]
             if not matching:
                 expected = " or ".join(str(len(kinds[fields])) for kinds in BATCH.values())
@@ -136,7 +138,7 @@ def batch_layout(tasks: Sequence[Path], instances: Sequence[Path]) -> str:
             "fields): one layout per directory",
             where=str(tasks[0].parent),
         )
-    return layouts.pop()
+    return layouts.pop() if layouts else SAMPLE
 
 
 def load_batch(
