@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,21 @@ def test_an_unseen_group_falls_back_to_its_profile(tmp_path: Path) -> None:
     assert report["methods"]["krr"]["cpu"]["allocated"] == pytest.approx(3.0)
 
 
+def test_recommendations_go_above_a_request_that_usage_exceeds(tmp_path: Path) -> None:
+    # requests of half a core, used at one: right-sizing raises them (as VPA does)
+    instances = "".join(f"0,j_1,M1,i{i},30,100,0.1\n" for i in range(20))
+    train = write_trace(tmp_path / "a", "0,j_1,M1,30,50,0.5,20\n", instances)
+    test = write_trace(tmp_path / "b", "0,j_2,M1,30,50,0.5,20\n", instances.replace("j_1", "j_2"))
+    report = evaluate(train, test, split_at=None)
+    assert report["request"]["cpu"]["violation_rate"] == 1.0
+    for method in ("vpa", "krr", "fleetops"):
+        cpu = report["methods"][method]["cpu"]
+        assert cpu["violation_rate"] == 0.0, method
+        assert cpu["allocated"] >= cpu["used"] == 20 * 30 * 1.0
+    # the bound allocates exactly the usage: nothing unused
+    assert report["bound"]["cpu"] == {"slack": 0.0, "violation_rate": 0.0}
+
+
 def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("FLEETOPS_")}
 
@@ -83,20 +99,42 @@ def test_errors_say_what_and_where(tmp_path: Path) -> None:
     assert "give --split-at" in unsplit.stderr
 
 
-@pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"{SAMPLE} (the shared data) is absent")
+@pytest.fixture(scope="module")
+def acceptance() -> dict[str, Any]:
+    """`fleetops resources evaluate` on the acceptance split: train 0-600 s, test 600-1200 s."""
+    if not SAMPLE.is_dir():
+        pytest.skip(f"{SAMPLE} (the shared data) is absent")
+    args = ("--train", str(SAMPLE), "--test", str(SAMPLE), "--split-at", "600", "-o", "json")
+    result = run_cli(env(), "resources", "evaluate", *args, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report["counts"]["test_instances"] == 503_114
+    return report
+
+
+def test_fleetops_leaves_less_slack_than_vpa_at_no_more_violations(
+    acceptance: dict[str, Any],
+) -> None:
+    vpa, ours = acceptance["methods"]["vpa"], acceptance["methods"]["fleetops"]
+    for resource in ("cpu", "mem"):
+        assert ours[resource]["violation_rate"] <= vpa[resource]["violation_rate"], resource
+        assert ours[resource]["slack"] < vpa[resource]["slack"], resource
+        # no method at VPA's violation rate or below goes under the bound
+        bound = acceptance["bound"][resource]
+        assert bound["violation_rate"] <= vpa[resource]["violation_rate"]
+        for figures in acceptance["methods"].values():
+            if figures[resource]["violation_rate"] <= vpa[resource]["violation_rate"]:
+                assert bound["slack"] <= figures[resource]["slack"], resource
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="not met: on train 0-600 s / test 600-1200 s fleetops' memory slack is 7 % below "
-    "VPA's at slightly more violations, and its CPU slack no lower: within-group usage drifts "
-    "between periods, so cuts that look safe in training violate (docs/resources.md)",
+    reason="not met: fleetops' slack is 6 % (CPU) and 15 % (memory) below VPA's at no more "
+    "violations; for CPU even the bound, which sees the test period, is only 0.3 points under "
+    "the goal (docs/resources.md)",
 )
-def test_fleetops_beats_vpa_on_the_acceptance_split() -> None:
-    args = ("--train", str(SAMPLE), "--test", str(SAMPLE), "--split-at", "600", "-o", "json")
-    result = run_cli(env(), "resources", "evaluate", *args, timeout=60)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["counts"]["test_instances"] == 503_114
-    vpa, ours = report["methods"]["vpa"], report["methods"]["fleetops"]
+def test_fleetops_beats_vpa_on_the_acceptance_split(acceptance: dict[str, Any]) -> None:
+    vpa, ours = acceptance["methods"]["vpa"], acceptance["methods"]["fleetops"]
     for resource in ("cpu", "mem"):
         assert ours[resource]["violation_rate"] <= vpa[resource]["violation_rate"]
         assert ours[resource]["slack"] <= 0.75 * vpa[resource]["slack"]

@@ -9,10 +9,12 @@ errors (an upper confidence bound). That is a recommendation's risk.
 
 Per group, the candidate minimising expected waste (the duration-weighted allocation left unused,
 what slack counts) + lambda x expected violations, no candidate riskier than `max_risk` (but the
-request), with lambda bisected until a budget of expected violations holds. The budget is
-calibrated against the VPA-style recommender on the training period itself: both learn on its
-earlier part, and the budget rate is the largest whose choice violates no more often than VPA's
-on its later part (`holdout`); that rate, per instance, is then spent over the whole period.
+largest), with lambda bisected until a budget of expected violations holds. The budget is
+calibrated against the VPA-style recommender on the training period itself, on several folds:
+both learn on its earlier part, and the budget rate is the largest whose choice violates no more
+often than VPA's on its later part (`holdouts`); the smallest fold's rate, per instance, is then
+spent over the whole period (the violation condition is a ceiling). Candidates run from 1 % to
+8 x the request: a group that uses more than it requests is recommended more.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import numpy.typing as npt
 
 RATIO = 1.05  # bucket growth, as VPA's histograms
 FIRST = 0.01  # the smallest ratio bucket: 1 % of the request
-BUCKETS = int(np.ceil(np.log(1 / FIRST) / np.log(RATIO))) + 1
-# candidate b (0..BUCKETS-1) is request x EDGES[b]; bucket BUCKETS holds usage over the request
-EDGES = np.minimum(FIRST * RATIO ** np.arange(BUCKETS), 1.0)
-EDGES[-1] = 1.0
+TOP = 8.0  # the largest candidate: 8 x the request
+BUCKETS = int(np.ceil(np.log(TOP / FIRST) / np.log(RATIO))) + 1
+# candidate b (0..BUCKETS-1) is request x EDGES[b]; bucket BUCKETS holds usage over the top one
+EDGES = np.minimum(FIRST * RATIO ** np.arange(BUCKETS), TOP)
+EDGES[-1] = TOP
+REQUEST = int(np.searchsorted(EDGES, 1.0 - 1e-12))  # the candidate nearest above the request
 Floats = npt.NDArray[np.float64]
 
 
@@ -39,8 +43,9 @@ class Calibration:
 
     prior_tasks: float = 5.0  # pseudo-tasks of the pooled prior
     z: float = 2.0  # standard errors added to a risk
-    max_risk: float = 0.2  # no group's risk above this (the request is always allowed)
-    holdout: float = 0.5  # the later share of the training span that calibrates the budget
+    max_risk: float = 0.2  # no group's risk above this (the largest candidate is always allowed)
+    # the later shares of the training span that each calibrate a budget; the smallest is kept
+    holdouts: tuple[float, ...] = (0.5, 0.4, 0.3, 0.2)
     reference_quantile: float = 0.9  # without a holdout, the budget: this quantile's risk ...
     reference_margin: float = 0.15  # ... plus this margin
 
@@ -64,7 +69,7 @@ class RiskModel:
 
 def _bucket_sql(usage: str, request: str) -> str:
     return (
-        f"case when {usage} > {request} then {BUCKETS} "
+        f"case when {usage} > {TOP} * {request} then {BUCKETS} "
         f"when {usage} <= {FIRST} * {request} then 0 "
         f"else least({BUCKETS - 1}, ceil(ln({usage} / {request} / {FIRST}) / ln({RATIO})))::int end"
     )
@@ -173,12 +178,17 @@ def fit(
 ) -> dict[str, float]:
     """Per group, fleetops' recommendation: the budget is the expected violation rate that, learned
     on the training span's earlier part, matched `reference`'s violation rate on its later part."""
-    cut = _holdout_cut(db, samples_sql, calibration.holdout)
-    rate = None
-    if cut is not None:
+    rates = []
+    for share in calibration.holdouts:
+        cut = _holdout_cut(db, samples_sql, share)
+        if cut is None:
+            continue
         early = f"select * from ({samples_sql}) where arrival_s < {cut!r}"
         late = f"select * from ({samples_sql}) where arrival_s >= {cut!r}"
-        rate = budget_rate(db, early, late, resource, calibration, reference(early), floor)
+        found = budget_rate(db, early, late, resource, calibration, reference(early), floor)
+        if found is not None:
+            rates.append(found)
+    rate = min(rates) if rates else None
     model = risk_model(db, samples_sql, resource, calibration)
     budget = None if rate is None else rate * model.instances.sum()
     recs = model.request * EDGES[choose(model, budget, calibration.max_risk)]
@@ -213,7 +223,7 @@ def budget_rate(
                [list(reference_recs), list(reference_recs.values())])  # fmt: skip
     target = db.execute(
         f"""select count(*) filter (where {resource} >
-                   least({req}, greatest({floor}, coalesce(r.rec, {req})))), count(*)
+                   greatest({floor}, coalesce(r.rec, {req}))), count(*)
             from ({late}) s left join ref_recs r using (grp)"""
     ).fetchone()
     rows = db.execute(
@@ -225,7 +235,8 @@ def budget_rate(
     index = {group: i for i, group in enumerate(model.groups)}
     known = np.array([index.get(g, -1) for g in rows["grp"]], dtype=np.intp)
     buckets, counts = rows["b"].astype(np.intp), rows["n"].astype(float)
-    fixed = counts[(known < 0) & (buckets == BUCKETS)].sum()
+    # a group unseen in `early` keeps its request
+    fixed = counts[(known < 0) & (buckets > REQUEST)].sum()
     seen = known >= 0
     total = model.instances.sum()
     low, high = 0.0, 1.0

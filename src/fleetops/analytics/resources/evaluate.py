@@ -6,8 +6,8 @@ Instance by instance, never netted across instances: slack = sum of max(0, alloc
 duration / allocated (the share of the allocation left unused, in [0, 1]); shortfall = sum of
 max(0, usage - allocation) x duration / used (the share of the usage the allocation missed);
 violation rate = the share of instances whose usage exceeds the recommendation. The original
-requests are the reference row. Everything is SQL over the trace's tables: the instances
-never become Python rows.
+requests are the reference row, and `bound` the floor no per-group method can go below.
+Everything is SQL over the trace's tables: the instances never become Python rows.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from fleetops.analytics.resources import calibrated, traces
+from fleetops.analytics.resources import bound, calibrated, traces
 from fleetops.analytics.resources.recommenders import METHODS, RECOMMENDERS, RESOURCES, Settings
 
 
@@ -48,6 +48,7 @@ def evaluate(
         test_sql = traces.samples(db, trace="train" if same else "test", key=key, where=test_where)
         recommend(db, train_sql[key], train_sql["profile"], settings)
         report = replay(db, test_sql, settings)
+        report["bound"] = bound_of(db, test_sql, report["methods"]["vpa"], settings)
         report["recommendations"] = describe(db, train_sql[key], settings)
     finally:
         db.close()
@@ -77,12 +78,9 @@ def recommend(
 
 def _applied(resource: str, settings: Settings) -> str:
     """The recommendation an instance gets: its group's, else its profile's, else its request;
-    held above the floor, never above the request."""
+    held above the floor."""
     floor = settings.floor[resource]
-    return (
-        f"least(req_{resource}, greatest({floor}, "
-        f"coalesce(g_{resource}, p_{resource}, req_{resource})))"
-    )
+    return f"greatest({floor}, coalesce(g_{resource}, p_{resource}, req_{resource}))"
 
 
 def _joined(test_sql: str, method: str | None) -> str:
@@ -128,6 +126,23 @@ def replay(db: duckdb.DuckDBPyConnection, test_sql: str, settings: Settings) -> 
         counts = {"test_instances": row[0], "unseen_group_instances": row[1]}
     request = methods.pop("request")
     return {"methods": methods, "request": request, "counts": counts}
+
+
+def bound_of(
+    db: duckdb.DuckDBPyConnection,
+    test_sql: str,
+    reference: dict[str, dict[str, float]],
+    settings: Settings,
+) -> dict[str, dict[str, float]]:
+    """Per resource, the lowest slack any per-group recommendation could reach on the test
+    period at the reference's violation rate (`bound`)."""
+    return {
+        resource: bound.best_slack(
+            bound.candidates(db, test_sql, resource, settings.floor[resource]),
+            reference[resource]["violation_rate"],
+        )
+        for resource in RESOURCES
+    }
 
 
 def _figures(

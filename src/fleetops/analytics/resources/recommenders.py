@@ -9,13 +9,14 @@
   recomputed, and a memory sample over the one in force (at first the request) counts as
   1.2 x its value, as VPA's OOM bump.
 - `krr`: Robusta KRR's simple strategy: CPU p95 of the per-minute samples, memory max + 15 %.
-- `fleetops`: `calibrated`: a violation budget, matched to VPA's on a holdout of the training
+- `fleetops`: `calibrated`: a violation budget, matched to VPA's on folds of the training
   period, spent where it saves most.
 
-Every method's recommendation is capped at the request (right-sizing only reduces) and held
-above a floor. A group the training period never saw (a new job, a new task type) falls back,
-for every method alike, to that method's recommendation for its request profile (plan_cpu,
-plan_mem) learned over all groups; a profile never seen keeps its request.
+Every method right-sizes both ways, as VPA does (a group that uses more than it requests is
+recommended more), and is held above a floor. A group the training period never saw (a new
+job, a new task type) falls back, for every method alike, to that method's recommendation for
+its request profile (plan_cpu, plan_mem) learned over all groups; a profile never seen keeps its
+request.
 """
 
 from __future__ import annotations
