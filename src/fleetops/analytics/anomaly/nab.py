@@ -1,34 +1,32 @@
 """The Numenta Anomaly Benchmark's scoring, written from its published description.
 
-Sources, rule by rule (Lavin & Ahmad, "Evaluating Real-time Anomaly Detection Algorithms - the
-Numenta Anomaly Benchmark", ICMLA 2015, section IV "Scoring", and the benchmark's README/wiki):
+Sources: Lavin & Ahmad, "Evaluating Real-time Anomaly Detection Algorithms - the Numenta Anomaly
+Benchmark", ICMLA 2015 (section "Scoring", below "the paper") and the benchmark's README and
+wiki ("the docs"). Rule by rule:
 
-* Windows: each labelled anomaly sits in a window of timestamps (`labels/combined_windows.json`);
-  a point is inside when `start <= timestamp <= end` (paper, "anomaly windows").
-* Probationary period: the first 15 % of each file's rows is for learning; detections there are
-  ignored (paper: "the first 15% of the data file"). The reference code also caps it at 750 rows;
-  that cap is not applied here, and on the shipped corpus it never binds (no file in the subset
-  is longer than 5,000 rows).
-* Within a window only the earliest detection counts; later ones in the same window count for
-  nothing (paper: "only the first detection in a window is counted").
-* The scaled sigmoid `sigma(y) = 2 / (1 + exp(5 y)) - 1` weights a detection by its relative
-  position `y` (paper, eq. 1, with the README's normalisation so a detection at the window's start
-  earns exactly A_TP): inside a window `y = -(end - i + 1) / width`, so `y = -1` at the start
-  (weight A_TP), near 0 at the end (weight near 0); the true positive is `A_TP * sigma(y) /
-  sigma(-1)`.
-* A detection outside every window is a false positive weighted `A_FP * sigma(y)`, negative, with
-  `y = (i - end) / width` the distance after the last window that ended, in that window's widths;
-  beyond 3 widths, and before any window, the weight is `-A_FP` (README: "false positives far
-  after a window are penalised fully").
-* Each window without a counted detection costs `-A_FN` (paper, eq. 2).
-* The application profiles (standard, reward_low_FP_rate, reward_low_FN_rate) are the cost
-  matrices of `config/profiles.json` (`tpWeight`, `fpWeight`, `fnWeight`).
-* The detector's threshold on its anomaly score is chosen per profile to maximise the raw score
-  over the whole corpus, one threshold for every file (paper, "the threshold ... optimized for
-  each profile"); a point is a detection when `score >= threshold`.
-* Normalisation: `100 * (S - S_null) / (S_perfect - S_null)`, where the null detector never
-  detects (`S_null = -A_FN * windows`) and the perfect one detects at every window's start
-  (`S_perfect = A_TP * windows`) (paper, eq. 3).
+* Windows (paper): each labelled anomaly sits in a window of timestamps, here read from
+  `labels/combined_windows.json`; a row is inside when `start <= timestamp <= end`.
+* Probationary period (paper): the first 15 % of each file's rows is for learning; detections
+  there are ignored. The docs' reference implementation also caps it at 750 rows; the cap is not
+  applied here (no file of the shipped subset has more than 5,000 rows, where it would bind).
+* First detection only (paper): within a window only the earliest detection counts; later ones
+  in the same window count for nothing.
+* Scaled sigmoid (paper, eq. 1): `sigma(y) = 2 / (1 + exp(5 y)) - 1` of the relative position
+  `y`. The paper folds the weights into it; following the docs, a true positive is
+  `A_TP * sigma(y) / sigma(-1)` with `y = -(end - i + 1) / width`, so exactly `A_TP` at the
+  window's first row and near 0 at its last.
+* False positives (paper and docs): a detection outside every window weighs `A_FP * sigma(y)`,
+  negative, with `y = (i - end) / width` its distance after the last window that ended, in that
+  window's widths; from 3 widths on, and before any window, the weight is the full `-A_FP`.
+* Missed windows (paper, eq. 2): each window without a counted detection adds `-A_FN`.
+* Profiles (docs): standard, reward_low_FP_rate and reward_low_FN_rate are the cost matrices of
+  `config/profiles.json` (`tpWeight`, `fpWeight`, `fnWeight`).
+* Threshold (paper and docs): one threshold on the detector's anomaly score per profile, for
+  every file, chosen to maximise the raw score over the whole corpus; a row is a detection when
+  `score >= threshold`.
+* Normalisation (paper, eq. 3): `100 * (S - S_null) / (S_perfect - S_null)`, where the null
+  detector never detects (`S_null = -A_FN * windows`) and the perfect one detects at every
+  window's first row (`S_perfect = A_TP * windows`).
 """
 
 from __future__ import annotations
