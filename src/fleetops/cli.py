@@ -114,6 +114,10 @@ class Commands(LazyGroup):
             "fleetops.analytics.resources.cli:resources_app",
             "Resource right-sizing: requests against usage, recommenders replayed on traces.",
         ),
+        "anomaly": Lazy(
+            "fleetops.analytics.anomaly.cli:anomaly_app",
+            "Anomaly detection on metric series, scored with the Numenta Anomaly Benchmark.",
+        ),
     }
 
 

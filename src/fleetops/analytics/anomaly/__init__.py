@@ -1,0 +1,1 @@
+"""Anomaly detection on metric series, and the Numenta Anomaly Benchmark that measures it."""
