@@ -163,6 +163,22 @@ class Settings(BaseSettings):
     api_max_json_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
     # The HDFS client host a storage report's trash expunge runs on (a selector naming one host).
     storage_hdfs_client: str = Field(default="label:role=namenode", min_length=1, max_length=500)
+    # Normalised memory (a trace's 0-100 of a machine) in GB per unit; unset, resource
+    # recommendations cannot be applied (a scheduler takes MB).
+    resources_gb_per_memory_unit: float | None = None
+    # The host accepted resource recommendations are applied from: it runs the scheduler's CLI
+    # (kubectl or yarn) for the cluster (a selector naming one host).
+    resources_scheduler_client: str = Field(
+        default="label:role=namenode", min_length=1, max_length=500
+    )
+    # The scheduler the recommendations go to, and what it calls a workload group: a template
+    # over the group's fields ({task_type}, {plan_cpu}, {plan_mem}, {job}, {task_name}), e.g.
+    # root.batch.{task_type} (a YARN queue) or batch/deployment/spark-{task_type}/main
+    # (Kubernetes NAMESPACE/KIND/NAME/CONTAINER; lowercased).
+    resources_scheduler: Literal["yarn", "kubernetes"] = "yarn"
+    resources_target_template: str = Field(
+        default="root.batch.{task_type}", min_length=1, max_length=255
+    )
     # The interface (or range) that carries a ToR's uplinks on this site's switches, which a
     # "switch link" drains unless told otherwise, e.g. Ethernet49/1-52/1 or Port-Channel100.
     # The demo's simulated switches call it `uplink`.

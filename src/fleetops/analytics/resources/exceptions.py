@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetops.errors import BadRequest, NotFound
+from fleetops.errors import BadRequest, Conflict, NotFound
 
 
 class TraceError(BadRequest):
@@ -18,3 +18,15 @@ class TraceError(BadRequest):
 
 class TraceNotFound(NotFound):
     """A trace directory that is not there, or holds no task or instance files."""
+
+
+class ReportNotFound(NotFound):
+    """No resource report or recommendation with that id."""
+
+
+class DecisionRefused(Conflict):
+    """A recommendation that cannot be decided that way now (applied, or already so)."""
+
+
+class NothingToApply(Conflict):
+    """A report with nothing that can be applied: none accepted, or a setting missing."""
