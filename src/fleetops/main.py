@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetops import __version__
+from fleetops.analytics.resources.pages import router as resources_pages_router
 from fleetops.analytics.resources.routes import router as resources_router
 from fleetops.analytics.storage.pages import router as storage_pages_router
 from fleetops.analytics.storage.routes import router as storage_router
@@ -177,6 +178,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(inspection_pages_router)
     app.include_router(network_pages_router)
     app.include_router(storage_pages_router)
+    app.include_router(resources_pages_router)
 
 
 def _services(

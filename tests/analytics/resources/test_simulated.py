@@ -15,6 +15,7 @@ from fleetops.sim.executor import SimulatedExecutor
 from fleetops.sim.scheduler import Quota, SimScheduler, from_trace
 from tests.analytics.resources.test_apply import phase
 from tests.analytics.resources.test_reports import LETTERS, decide, report_body, save, small_trace
+from tests.dashboard.test_pages import csrf_of, log_in
 from tests.fixtures.app import Tokens, seed_users, simulated_fleet_client
 from tests.fixtures.waiting import wait_for
 
@@ -102,3 +103,53 @@ def quotas(client: TestClient, tokens: Tokens) -> Any:
     got = client.get("/api/v1/resources/quotas", headers=tokens.headers("viewer"))
     assert got.status_code == 200, got.text
     return got.json()
+
+
+def test_the_page_decides_applies_and_shows_the_quotas(
+    scheduled: tuple[TestClient, SimulatedExecutor], db_url: str, tmp_path: Path
+) -> None:
+    client, executor = scheduled
+    tokens = seed_users(db_url)
+    empty = log_in(client, "viewer")
+    assert empty.status_code == 303
+    assert "No resource report yet" in client.get("/analytics/resources").text
+    report_id = save(client, tokens, report_body(tmp_path)).json()["id"]
+    page = client.get("/analytics/resources")
+    assert page.status_code == 200
+    assert 'id="resource-groups"' in page.text
+    assert 'id="resource-series"' in page.text  # the chart's data, for the newest report
+    assert f'action="/analytics/resources/{report_id}/apply"' not in page.text  # a viewer
+    kept = client.get(f"/api/v1/resources/reports/{report_id}", headers=tokens.headers("viewer"))
+    ids = {(r["group"], r["resource"]): r["id"] for r in kept.json()["recommendations"]}
+    rec = ids[("C|50.0|0.5", "cpu")]
+    refused = client.post(
+        f"/analytics/resources/recommendations/{rec}/accept",
+        data={"csrf": csrf_of(page), "report": str(report_id)},
+    )
+    assert refused.status_code == 403  # a viewer does not decide
+    client.cookies.clear()
+    assert log_in(client, "operator").status_code == 303
+    page = client.get(f"/analytics/resources?report={report_id}&group=C%7C50.0%7C0.5")
+    assert "C|50.0|0.5 over time" in page.text
+    accepted = client.post(
+        f"/analytics/resources/recommendations/{rec}/accept",
+        data={"csrf": csrf_of(page), "report": str(report_id)},
+        follow_redirects=False,
+    )
+    assert accepted.status_code == 303, accepted.text
+    applied = client.post(
+        f"/analytics/resources/{report_id}/apply",
+        data={"csrf": csrf_of(page)},
+        follow_redirects=False,
+    )
+    assert applied.status_code == 303, applied.text
+    change_id = int(applied.headers["location"].rsplit("/", 1)[1])
+    approved = client.post(
+        f"/api/v1/changes/{change_id}/approve", json={}, headers=tokens.headers("admin")
+    )
+    assert approved.status_code == 200, approved.text
+    wait_for(lambda: change_state(client, tokens, change_id) == "succeeded", timeout=60)
+    assert executor.scheduler is not None
+    assert executor.scheduler.quotas["root.batch.C"] == Quota("1", "4096")
+    shown = client.get("/analytics/resources").text
+    assert '<td class="mono">root.batch.C</td><td class="num">1</td>' in shown
