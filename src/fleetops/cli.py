@@ -350,7 +350,14 @@ def demo(
 ) -> None:
     """Start the server on a fresh demo database with a generated fleet and a user per role."""
     from fleetops.config import Settings, get_settings
-    from fleetops.sim.demo import build_demo, demo_executors, demo_feed, repair_shop, shop_feed
+    from fleetops.sim.demo import (
+        DEMO_GB_PER_MEMORY_UNIT,
+        build_demo,
+        demo_executors,
+        demo_feed,
+        repair_shop,
+        shop_feed,
+    )
 
     base = get_settings()
     data_dir = base.data_dir / "demo"
@@ -366,6 +373,7 @@ def demo(
         logs_retention_hours=2,
         health_policy_interval=10,
         inspection_quick=True,
+        resources_gb_per_memory_unit=DEMO_GB_PER_MEMORY_UNIT,
     )
     with stderr.status(f"building the demo fleet ({hosts} hosts, {racks} racks)..."):
         credentials, token = build_demo(settings, hosts=hosts, racks=racks)
