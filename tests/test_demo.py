@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,75 @@ def inode_view(url: str) -> dict[str, Any]:
         return found
 
 
+def logged_in(url: str, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=30)
+    form = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf
+    login = {"username": username, "password": f"{username}-demo-pass", "csrf": csrf.group(1)}
+    assert client.post("/login", data={**login, "next": "/"}).status_code in (200, 303)
+    return client
+
+
+def csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+def right_sizing(url: str) -> tuple[str, str]:
+    """An operator accepts the demo report's largest memory cut that changes its queue, applies
+    the report, the admin approves; the target and the MB the scheduler's quotas then show."""
+    with closing(logged_in(url, "operator")) as operator:
+        [summary] = operator.get("/api/v1/resources/reports").json()["items"]
+        report = operator.get(f"/api/v1/resources/reports/{summary['id']}").json()
+        quotas = wait_for(
+            lambda: operator.get("/api/v1/resources/quotas").json()["quotas"],
+            timeout=90,
+            every=1,
+            what="the scheduler's quotas",
+        )
+        held = {q["target"]: q["memory"] for q in quotas}
+        rec, mb = next(
+            (r, str(math.ceil(round(r["recommendation"] * 0.96 * 1024, 6))))
+            for r in report["recommendations"]
+            if r["resource"] == "mem" and r["target"] in held
+            and held[r["target"]] != str(math.ceil(round(r["recommendation"] * 0.96 * 1024, 6)))
+        )  # fmt: skip
+        page = operator.get("/analytics/resources")
+        accepted = operator.post(
+            f"/analytics/resources/recommendations/{rec['id']}/accept",
+            data={"csrf": csrf(page), "report": str(summary["id"])},
+        )
+        assert accepted.status_code == 303, accepted.text
+        applied = operator.post(
+            f"/analytics/resources/{summary['id']}/apply", data={"csrf": csrf(page)}
+        )
+        assert applied.status_code == 303, applied.text
+        change = int(applied.headers["location"].rsplit("/", 1)[1])
+    with closing(logged_in(url, "admin")) as admin:
+        page = admin.get(f"/changes/{change}")
+        assert f"maximum-allocation-mb={mb}" in page.text  # what the approver reads
+        voted = admin.post(
+            f"/changes/{change}/action",
+            data={"action": "approve", "comment": "right-sized", "csrf": csrf(page)},
+        )
+        assert voted.status_code == 303, voted.text
+        wait_for(
+            lambda: admin.get(f"/api/v1/changes/{change}").json()["state"] == "succeeded",
+            timeout=90,
+            every=1,
+            what=f"change {change} to succeed",
+        )
+        view = admin.get("/api/v1/resources/quotas").json()
+        assert view["change_id"] == change
+        assert {q["target"]: q["memory"] for q in view["quotas"]}[rec["target"]] == mb
+        shown = admin.get("/analytics/resources").text
+        assert f'<td class="mono">{rec["target"]}</td>' in shown
+        assert f'<td class="num">{mb}</td>' in shown
+    return rec["target"], mb
+
+
 def test_the_demo_prints_its_url_and_logins_last_and_no_line_per_request(tmp_path: Path) -> None:
     output = tmp_path / "demo.out"
     command = ("demo", "--hosts", "200", "--racks", "10")
@@ -48,6 +119,7 @@ def test_the_demo_prints_its_url_and_logins_last_and_no_line_per_request(tmp_pat
         for _ in range(5):
             httpx.get(f"{url}/login", timeout=5)
         view = inode_view(url)
+        right_sizing(url)
         time.sleep(1)
     # the demo's hosts answered the read-only collection as their models' disks: datanodes'
     # 12 TB data disks keep inode tables and a 5 % reserve the analysis offers back

@@ -354,7 +354,7 @@ def demo(
 ) -> None:
     """Start the server on a fresh demo database with a generated fleet and a user per role."""
     from fleetops.config import Settings, get_settings
-    from fleetops.sim.demo import build_demo, demo_executors, demo_feed, repair_shop, shop_feed
+    from fleetops.sim import demo as sim
 
     base = get_settings()
     data_dir = base.data_dir / "demo"
@@ -370,21 +370,22 @@ def demo(
         logs_retention_hours=2,
         health_policy_interval=10,
         inspection_quick=True,
+        resources_gb_per_memory_unit=sim.DEMO_GB_PER_MEMORY_UNIT,
     )
     with stderr.status(f"building the demo fleet ({hosts} hosts, {racks} racks)..."):
-        credentials, token = build_demo(settings, hosts=hosts, racks=racks)
+        credentials, token = sim.build_demo(settings, hosts=hosts, racks=racks)
     if not no_serve:
-        executors = demo_executors(hosts=hosts, racks=racks)
+        executors = sim.demo_executors(hosts=hosts, racks=racks)
         try:
-            feed = demo_feed(
+            feed = sim.demo_feed(
                 hosts=hosts, racks=racks, port=port, token=token, slow_link_after=slow_link_after
             )
         except ValueError as exc:  # too few hosts or racks for the faults the demo plays
             hint = "give it more --hosts and --racks (the default is 1000 in 40)"
             raise CommandFailed(f"the demo cannot run: {exc}; {hint}", EXIT_USAGE) from None
         executors["simulated"].network = feed.workload.switch_link  # the simulated switches
-        shop = repair_shop(settings, executors["simulated"], feed.workload, port=port)
-        business = shop_feed(feed, port=port, token=token)
+        shop = sim.repair_shop(settings, executors["simulated"], feed.workload, port=port)
+        business = sim.shop_feed(feed, port=port, token=token)
         banner = partial(_demo_banner, hosts, racks, port, data_dir, credentials)
         _run_server(
             settings,

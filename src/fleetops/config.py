@@ -164,12 +164,26 @@ class Settings(BaseSettings):
     # The HDFS client host a storage report's trash expunge runs on (a selector naming one host).
     storage_hdfs_client: str = Field(default="label:role=namenode", min_length=1, max_length=500)
     # The GB in one unit of a trace's normalised memory (a machine's GB / 100 for Alibaba's 0-100);
-    # None: memory stays in the source's unit and gets no price.
+    # None: memory stays in the source's unit, gets no price, and recommendations in it cannot
+    # be applied (a scheduler takes MB).
     resources_gb_per_memory_unit: float | None = None
     # What a core and a GB of memory cost per hour (about a public cloud's on-demand price of a
     # general-purpose vCPU and GB, in its currency): the money a resource waste report shows.
     resources_price_core_hour: float = Field(default=0.0316, ge=0)
     resources_price_gb_hour: float = Field(default=0.0042, ge=0)
+    # The host accepted resource recommendations are applied from: it runs the scheduler's CLI
+    # (kubectl or yarn) for the cluster (a selector naming one host).
+    resources_scheduler_client: str = Field(
+        default="label:role=namenode", min_length=1, max_length=500
+    )
+    # The scheduler the recommendations go to, and what it calls a workload group: a template
+    # over the group's fields ({task_type}, {plan_cpu}, {plan_mem}, {job}, {task_name}), e.g.
+    # root.batch.{task_type} (a YARN queue) or batch/deployment/spark-{task_type}/main
+    # (Kubernetes NAMESPACE/KIND/NAME/CONTAINER; lowercased).
+    resources_scheduler: Literal["yarn", "kubernetes"] = "yarn"
+    resources_target_template: str = Field(
+        default="root.batch.{task_type}", min_length=1, max_length=255
+    )
     # The interface (or range) that carries a ToR's uplinks on this site's switches, which a
     # "switch link" drains unless told otherwise, e.g. Ethernet49/1-52/1 or Port-Channel100.
     # The demo's simulated switches call it `uplink`.

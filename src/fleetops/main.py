@@ -30,6 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetops import __version__
+from fleetops.analytics.resources.pages import router as resources_pages_router
+from fleetops.analytics.resources.routes import router as resources_router
 from fleetops.analytics.storage.pages import router as storage_pages_router
 from fleetops.analytics.storage.routes import router as storage_router
 from fleetops.audit.refusals import RefusalLog
@@ -164,6 +166,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(metrics_router, prefix="/api/v1")
     app.include_router(network_router, prefix="/api/v1")
     app.include_router(storage_router, prefix="/api/v1")
+    app.include_router(resources_router, prefix="/api/v1")
     app.include_router(annotations_router, prefix="/api/v1")
     app.include_router(loki_router)
     app.include_router(pages_router)
@@ -175,6 +178,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(inspection_pages_router)
     app.include_router(network_pages_router)
     app.include_router(storage_pages_router)
+    app.include_router(resources_pages_router)
 
 
 def _services(

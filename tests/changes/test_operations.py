@@ -49,6 +49,8 @@ BUILTINS = {
     "trash_expunge": "high",
     "ext4_reserve": "medium",
     "trash_unlayer": "high",
+    "scheduler_requests": "medium",
+    "scheduler_quotas": "read_only",
 }
 SCHEDULERS = ("kubernetes", "yarn", "slurm", "none")
 DROP = object()  # leave the param out

@@ -33,6 +33,7 @@ from fleetops.models import (
     utcnow,
 )
 from fleetops.sim import filesystems
+from tests.analytics.resources.test_reports import report_body as resource_report
 from tests.analytics.storage.test_reports import report as storage_report
 from tests.devices.test_ui import seed_devices
 from tests.findings.factory import lines_ref
@@ -63,6 +64,7 @@ class Entities:
     run: int
     inspected: str
     storage_report: int
+    resource_report: int
 
 
 def save_storage_report(server: LiveServer, tmp: Path) -> int:
@@ -70,6 +72,18 @@ def save_storage_report(server: LiveServer, tmp: Path) -> int:
     saved = httpx.post(
         f"{server.url}/api/v1/storage/reports",
         json=storage_report(tmp),
+        headers=seed_users(server.db_url).headers("developer"),
+        timeout=30,
+    )
+    assert saved.status_code == 201, saved.text
+    return int(saved.json()["id"])
+
+
+def save_resource_report(server: LiveServer, tmp: Path) -> int:
+    """A resource report of a small trace, saved through the API as the developer."""
+    saved = httpx.post(
+        f"{server.url}/api/v1/resources/reports",
+        json=resource_report(tmp),
         headers=seed_users(server.db_url).headers("developer"),
         timeout=30,
     )
@@ -230,6 +244,7 @@ def entities(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) 
         run=inspected.failing,
         inspected="dn-0003",
         storage_report=save_storage_report(live_server, tmp_path_factory.mktemp("storage")),
+        resource_report=save_resource_report(live_server, tmp_path_factory.mktemp("resources")),
     )
 
 
@@ -273,6 +288,7 @@ def pages(server: LiveServer, seeded: Entities) -> list[str]:
         "/audit",
         "/analytics/storage",
         f"/analytics/storage/{seeded.storage_report}",
+        f"/analytics/resources?report={seeded.resource_report}",
         "/network/links/r001/r002/switch",
     ]
 

@@ -1,6 +1,6 @@
 """All ORM models; importing this package registers every table on `Base.metadata`."""
 
-from fleetops.models.analytics import StorageReport
+from fleetops.models.analytics import ResourceRecommendation, ResourceReport, StorageReport
 from fleetops.models.audit import AuditRecord
 from fleetops.models.auth import ApiToken, LoginFailure, User, WebSession
 from fleetops.models.base import Base, UTCDateTime, utcnow
@@ -80,6 +80,8 @@ __all__ = [
     "Rack",
     "Region",
     "RepairTicket",
+    "ResourceRecommendation",
+    "ResourceReport",
     "RollupState",
     "StepRun",
     "StorageReport",

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from fleetops.analytics.resources import service as resources
+from fleetops.analytics.resources.advice import compute
+from fleetops.analytics.resources.scheduler import Site
 from fleetops.analytics.storage.analyses import analyze
 from fleetops.analytics.storage.entries import EntryWriter
 from fleetops.analytics.storage.readers import read_input
@@ -37,6 +40,7 @@ from fleetops.sim.feeder import LiveFeed
 from fleetops.sim.fleet import generate
 from fleetops.sim.namespace import namespace
 from fleetops.sim.repairshop import RepairShop
+from fleetops.sim.scheduler import SimScheduler, from_trace
 from fleetops.sim.workload import Workload
 
 DEMO_PASSWORDS = {role: f"{role.value}-demo-pass" for role in Role}
@@ -45,6 +49,11 @@ MANAGEMENT_HOST = "netops-01"
 # starts in seconds (`bench/storage.py` times the large one).
 SHARED_FSIMAGES = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "fsimage"
 SMALL_IMAGE = 1 << 20
+# The shared Alibaba 2018 sample: the demo keeps a resource report of it, and its simulated YARN
+# scheduler holds a queue per task type. The trace normalises memory (100 = a machine); the demo
+# takes its machines to have 96 GB.
+SHARED_TRACES = SHARED_FSIMAGES.parent / "traces" / "alibaba2018"
+DEMO_GB_PER_MEMORY_UNIT = 0.96
 SLOW_LINK_AFTER = 120  # seconds: when the demo congests a rack's uplink, for the live screen
 SLOW_LINK_FOR = timedelta(minutes=30)
 
@@ -55,7 +64,16 @@ def demo_executors(*, hosts: int, racks: int) -> dict[str, SimulatedExecutor]:
     executor = SimulatedExecutor(
         seed=7, latency=0.4, failure_rate=0.002, degraded=[slow_disk_host(hosts, racks)]
     )
+    executor.scheduler = demo_scheduler()
     return {"simulated": executor}
+
+
+def demo_scheduler() -> SimScheduler:
+    """The YARN scheduler the demo's resource recommendations go to: a queue per task type of
+    the shared sample (root.batch.M, ...), each allowing its largest request; empty without it."""
+    if not SHARED_TRACES.is_dir():
+        return SimScheduler()
+    return from_trace(SHARED_TRACES, Site(), gb_per_memory_unit=DEMO_GB_PER_MEMORY_UNIT)
 
 
 def slow_disk_host(hosts: int, racks: int) -> str:
@@ -97,6 +115,7 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str,
         _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
         business.backfill(session, now=datetime.now(UTC))
         storage_reports(session, ctx, settings.data_dir)
+        resource_report(session, ctx, Site.of(settings), library)
         collect_facts(
             session,
             AuditContext(actor="operator"),
@@ -214,6 +233,26 @@ def storage_reports(session: Session, ctx: AuditContext, work: Path) -> list[int
             report = analyze(Path(tmp) / f"{image.name}.parquet", options, name=image.name)
             kept.append(save_report(session, ctx, report).id)
     return kept
+
+
+def resource_report(
+    session: Session, ctx: AuditContext, site: Site, library: OperationLibrary
+) -> int | None:
+    """Right-sizing on /analytics/resources: the report of the shared sample (every task-type
+    group, fleetops' recommender), and the read-only change that collects the scheduler's
+    quotas; the report's id (None without the shared data)."""
+    if not SHARED_TRACES.is_dir():
+        return None
+    report = resources.save_report(session, ctx, compute(SHARED_TRACES), site=site)
+    resources.collect_quotas(
+        session,
+        AuditContext(actor="operator"),
+        site=site,
+        library=library,
+        policy=ApprovalPolicy(),
+        reason="The scheduler's queues, beside the resource report on /analytics/resources.",
+    )
+    return report.id
 
 
 def _changes(session: Session, library: OperationLibrary, *, racks: int) -> None:

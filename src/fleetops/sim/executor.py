@@ -10,8 +10,9 @@ error and succeeds elsewhere. An inspection probe (fio, sysbench) prints what th
 on the host's hardware model (`sim.probes`); the disk of a host in `hardware_faults` or
 `degraded` (slow, but logging no error) collapses. `fleetops-sim-link` is handed to `network`,
 the simulated switches (the demo's workload). The `filesystem_facts` operation gets the df and
-tune2fs lines of the host's hardware model's disks (`sim.filesystems`). Anything else succeeds
-silently.
+tune2fs lines of the host's hardware model's disks (`sim.filesystems`); the `scheduler_quotas`
+and `scheduler_requests` operations read and change `scheduler` (`sim.scheduler`), when one is
+set. Anything else succeeds silently.
 
 Randomness (latency jitter, injected failures, boot ids) is drawn per host and per command number
 from the seed, so a run is deterministic however the engine interleaves hosts.
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 
 from fleetops.changes.executor import MAX_OUTPUT, Result, Target
 from fleetops.sim import filesystems, probes
+from fleetops.sim.scheduler import SimScheduler, is_scheduler
 
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 OPERATORS = {";", "&&", "||"}
@@ -93,6 +95,7 @@ class SimulatedExecutor:
         self.clock = clock
         self.hosts: dict[str, SimHost] = {}
         self.network: NetworkHook | None = None  # set by whoever simulates the switches
+        self.scheduler: SimScheduler | None = None  # the scheduler `scheduler_*` operations use
 
     def commands(self, hostname: str) -> list[str]:
         """The last commands the host received, oldest first."""
@@ -132,6 +135,9 @@ class SimulatedExecutor:
             model = target.labels.get("model", "")
             said = filesystems.answer(target.hostname, model, seed=self.seed)
             outcome = _Outcome(out=bytearray(said.encode()))
+        elif self.scheduler is not None and is_scheduler(command):
+            code, out, err = self.scheduler.answer(command)
+            outcome = _Outcome(code=code, out=bytearray(out.encode()), err=bytearray(err.encode()))
         elif "dmesg" in command:
             outcome = self._kernel_check(target.hostname)
         else:

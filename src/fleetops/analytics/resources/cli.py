@@ -1,4 +1,5 @@
-"""`fleetops resources evaluate`: recommenders learned on one period, replayed on another."""
+"""`fleetops resources evaluate`: recommenders learned on one period, replayed on another;
+`recommend`, `decide` and `apply`: a trace's recommendations kept, decided and applied."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetops.kit.cli import OutputOption, emit, fail, stdout
+from fleetops.kit.cli import Column, OutputOption, api, emit, fail, stderr, stdout
 from fleetops.kit.exitcodes import EXIT_USAGE, exit_code_for_status
 
 resources_app = typer.Typer(
@@ -213,6 +214,107 @@ def _cell(value: float | None, part: str) -> str:
     if value is None:
         return "-"
     return f"{value:.1%}" if part == "share" else f"{value:.4g}"
+
+
+METHODS = ("vpa", "krr", "fleetops")
+ADVICE_COLUMNS: list[Column] = [
+    ("id", "id"),
+    ("group", "group"),
+    ("target", "target"),
+    ("resource", "resource"),
+    ("request", lambda r: f"{r['request']:g}"),
+    ("recommended", lambda r: f"{r['recommendation']:g} {r['unit']}"),
+    ("saving", lambda r: f"{r['saving']:,.0f}"),
+    ("risk", lambda r: "" if r["risk"] is None else f"{r['risk']:.1%}"),
+    ("status", "status"),
+]
+
+
+@resources_app.command("recommend")
+def recommend(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path, typer.Argument(help="trace directory (batch_tasks, batch_instances)")
+    ],
+    key: Annotated[str, typer.Option(help="workload group: task, profile or job")] = "task",
+    method: Annotated[str, typer.Option(help="recommender: vpa, krr or fleetops")] = "fleetops",
+    top: Annotated[int, typer.Option(min=1, help="recommendations printed (all are kept)")] = 20,
+    output: OutputOption = "table",
+) -> None:
+    """Recommend right-sized requests for every workload group of a trace and keep them as a
+    report on the server (the trace is read here; only the figures travel)."""
+    from fleetops.analytics.resources.advice import compute
+    from fleetops.analytics.resources.exceptions import TraceError, TraceNotFound
+
+    if key not in KEYS:
+        fail(f"unknown --key {key!r}; expected one of {', '.join(KEYS)}", EXIT_USAGE)
+    if method not in METHODS:
+        fail(f"unknown --method {method!r}; expected one of {', '.join(METHODS)}", EXIT_USAGE)
+    try:
+        with stderr.status(f"recommending ({method}, by {key}) from {directory}..."):
+            report = compute(directory, key=key, method=method)
+    except (TraceError, TraceNotFound) as exc:
+        fail(exc.detail, exit_code_for_status(exc.status_code))
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    client = api(ctx)
+    saved = client.request("POST", "/api/v1/resources/reports", json=report.model_dump(mode="json"))
+    kept = client.get(f"/api/v1/resources/reports/{saved['id']}")
+    if output.lower() != "table":
+        emit(kept, output)
+        return
+    _print_report(kept, top)
+
+
+def _print_report(report: dict[str, Any], top: int) -> None:
+    stdout.print(
+        f"resource report {report['id']}: {report['source']}, {report['method']} by "
+        f"{report['key']}, {len(report['recommendations'])} recommendations "
+        f"(/analytics/resources?report={report['id']})"
+    )
+    for resource, total in report["totals"].items():
+        stdout.print(
+            f"  {resource}: requested {total['requested']:,.0f}, used {total['used']:,.0f}, "
+            f"recommended {total['recommended']:,.0f} (x seconds)"
+        )
+    emit(report["recommendations"][:top], "table", ADVICE_COLUMNS)
+
+
+@resources_app.command("apply")
+def apply(
+    ctx: typer.Context,
+    report_id: Annotated[int, typer.Argument(min=1, help="the resource report")],
+    output: OutputOption = "table",
+) -> None:
+    """Submit the one change that sets a report's accepted recommendations on the scheduler;
+    it waits for another operator's approval."""
+    change = api(ctx).request("POST", f"/api/v1/resources/reports/{report_id}/apply")
+    if output.lower() != "table":
+        emit(change, output)
+        return
+    stdout.print(
+        f"change {change['id']} ({change['state']}): {change['title']} on {change['selector']}"
+    )
+    stderr.print(f"review it: fleetops change show {change['id']}, or /changes/{change['id']}")
+
+
+@resources_app.command("decide")
+def decide(
+    ctx: typer.Context,
+    recommendation_id: Annotated[int, typer.Argument(min=1, help="the recommendation")],
+    decision: Annotated[str, typer.Argument(help="accept or reject")],
+    reason: Annotated[str, typer.Option(help="kept in the audit record")] = "",
+    output: OutputOption = "table",
+) -> None:
+    """Accept or reject one recommendation (operators and admins)."""
+    if decision not in ("accept", "reject"):
+        fail(f"unknown decision {decision!r}; expected accept or reject", EXIT_USAGE)
+    row = api(ctx).request(
+        "POST",
+        f"/api/v1/resources/recommendations/{recommendation_id}/{decision}",
+        json={"reason": reason},
+    )
+    emit(row, output, ADVICE_COLUMNS)
 
 
 from fleetops.analytics.resources import reports_cli  # noqa: E402

@@ -161,7 +161,8 @@ def describe(
     db: duckdb.DuckDBPyConnection, group_sql: str, settings: Settings, top: int = 10
 ) -> dict[str, list[dict[str, Any]]]:
     """Per method, the groups whose recommendation saves most: request, recommendation, expected
-    saving ((request - recommendation) x the group's training duration) and risk (the expected
+    saving ((request - recommendation) x the group's training duration; negative for a raise)
+    and risk (the expected
     share of its instances over the recommendation, by fleetops' calibrated estimate)."""
     out: dict[str, list[dict[str, Any]]] = {method: [] for method in METHODS}
     for resource in RESOURCES:
@@ -169,7 +170,7 @@ def describe(
         index = {group: i for i, group in enumerate(model.groups)}
         rows = db.execute(
             f"""select r.method, r.grp, any_value(s.req_{resource}) as req,
-                       least(req, greatest({settings.floor[resource]}, any_value(r.rec))),
+                       greatest({settings.floor[resource]}, any_value(r.rec)),
                        sum(s.duration_s)
                 from recs r join ({group_sql}) s using (grp)
                 where r.level = 'group' and r.resource = '{resource}' group by r.method, r.grp"""

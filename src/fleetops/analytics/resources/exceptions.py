@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetops.errors import BadRequest, NotFound, Unavailable
+from fleetops.errors import BadRequest, Conflict, NotFound, Unavailable
 
 
 class TraceError(BadRequest):
@@ -22,3 +22,15 @@ class TraceNotFound(NotFound):
 
 class SourceUnavailable(Unavailable):
     """A usage source that cannot be read now: a Prometheus that does not answer, or errs."""
+
+
+class ReportNotFound(NotFound):
+    """No resource report or recommendation with that id."""
+
+
+class DecisionRefused(Conflict):
+    """A recommendation that cannot be decided that way now (applied, or already so)."""
+
+
+class NothingToApply(Conflict):
+    """A report with nothing that can be applied: none accepted, or a setting missing."""
