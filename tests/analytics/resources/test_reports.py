@@ -47,6 +47,13 @@ def test_every_group_is_recommended_with_totals_and_series(tmp_path: Path) -> No
     assert totals["cpu"].used == pytest.approx(12 * 9.0)
     assert totals["cpu"].recommended == pytest.approx(12 * 12.0)
     assert totals["mem"].recommended == pytest.approx(12 * 0.23 * 60, rel=1e-3)
+    # wasted, instance by instance: (0.5 - 0.1) x 30 + (0.5 - 0.2) x 30 = 21 per group
+    assert totals["cpu"].wasted == pytest.approx(12 * 21.0)
+    assert totals["mem"].wasted == pytest.approx(12 * 21.0)
+    wasters = report.figures.wasters
+    assert [w.resource for w in wasters] == ["cpu"] * 10 + ["mem"] * 10  # the top ten of each
+    assert wasters[0].wasted == pytest.approx(21.0)
+    assert wasters[0].requested == pytest.approx(30.0)
     series = report.figures.series["A|0.5|0.5"]
     assert report.figures.bucket_s == 7.5  # 30 s in 4 buckets
     assert series.instances == [2.0] * 4  # both instances run through every bucket

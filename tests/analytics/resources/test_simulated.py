@@ -118,6 +118,7 @@ def test_the_page_decides_applies_and_shows_the_quotas(
     assert page.status_code == 200
     assert 'id="resource-groups"' in page.text
     assert 'id="resource-series"' in page.text  # the chart's data, for the newest report
+    assert 'id="resource-wasters"' in page.text  # where requests go unused, linked to groups
     assert f'action="/analytics/resources/{report_id}/apply"' not in page.text  # a viewer
     kept = client.get(f"/api/v1/resources/reports/{report_id}", headers=tokens.headers("viewer"))
     ids = {(r["group"], r["resource"]): r["id"] for r in kept.json()["recommendations"]}

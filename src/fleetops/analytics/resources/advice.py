@@ -18,7 +18,16 @@ import duckdb
 
 from fleetops.analytics.resources import evaluate, traces
 from fleetops.analytics.resources.recommenders import METHODS, RESOURCES, Settings
-from fleetops.analytics.resources.schemas import BUCKETS, Advice, Figures, ReportIn, Series, Total
+from fleetops.analytics.resources.schemas import (
+    BUCKETS,
+    WASTERS,
+    Advice,
+    Figures,
+    ReportIn,
+    Series,
+    Total,
+    Waster,
+)
 
 
 def compute(
@@ -62,16 +71,27 @@ def _figures(
 ) -> Figures:
     """Totals (resource x seconds) and each group's per-bucket series."""
     rec: dict[tuple[str, str], float] = {(a.group, a.resource): a.recommendation for a in advice}
-    sums = ", ".join(f"sum(req_{r} * duration_s), sum({r} * duration_s)" for r in RESOURCES)
+    sums = ", ".join(
+        f"sum(req_{r} * duration_s), sum({r} * duration_s), "
+        f"sum(greatest(0, req_{r} - {r}) * duration_s)"
+        for r in RESOURCES
+    )
     rows = db.execute(
         f"select grp, sum(duration_s), {sums} from ({group_sql}) group by grp"
     ).fetchall()
-    totals = {r: {"requested": 0.0, "used": 0.0, "recommended": 0.0} for r in RESOURCES}
+    totals = {
+        r: dict.fromkeys(("requested", "used", "recommended", "wasted"), 0.0) for r in RESOURCES
+    }
+    wasters: list[Waster] = []
     for group, duration, *figures in rows:
         for i, resource in enumerate(RESOURCES):
-            requested, used = float(figures[2 * i]), float(figures[2 * i + 1])
+            requested, used, wasted = (float(f) for f in figures[3 * i : 3 * i + 3])
             totals[resource]["requested"] += requested
             totals[resource]["used"] += used
+            totals[resource]["wasted"] += wasted
+            wasters.append(
+                Waster(group=group, resource=resource, requested=requested, wasted=wasted)
+            )
             share = rec.get((group, resource))
             totals[resource]["recommended"] += (
                 requested if share is None else share * float(duration)
@@ -85,6 +105,13 @@ def _figures(
         start_s=float(start),
         bucket_s=round(width, 3),
         series=_series(db, group_sql, float(start), width, buckets),
+        wasters=[
+            w
+            for resource in RESOURCES
+            for w in sorted(
+                (w for w in wasters if w.resource == resource), key=lambda w: -w.wasted
+            )[:WASTERS]
+        ],
     )
 
 

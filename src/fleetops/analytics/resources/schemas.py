@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 Resource = Literal["cpu", "mem"]
 UNITS: dict[str, str] = {"cpu": "cores", "mem": "normalised"}
 BUCKETS = 48  # the most points a group's series holds
+WASTERS = 10  # the most wasteful groups a report keeps, per resource
 Figure = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Points = Annotated[list[Figure], Field(max_length=BUCKETS)]
 Name = Annotated[str, Field(min_length=1, max_length=255)]
@@ -38,11 +39,23 @@ class Series(BaseModel):
 
 
 class Total(BaseModel):
-    """Resource x seconds over the trace: what was requested, used, and would be requested."""
+    """Resource x seconds over the trace: what was requested, used, and would be requested;
+    wasted counts each instance's unused request alone (never netted against another's
+    over-use)."""
 
     requested: Figure
     used: Figure
     recommended: Figure
+    wasted: Figure = 0.0
+
+
+class Waster(BaseModel):
+    """A group among those leaving most of one resource's request unused (resource x seconds)."""
+
+    group: Name
+    resource: Resource
+    requested: Figure
+    wasted: Figure
 
 
 class Figures(BaseModel):
@@ -50,6 +63,7 @@ class Figures(BaseModel):
     start_s: float = Field(allow_inf_nan=False)
     bucket_s: Figure
     series: dict[Name, Series] = Field(max_length=20_000)
+    wasters: list[Waster] = Field(default_factory=list, max_length=2 * WASTERS)
 
 
 class ReportIn(BaseModel):
