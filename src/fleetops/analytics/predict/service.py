@@ -63,7 +63,7 @@ def rank(history: Path, *, as_of: date, horizon: int = 14) -> list[dict[str, Any
         {
             "serial_number": str(s),
             "model": str(m),
-            "score": round(float(p), 4),
+            "score": round(float(p), 6),
             "predicted_failure": bool(p >= threshold),
         }
         for s, m, p in zip(frame.serial[now], frame.model[now], scores, strict=True)
@@ -93,7 +93,7 @@ def evaluate(
             "test": [_day(cut + 1).isoformat(), _day(int(frame.day.max())).isoformat()],
             "horizon_days": horizon,
             "train_failures": len(train_fail),
-            "threshold": round(threshold, 4),
+            "threshold": round(threshold, 6),
         },
         "model": scoring.outcome(*args, flags, horizon=horizon).as_dict(),
         "baseline": scoring.outcome(*args, baseline, horizon=horizon).as_dict(),
