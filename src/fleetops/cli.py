@@ -118,6 +118,10 @@ class Commands(LazyGroup):
             "fleetops.analytics.anomaly.cli:anomaly_app",
             "Anomaly detection on metric series, scored with the Numenta Anomaly Benchmark.",
         ),
+        "predict": Lazy(
+            "fleetops.analytics.predict.cli:predict_app",
+            "Failure prediction: disks ranked by risk from their daily SMART history.",
+        ),
     }
 
 

@@ -1,0 +1,1 @@
+"""Disk failure prediction from daily SMART snapshots: read, featurise, learn, rank, evaluate."""
