@@ -118,6 +118,10 @@ class Commands(LazyGroup):
             "fleetops.analytics.anomaly.cli:anomaly_app",
             "Anomaly detection on metric series, scored with the Numenta Anomaly Benchmark.",
         ),
+        "forecast": Lazy(
+            "fleetops.analytics.forecast.cli:forecast_app",
+            "Capacity forecasts with intervals and days until full, and their backtest.",
+        ),
     }
 
 
