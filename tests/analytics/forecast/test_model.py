@@ -101,7 +101,7 @@ def test_missing_values_are_carried_over() -> None:
 def test_too_short_and_season_detection() -> None:
     with pytest.raises(ForecastInputError, match="at least 49"):
         fit(np.arange(30.0), season=24)
-    assert detect_season(300, 2 * 288) == 288
-    assert detect_season(300, 2 * 288 - 1) == 1
+    assert detect_season(300, 2 * 288 + 1) == 288
+    assert detect_season(300, 2 * 288) == 1
     assert detect_season(7 * 60, 10_000) == 1  # 7 minutes do not divide a day
     assert detect_season(86400, 10_000) == 1

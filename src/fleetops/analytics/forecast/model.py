@@ -95,11 +95,12 @@ class Forecast:
 
 
 def detect_season(step: int, points: int) -> int:
-    """A daily season for sub-daily steps that divide a day, when two days are there; else 1."""
+    """A daily season for sub-daily steps that divide a day, when more than two days are
+    there (the fit needs two seasons plus a point); else 1."""
     if step >= 86400 or 86400 % step:
         return 1
     season = 86400 // step
-    return season if points >= 2 * season else 1
+    return season if points > 2 * season else 1
 
 
 def fit(values: Array, *, season: int) -> Fit:
