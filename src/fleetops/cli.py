@@ -122,6 +122,10 @@ class Commands(LazyGroup):
             "fleetops.analytics.predict.cli:predict_app",
             "Failure prediction: disks ranked by risk from their daily SMART history.",
         ),
+        "forecast": Lazy(
+            "fleetops.analytics.forecast.cli:forecast_app",
+            "Capacity forecasts with intervals and days until full, and their backtest.",
+        ),
     }
 
 

@@ -1,0 +1,1 @@
+"""Capacity forecasting: seasonal trend forecasts with intervals, days until full, backtests."""
