@@ -26,7 +26,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def test_disks_ranks_the_days_drives_as_json(env: dict[str, str]) -> None:
     result = run_cli(
         env, "predict", "disks", "--history", str(SMART), "--as-of", "2013-04-20",
-        "--top", "5", "-o", "json",
+        "--top", "5", "-o", "json", timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
@@ -44,7 +44,7 @@ def test_disks_ranks_the_days_drives_as_json(env: dict[str, str]) -> None:
 def test_evaluate_disks_counts_the_test_failures(env: dict[str, str]) -> None:
     result = run_cli(
         env, "predict", "evaluate-disks", "--history", str(SMART), "--train-until", "2013-04-16",
-        "--test-until", "2013-04-22", "-o", "json",
+        "--test-until", "2013-04-22", "-o", "json", timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

@@ -105,7 +105,7 @@ def acceptance() -> dict[str, Any]:
     if not SAMPLE.is_dir():
         pytest.skip(f"{SAMPLE} (the shared data) is absent")
     args = ("--train", str(SAMPLE), "--test", str(SAMPLE), "--split-at", "600", "-o", "json")
-    result = run_cli(env(), "resources", "evaluate", *args, timeout=120)
+    result = run_cli(env(), "resources", "evaluate", *args, timeout=600)
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     assert report["counts"]["test_instances"] == 503_114

@@ -200,7 +200,9 @@ def independent_totals(directory: Path) -> tuple[int, float, float, float]:
 
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"{SAMPLE} (the shared data) is absent")
 def test_the_sample_adds_up_as_python_counts_it() -> None:
-    result = run_cli(env(), "resources", "waste", str(SAMPLE), "--method", "none", "-o", "json")
+    result = run_cli(
+        env(), "resources", "waste", str(SAMPLE), "--method", "none", "-o", "json", timeout=600
+    )
     assert result.returncode == EXIT_OK, result.stderr
     report = json.loads(result.stdout)
     count, requested, used, unused = independent_totals(SAMPLE)
