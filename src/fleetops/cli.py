@@ -443,6 +443,11 @@ def _demo_banner(
         "what each fix saves; every host's inode tables and reserved blocks, collected by a "
         "read-only change (at /analytics/storage; `fleetops storage analyze FSIMAGE`)"
     )
+    stderr.print(
+        "  resources: the shared batch trace's requests against usage, a recommendation per "
+        "group; accept one, apply it and approve it as another user: the simulated YARN "
+        "scheduler's queue changes (at /analytics/resources; `fleetops resources evaluate`)"
+    )
 
 
 @eval_app.command("diagnosis")
