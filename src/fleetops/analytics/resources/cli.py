@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from fleetops.kit.cli import Column, OutputOption, api, emit, fail, stderr, stdout
-from fleetops.kit.exitcodes import EXIT_USAGE, exit_code_for_status
+from fleetops.kit.exitcodes import EXIT_USAGE
 
 resources_app = typer.Typer(
     help="Resource right-sizing: requests against usage, recommenders replayed on traces.",
@@ -33,24 +33,16 @@ def evaluate(
 ) -> None:
     """Learn each recommender on the training period, replay the test period: slack and
     violation rate per method, CPU and memory, against the original requests."""
+    from fleetops.analytics.resources.answers import answer
     from fleetops.analytics.resources.evaluate import evaluate as run
-    from fleetops.analytics.resources.exceptions import TraceError, TraceNotFound
 
     if key not in KEYS:
         fail(f"unknown --key {key!r}; expected one of {', '.join(KEYS)}", EXIT_USAGE)
     same = train.resolve() == test.resolve()
     if same and split_at is None:
         fail("--train and --test are the same directory: give --split-at SECONDS", EXIT_USAGE)
-    try:
-        report = run(train, test, split_at=split_at if same else None, key=key)
-    except (TraceError, TraceNotFound) as exc:
-        fail(exc.detail, exit_code_for_status(exc.status_code))
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    if output.lower() != "table":
-        emit(report, output)
-        return
-    _print(report)
+    cut = split_at if same else None
+    answer(lambda: run(train, test, split_at=cut, key=key), output, _print)
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -108,25 +100,19 @@ def usage(
     """What each workload group requests and uses, from any usage source: the layout found,
     its units, and per group the mean request, mean usage and usage as a share of the request."""
     from fleetops.analytics.resources import usage as summarise
-    from fleetops.analytics.resources.exceptions import SourceUnavailable, TraceError, TraceNotFound
+    from fleetops.analytics.resources.answers import answer
 
     if key not in KEYS:
         fail(f"unknown --key {key!r}; expected one of {', '.join(KEYS)}", EXIT_USAGE)
     if (source is None) == (prometheus is None):
         fail("give a SOURCE directory or file, or --prometheus URL (one of them)", EXIT_USAGE)
-    try:
+
+    def compute() -> dict[str, Any]:
         if source is not None:
-            report = summarise.from_path(source, key=key, top=top)
-        else:
-            report = _from_prometheus(prometheus or "", start, end, step, namespace, key, top)
-    except (TraceError, TraceNotFound, SourceUnavailable) as exc:
-        fail(exc.detail, exit_code_for_status(exc.status_code))
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    if output.lower() != "table":
-        emit(report, output)
-        return
-    _print_usage(report)
+            return summarise.from_path(source, key=key, top=top)
+        return _from_prometheus(prometheus or "", start, end, step, namespace, key, top)
+
+    answer(compute, output, _print_usage)
 
 
 def _from_prometheus(
@@ -244,19 +230,14 @@ def recommend(
     """Recommend right-sized requests for every workload group of a trace and keep them as a
     report on the server (the trace is read here; only the figures travel)."""
     from fleetops.analytics.resources.advice import compute
-    from fleetops.analytics.resources.exceptions import TraceError, TraceNotFound
+    from fleetops.analytics.resources.answers import computed
 
     if key not in KEYS:
         fail(f"unknown --key {key!r}; expected one of {', '.join(KEYS)}", EXIT_USAGE)
     if method not in METHODS:
         fail(f"unknown --method {method!r}; expected one of {', '.join(METHODS)}", EXIT_USAGE)
-    try:
-        with stderr.status(f"recommending ({method}, by {key}) from {directory}..."):
-            report = compute(directory, key=key, method=method)
-    except (TraceError, TraceNotFound) as exc:
-        fail(exc.detail, exit_code_for_status(exc.status_code))
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
+    with stderr.status(f"recommending ({method}, by {key}) from {directory}..."):
+        report = computed(lambda: compute(directory, key=key, method=method))
     client = api(ctx)
     saved = client.request("POST", "/api/v1/resources/reports", json=report.model_dump(mode="json"))
     kept = client.get(f"/api/v1/resources/reports/{saved['id']}")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from fleetops.kit.cli import Column, OutputOption, emit, fail, stderr, stdout
-from fleetops.kit.exitcodes import EXIT_USAGE, exit_code_for_status
+from fleetops.kit.exitcodes import EXIT_USAGE
 
 
 def register(app: typer.Typer) -> None:
@@ -83,8 +83,8 @@ def waste(
     """What requests leave unused, instance by instance: totals, the most wasteful groups, the
     cluster's allocation and usage over time, and what right-sizing would free."""
     from fleetops.analytics.resources import waste as run
+    from fleetops.analytics.resources.answers import answer
     from fleetops.analytics.resources.cli import KEYS
-    from fleetops.analytics.resources.exceptions import TraceError, TraceNotFound
     from fleetops.config import get_settings
 
     if key not in KEYS:
@@ -102,9 +102,10 @@ def waste(
         )
     except ValueError as exc:
         fail(f"resources_gb_per_memory_unit: {exc}", EXIT_USAGE)
-    try:
+
+    def compute() -> dict[str, Any]:
         with _Stages() as stages:
-            report = run.report(
+            return run.report(
                 directory,
                 prices=prices,
                 key=key,
@@ -113,14 +114,8 @@ def waste(
                 method=None if method == "none" else method,
                 progress=stages,
             )
-    except (TraceError, TraceNotFound) as exc:
-        fail(exc.detail, exit_code_for_status(exc.status_code))
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    if output.lower() != "table":
-        emit(report, output)
-        return
-    _print_waste(report)
+
+    answer(compute, output, _print_waste)
 
 
 def _print_waste(report: dict[str, Any]) -> None:
@@ -239,23 +234,18 @@ def imbalance(
     """How loaded each failure domain is (mean and p95 utilisation over time), how far apart
     they are, and the cores of load to move, most loaded to least, to even them out."""
     from fleetops.analytics.resources import imbalance as run
-    from fleetops.analytics.resources.exceptions import TraceError, TraceNotFound
+    from fleetops.analytics.resources.answers import answer
 
     if level not in LEVELS:
         fail(f"unknown --level {level!r}; expected one of {', '.join(LEVELS)}", EXIT_USAGE)
     if not bucket > 0:
         fail(f"--bucket must be a positive number of seconds, not {bucket:g}", EXIT_USAGE)
-    try:
+
+    def compute() -> dict[str, Any]:
         with _Stages() as stages:
-            report = run.report(directory, level=level, bucket_s=bucket, progress=stages)
-    except (TraceError, TraceNotFound) as exc:
-        fail(exc.detail, exit_code_for_status(exc.status_code))
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-    if output.lower() != "table":
-        emit(report, output)
-        return
-    _print_imbalance(report)
+            return run.report(directory, level=level, bucket_s=bucket, progress=stages)
+
+    answer(compute, output, _print_imbalance)
 
 
 def _print_imbalance(report: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from fleetops.changes import repository as change_queries
 from fleetops.changes import service as changes
 from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.operations import OperationLibrary
+from fleetops.kit.pagination import paginate
 from fleetops.models import ChangeRequest, ResourceRecommendation, ResourceReport
 
 
@@ -67,14 +68,10 @@ def save_report(
 
 def list_reports(session: Session, *, limit: int, offset: int) -> tuple[list[ResourceReport], int]:
     """Newest first."""
-    total = session.scalar(select(func.count()).select_from(ResourceReport)) or 0
-    rows = session.scalars(
-        select(ResourceReport)
-        .order_by(ResourceReport.created_at.desc(), ResourceReport.id.desc())
-        .limit(limit)
-        .offset(offset)
+    newest = select(ResourceReport).order_by(
+        ResourceReport.created_at.desc(), ResourceReport.id.desc()
     )
-    return list(rows), total
+    return paginate(session, newest, limit=limit, offset=offset)
 
 
 def get_report(session: Session, report_id: int) -> ResourceReport:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleetops.analytics.storage import provisioning
@@ -19,6 +19,7 @@ from fleetops.changes import repository as change_queries
 from fleetops.changes import service as changes
 from fleetops.changes.approvals import ApprovalPolicy
 from fleetops.changes.operations import OperationLibrary
+from fleetops.kit.pagination import paginate
 from fleetops.kit.units import binary_bytes
 from fleetops.models import ChangeRequest, HardwareModel, Host, StorageReport
 
@@ -58,14 +59,10 @@ def save_report(session: Session, ctx: AuditContext, report: Report) -> StorageR
 
 def list_reports(session: Session, *, limit: int, offset: int) -> tuple[list[StorageReport], int]:
     """Newest first."""
-    total = session.scalar(select(func.count()).select_from(StorageReport)) or 0
-    rows = session.scalars(
-        select(StorageReport)
-        .order_by(StorageReport.created_at.desc(), StorageReport.id.desc())
-        .limit(limit)
-        .offset(offset)
+    newest = select(StorageReport).order_by(
+        StorageReport.created_at.desc(), StorageReport.id.desc()
     )
-    return list(rows), total
+    return paginate(session, newest, limit=limit, offset=offset)
 
 
 def get_report(session: Session, report_id: int) -> StorageReport:
