@@ -63,7 +63,12 @@ def right_sizing(url: str) -> tuple[str, str]:
     """An operator accepts the demo report's largest memory cut that changes its queue, applies
     the report, the admin approves; the target and the MB the scheduler's quotas then show."""
     with closing(logged_in(url, "operator")) as operator:
-        [summary] = operator.get("/api/v1/resources/reports").json()["items"]
+        [summary] = wait_for(
+            lambda: operator.get("/api/v1/resources/reports").json()["items"],
+            timeout=120,
+            every=1,
+            what="the demo's resource report (made once the server is up)",
+        )
         report = operator.get(f"/api/v1/resources/reports/{summary['id']}").json()
         quotas = wait_for(
             lambda: operator.get("/api/v1/resources/quotas").json()["quotas"],

@@ -398,7 +398,7 @@ def demo(
         _run_server(
             settings,
             executors,
-            background=[feed.run, shop.run, business.run],
+            background=[feed.run, shop.run, business.run, sim.resource_report_later(settings)],
             access_log=access_log,
             banner=banner,
         )

@@ -3,11 +3,14 @@ few change requests, so a visitor sees approvals and a live rollout within minut
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -115,7 +118,6 @@ def build_demo(settings: Settings, *, hosts: int, racks: int) -> tuple[dict[str,
         _, token = logs_service.create_ingest_token(session, ctx, name="simulator")
         business.backfill(session, now=datetime.now(UTC))
         storage_reports(session, ctx, settings.data_dir)
-        resource_report(session, ctx, Site.of(settings), library)
         collect_facts(
             session,
             AuditContext(actor="operator"),
@@ -233,6 +235,27 @@ def storage_reports(session: Session, ctx: AuditContext, work: Path) -> list[int
             report = analyze(Path(tmp) / f"{image.name}.parquet", options, name=image.name)
             kept.append(save_report(session, ctx, report).id)
     return kept
+
+
+def resource_report_later(settings: Settings) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The demo's resource report, made once the server is up: the recommenders take about 15 s
+    over the shared trace, which the first page should not wait for."""
+
+    async def build() -> None:
+        await asyncio.to_thread(_resource_report_now, settings)
+
+    return build
+
+
+def _resource_report_now(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            resource_report(
+                session, AuditContext(actor="system:demo"), Site.of(settings), load_library()
+            )
+    finally:
+        engine.dispose()
 
 
 def resource_report(
