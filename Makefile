@@ -59,7 +59,7 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/uv sync --locked --quiet --compile-bytecode --extra dev --extra bench
 	rm -f $(STAMP)
-	@for b in bench/bench_*.py bench/parse.py bench/parse_cli.py bench/startup.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/bench_*.py bench/parse.py bench/parse_cli.py bench/simulation.py bench/startup.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -194,17 +193,15 @@ def test_load_scales_the_jobs_and_zero_leaves_only_background() -> None:
 
 
 @pytest.mark.slow
-def test_a_thousand_hosts_for_ten_minutes_in_under_fifteen_cpu_seconds() -> None:
+def test_a_thousand_hosts_write_one_to_two_thousand_lines_a_second() -> None:
+    # How fast the simulator makes them is measured in bench/simulation.py, not asserted here.
     doc = generate(hosts=1000, racks=40)
     faults = schedule_faults(doc, count=6, seed=1, start=START, duration=timedelta(minutes=10))
-    began = time.process_time()
     workload = Workload(doc, seed=1, start=START, faults=faults)
     lines = 0
     for second in range(10, 601, 10):
         lines += len(workload.advance(START + timedelta(seconds=second)))
-    spent = time.process_time() - began
-    assert 600_000 <= lines <= 1_200_000  # 1–2k lines a second
-    assert spent < 15, f"{spent:.1f} s CPU for {lines} lines"
+    assert 600_000 <= lines <= 1_200_000
 
 
 def test_a_repaired_host_stops_writing_its_fault() -> None:
