@@ -4,10 +4,13 @@ findings with the bytes each fix would save."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+# Every count and size fits the database's 64-bit integer columns. The bound, an exabyte, is
+# written exactly in the published schema too (OpenAPI prints it as a float: 1e+18).
+Int64 = Annotated[int, Field(ge=-(10**18), le=10**18)]
 FindingKind = Literal[
     "trash_retention", "layered_trash", "small_files", "cold_data", "over_replication", "inodes"
 ]
@@ -28,74 +31,74 @@ class Options(BaseModel):
 
 
 class Totals(BaseModel):
-    files: int
-    directories: int
-    symlinks: int
-    bytes: int = Field(description="of one replica")
-    raw_bytes: int = Field(description="with every replica")
-    blocks: int
+    files: Int64
+    directories: Int64
+    symlinks: Int64
+    bytes: Int64 = Field(description="of one replica")
+    raw_bytes: Int64 = Field(description="with every replica")
+    blocks: Int64
 
 
 class Share(BaseModel):
     """One owner's or directory's part of something."""
 
     name: str
-    files: int
-    bytes: int
-    raw_bytes: int
+    files: Int64
+    bytes: Int64
+    raw_bytes: Int64
 
 
 class TrashBin(BaseModel):
     user: str
-    current_bytes: int
-    checkpoints: int
-    checkpoint_bytes: int
-    raw_bytes: int
+    current_bytes: Int64
+    checkpoints: Int64
+    checkpoint_bytes: Int64
+    raw_bytes: Int64
     oldest: datetime | None = Field(description="the oldest checkpoint")
-    layered_bytes: int = Field(description="inside a trash within the trash")
+    layered_bytes: Int64 = Field(description="inside a trash within the trash")
 
 
 class RecycleBins(BaseModel):
     bins: list[TrashBin]
-    files: int
-    bytes: int
-    raw_bytes: int
-    layered_files: int
-    layered_raw_bytes: int
-    over_retention_raw_bytes: int = Field(
+    files: Int64
+    bytes: Int64
+    raw_bytes: Int64
+    layered_files: Int64
+    layered_raw_bytes: Int64
+    over_retention_raw_bytes: Int64 = Field(
         description="in checkpoints older than the retention asked for: freed by shortening it"
     )
 
 
 class SmallFiles(BaseModel):
-    files: int
-    bytes: int
+    files: Int64
+    bytes: Int64
     share_of_namespace: float = Field(description="of all files and directories")
-    namenode_bytes: int = Field(description="heap their inodes and blocks take (~150 B each)")
-    mergeable_objects: int = Field(description="objects saved by merging each directory's")
+    namenode_bytes: Int64 = Field(description="heap their inodes and blocks take (~150 B each)")
+    mergeable_objects: Int64 = Field(description="objects saved by merging each directory's")
     by_directory: list[Share]
     by_owner: list[Share]
 
 
 class ColdData(BaseModel):
-    files: int
-    bytes: int
-    raw_bytes: int
+    files: Int64
+    bytes: Int64
+    raw_bytes: Int64
     by_owner: list[Share]
-    erasure_coding_savings: int = Field(description="raw bytes freed at RS-6-3 (1.5x)")
+    erasure_coding_savings: Int64 = Field(description="raw bytes freed at RS-6-3 (1.5x)")
 
 
 class Replication(BaseModel):
-    overhead_bytes: int = Field(description="raw minus logical")
-    over_replicated_files: int
-    over_replicated_savings: int = Field(description="raw bytes freed at the target factor")
+    overhead_bytes: Int64 = Field(description="raw minus logical")
+    over_replicated_files: Int64
+    over_replicated_savings: Int64 = Field(description="raw bytes freed at the target factor")
 
 
 class Finding(BaseModel):
     kind: FindingKind
     title: str
     detail: str
-    savings_bytes: int
+    savings_bytes: Int64
     resource: Literal["disk", "namenode_heap"] = Field(
         default="disk", description="what the savings are of: raw disk, or the NameNode's heap"
     )
