@@ -117,6 +117,52 @@ def right_sizing(url: str) -> tuple[str, str]:
     return rec["target"], mb
 
 
+REMEDIATION_RULE = "drain-predicted-disk-failure"
+
+
+def remediation(url: str) -> list[dict[str, Any]]:
+    """The dry run's proposals over the demo fleet (the predictor's flagged drives placed in its
+    hosts); then the admin enables the rule on /remediation and it drains hosts within its
+    budget, through pre-approved isolation changes; the enabled actions."""
+    with closing(logged_in(url, "admin")) as admin:
+
+        def actions(mode: str) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = admin.get(
+                "/api/v1/policies/actions", params={"mode": mode, "limit": 1000}
+            ).json()["items"]
+            return found
+
+        proposed = wait_for(
+            lambda: [a for a in actions("dry_run") if a["status"] == "proposed"],
+            timeout=180,
+            every=1,
+            what="the dry run's proposals (the predictions come once the server is up)",
+        )
+        assert {a["plan"]["workflow"] for a in proposed} == {"isolate-host"}
+        assert all(a["change_id"] is None for a in proposed)  # a dry run submits nothing
+        [rule] = [r for r in admin.get("/api/v1/policies").json() if r["name"] == REMEDIATION_RULE]
+        assert len(proposed) <= rule["per_hour"]  # the rest are held by the budget
+        page = admin.get("/remediation")
+        assert "would have done" in page.text
+        switched = admin.post(
+            f"/remediation/{REMEDIATION_RULE}/mode", data={"mode": "enabled", "csrf": csrf(page)}
+        )
+        assert switched.status_code == 303, switched.text
+        submitted = wait_for(
+            lambda: [a for a in actions("enabled") if a["status"] == "submitted"],
+            timeout=60,
+            every=1,
+            what="the enabled rule's drains",
+        )
+        assert 1 <= len(submitted) <= rule["hosts_out"]
+        for action in submitted:
+            change = admin.get(f"/api/v1/changes/{action['change_id']}").json()
+            assert change["requester"] == f"policy:remediation:{REMEDIATION_RULE}"
+            device = admin.get(f"/api/v1/devices/{action['entity']}").json()
+            assert device["state"] in ("draining", "isolated", "in_repair")
+        return submitted
+
+
 def test_the_demo_prints_its_url_and_logins_last_and_no_line_per_request(tmp_path: Path) -> None:
     output = tmp_path / "demo.out"
     command = ("demo", "--hosts", "200", "--racks", "10")
@@ -125,6 +171,7 @@ def test_the_demo_prints_its_url_and_logins_last_and_no_line_per_request(tmp_pat
             httpx.get(f"{url}/login", timeout=5)
         view = inode_view(url)
         right_sizing(url)
+        remediation(url)
         time.sleep(1)
     # the demo's hosts answered the read-only collection as their models' disks: datanodes'
     # 12 TB data disks keep inode tables and a 5 % reserve the analysis offers back

@@ -98,6 +98,10 @@ class Commands(LazyGroup):
             "fleetops.devices.cli:device_app",
             "Devices: each host's hardware lifecycle and its history.",
         ),
+        "policy": Lazy(
+            "fleetops.devices.remediation.cli:policy_app",
+            "Remediation rules: findings and predictions to changes, in dry run or enabled.",
+        ),
         "inspect": Lazy(
             "fleetops.inspection.cli:inspect_app",
             "Hardware inspection: probe hosts and judge them against their model's baseline.",
@@ -377,6 +381,7 @@ def demo(
         executor="simulated",
         logs_retention_hours=2,
         health_policy_interval=10,
+        remediation_interval=10,
         inspection_quick=True,
         resources_gb_per_memory_unit=sim.DEMO_GB_PER_MEMORY_UNIT,
     )
@@ -398,7 +403,7 @@ def demo(
         _run_server(
             settings,
             executors,
-            background=[feed.run, shop.run, business.run, sim.resource_report_later(settings)],
+            background=[feed.run, shop.run, business.run, sim.analyses_later(settings)],
             access_log=access_log,
             banner=banner,
         )
@@ -447,6 +452,12 @@ def _demo_banner(
         "  resources: the shared batch trace's requests against usage, a recommendation per "
         "group; accept one, apply it and approve it as another user: the simulated YARN "
         "scheduler's queue changes (at /analytics/resources; `fleetops resources evaluate`)"
+    )
+    stderr.print(
+        "  remediation: the disk predictor's flagged drives (the shared SMART days, placed in "
+        "this fleet) call for drains; the rule runs in dry run, enable it as admin and it drains "
+        "two hosts within its budget and opens their replacement tickets (at /remediation; "
+        "`fleetops policy list`)"
     )
 
 

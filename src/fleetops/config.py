@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     health_policy_interval: float = Field(default=30, gt=0)  # seconds between policy passes
     health_suspect_per_hour: int = Field(default=20, ge=0)  # automatic suspicions per hour
     storm_fraction: float = Field(default=0.05, gt=0, le=1)  # of the fleet wanted at once: stop
+    # Remediation rules: findings and predictions to changes (dry run until an admin enables each)
+    remediation_enabled: bool = True
+    remediation_file: Path | None = None  # site rules, before the shipped ones
+    remediation_interval: float = Field(default=30, gt=0)  # seconds between remediation passes
     # Automatic isolation: caps on devices out of service (draining, isolated, in repair,
     # verifying) per rack and per cluster, and isolations per hour
     isolation_rack_fraction: float = Field(default=0.20, gt=0, le=1)

@@ -59,11 +59,14 @@ from fleetops.devices.config import device_limits, lifecycle_config
 from fleetops.devices.metrics.routes import router as repair_metrics_router
 from fleetops.devices.pages import router as devices_pages_router
 from fleetops.devices.policy.rules import load_policy
+from fleetops.devices.remediation.pages import router as remediation_pages_router
+from fleetops.devices.remediation.routes import router as remediation_router
+from fleetops.devices.remediation.rules import load_remediation
 from fleetops.devices.repairs.routes import router as repairs_router
 from fleetops.devices.repairs.webhooks import Deliverer
 from fleetops.devices.routes import router as devices_router
 from fleetops.devices.signals.routes import router as signals_router
-from fleetops.devices.tasks import HealthPolicyTask
+from fleetops.devices.tasks import HealthPolicyTask, RemediationTask
 from fleetops.errors import AppError
 from fleetops.findings.pages import router as findings_pages_router
 from fleetops.findings.routes import router as findings_router
@@ -119,6 +122,7 @@ def create_app(
         app.state.write_sessions = make_session_factory(db)
         app.state.refusals = RefusalLog(app.state.write_sessions)
         app.state.library = load_library(*filter(None, [settings.operations_dir]))
+        app.state.remediation = load_remediation(settings.remediation_file)
         if local_principal is None:
             _bootstrap_admin(app, settings)
             _register_shipped(app)
@@ -158,6 +162,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(findings_router, prefix="/api/v1")
     app.include_router(devices_router, prefix="/api/v1")
     app.include_router(signals_router, prefix="/api/v1")
+    app.include_router(remediation_router, prefix="/api/v1")
     app.include_router(repair_metrics_router, prefix="/api/v1")  # before /repairs/{id}
     app.include_router(repairs_router, prefix="/api/v1")
     app.include_router(logs_router, prefix="/api/v1")
@@ -174,6 +179,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(changes_pages_router)
     app.include_router(findings_pages_router)
     app.include_router(devices_pages_router)
+    app.include_router(remediation_pages_router)
     app.include_router(logs_pages_router)
     app.include_router(inspection_pages_router)
     app.include_router(network_pages_router)
@@ -217,16 +223,8 @@ def _services(
         refusals.flush(everything=True)
 
     services.append(Loop("refusal-counts", refusals.run_forever, on_stop=last_counts))
-    if server and settings.health_policy_enabled:
-        health = HealthPolicyTask(
-            app.state.write_sessions,
-            load_policy(settings.health_policy_file),
-            limits=device_limits(settings),
-            lifecycle=lifecycle_config(settings, app.state.library) if runner else None,
-            interval=settings.health_policy_interval,
-        )
-        app.state.health_policy = health
-        services.append(LeaderOnly(Loop("health-policy", health.run_forever), leader))
+    if server:
+        services += _device_loops(app, settings, leader, engine_on=runner is not None)
     if server and settings.prometheus_sources:
         services.append(LeaderOnly(_prometheus_poller(app, settings), leader))
     if server and settings.repair_webhook_url:
@@ -237,6 +235,35 @@ def _services(
         )
         services.append(LeaderOnly(Loop("repair-webhooks", webhooks.run_forever), leader))
     return services
+
+
+def _device_loops(
+    app: FastAPI, settings: Settings, leader: Leadership, *, engine_on: bool
+) -> list[BackgroundService]:
+    """The health policy and the remediation rules, on the leader. Without the change engine
+    the policy stops at suspicion and the rules do not run: both act through changes."""
+    loops: list[BackgroundService] = []
+    if settings.health_policy_enabled:
+        health = HealthPolicyTask(
+            app.state.write_sessions,
+            load_policy(settings.health_policy_file),
+            limits=device_limits(settings),
+            lifecycle=lifecycle_config(settings, app.state.library) if engine_on else None,
+            interval=settings.health_policy_interval,
+        )
+        app.state.health_policy = health
+        loops.append(LeaderOnly(Loop("health-policy", health.run_forever), leader))
+    if engine_on and settings.remediation_enabled:
+        remedies = RemediationTask(
+            app.state.write_sessions,
+            app.state.remediation,
+            lifecycle=lifecycle_config(settings, app.state.library),
+            caps=device_limits(settings).caps,
+            interval=settings.remediation_interval,
+        )
+        app.state.remediation_task = remedies
+        loops.append(LeaderOnly(Loop("remediation", remedies.run_forever), leader))
+    return loops
 
 
 def _prometheus_poller(app: FastAPI, settings: Settings) -> PrometheusPoller:

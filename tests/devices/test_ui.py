@@ -271,3 +271,27 @@ def test_board_follows_the_fleet_then_timeline_and_queue(
     expect(chart).to_have_attribute("data-last", "2")
     expect(page.locator("#mttr-mean")).to_contain_text("6.5 h")
     screenshot(page, "repair-metrics")
+
+
+def test_an_admin_enables_a_remediation_rule_from_its_page(
+    page: Page, device_server: DeviceServer, console_errors: list[str]
+) -> None:
+    page.goto("/devices")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Remediation →").click()
+    expect(page).to_have_url(re.compile(r"/remediation$"))
+    rule = page.locator("#rule-drain-predicted-disk-failure")
+    expect(rule.locator(".badge")).to_have_text("dry run")
+    expect(rule).to_contain_text("2 an hour, 2 out at once")
+    rule.get_by_role("button", name="Set drain-predicted-disk-failure to enabled").click()
+    expect(page).to_have_url(re.compile(r"/remediation$"))
+    expect(rule.locator(".badge")).to_have_text("enabled")
+    with httpx.Client(base_url=device_server.url) as api:
+        [shown] = api.get("/api/v1/policies", headers=device_server.tokens.headers("viewer")).json()
+    assert shown["mode"] == "enabled"
+    rule.get_by_role("button", name="Set drain-predicted-disk-failure to dry run").click()
+    expect(rule.locator(".badge")).to_have_text("dry run")
+    screenshot(page, "remediation")
+    assert console_errors == []

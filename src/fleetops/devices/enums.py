@@ -40,3 +40,33 @@ class Source(StrEnum):
     IPMI_SEL = "ipmi_sel"
     EDAC = "edac"
     NODE_EXPORTER = "node_exporter"
+    DISK_PREDICTION = "disk_prediction"
+
+
+class RuleMode(StrEnum):
+    """How a remediation rule runs: acting, only recording what it would do, or not at all."""
+
+    ENABLED = "enabled"
+    DRY_RUN = "dry_run"
+    DISABLED = "disabled"
+
+
+class Remedy(StrEnum):
+    """What a remediation rule does, each through a change."""
+
+    DRAIN = "drain"  # isolate the host (the isolation change) and open its repair ticket
+    RESTART_SERVICE = "restart_service"  # the rolling-restart workflow on the host
+
+
+class RemedyStatus(StrEnum):
+    PROPOSED = "proposed"  # dry run: what the rule would have submitted
+    SUBMITTED = "submitted"  # the change is in; `change_id` names it
+    HELD = "held"  # a budget or safety limit holds it; tried again on the next pass
+    REFUSED = "refused"  # the change could not be submitted; the reason says why
+
+
+class Outcome(StrEnum):
+    PENDING = "pending"  # the change runs, or the verification window is not over
+    FAILED = "failed"  # the change did not succeed
+    FIXED = "fixed"  # the finding was not seen again within the window after the change
+    NOT_FIXED = "not_fixed"  # it was

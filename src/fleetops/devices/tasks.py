@@ -1,5 +1,5 @@
 """Background work of the devices domain inside `fleetops serve`: the health policy, the repair
-loop and the ticket webhooks.
+loop, the remediation rules and the ticket webhooks.
 
 Each pass runs in its own transaction, in a thread (the database calls block), so a slow pass
 never stalls the event loop and a failed pass changes nothing. The repair loop (devices whose
@@ -19,9 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from fleetops.db import lock, session_scope
 from fleetops.devices.lifecycle.service import LifecycleConfig, Reconciled, reconcile
 from fleetops.devices.policy.rules import Policy
+from fleetops.devices.policy.safety import Caps
 from fleetops.devices.policy.service import Applied, Decisions, Limits, apply, evaluate
+from fleetops.devices.remediation import service as remedies
+from fleetops.devices.remediation.rules import Remediation
 from fleetops.devices.repairs import service as repairs
-from fleetops.models import utcnow
+from fleetops.models import RemediationAction, utcnow
 
 log = logging.getLogger(__name__)
 INTERVAL = 30.0
@@ -112,3 +115,51 @@ class HealthPolicyTask:
             except Exception:
                 log.exception("device reconcile pass failed")
             await asyncio.sleep(min(self.interval, self.reconcile_interval))
+
+
+class RemediationTask:
+    """Run the remediation rules every `interval` seconds and follow their actions' outcomes."""
+
+    def __init__(
+        self,
+        write_sessions: sessionmaker[Session],
+        remediation: Remediation,
+        *,
+        lifecycle: LifecycleConfig,
+        caps: Caps | None = None,
+        interval: float = INTERVAL,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = write_sessions
+        self.remediation = remediation
+        self.lifecycle = lifecycle
+        self.caps = caps
+        self.interval = interval
+        self.clock = clock
+        self.passes = 0
+
+    def run_once(self) -> list[RemediationAction]:
+        """One pass, committed: the actions recorded or taken."""
+        with session_scope(self.sessions) as session:
+            _serialise(session)  # drains share the device safety limits with the health policy
+            now = self.clock()
+            remedies.follow(session, self.remediation, now=now)
+            written = remedies.run_pass(
+                session, self.remediation, now=now, lifecycle=self.lifecycle, caps=self.caps
+            )
+        if written:
+            log.info(
+                "remediation: %s",
+                ", ".join(f"{a.rule} {a.mode} {a.status} {a.entity}" for a in written),
+            )
+        return written
+
+    async def run_forever(self) -> None:
+        """Passes until cancelled; a failed pass is logged and the next one tries again."""
+        while True:
+            try:
+                await asyncio.to_thread(self.run_once)
+            except Exception:
+                log.exception("remediation pass failed")
+            self.passes += 1
+            await asyncio.sleep(self.interval)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fleetops.findings.enums import LIVE, FindingStatus
@@ -81,3 +81,29 @@ def opened_between(
             .limit(limit)
         )
     )
+
+
+def seen_about_host_since(
+    session: Session,
+    hostname: str,
+    *,
+    since: datetime,
+    kind: str | None = None,
+    signature: str | None = None,
+    finding_id: int | None = None,
+) -> int:
+    """How many live findings about `hostname` (of `kind` and `signature`, or the one finding
+    `finding_id`) were seen after `since`: whether a remedied problem came back."""
+    query = select(func.count()).where(
+        Finding.entity_type == "host",
+        Finding.entity == hostname,
+        Finding.status.in_(_LIVE),
+        Finding.last_seen > since,
+    )
+    if kind is not None:
+        query = query.where(Finding.kind == kind)
+    if signature is not None:
+        query = query.where(Finding.details["signature"].as_string() == signature)
+    if finding_id is not None:
+        query = query.where(Finding.id == finding_id)
+    return session.scalar(query) or 0

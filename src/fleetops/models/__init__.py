@@ -13,7 +13,14 @@ from fleetops.models.changes import (
     StepRun,
     Workflow,
 )
-from fleetops.models.devices import DeviceState, DeviceTransition, RepairTicket, WebhookDelivery
+from fleetops.models.devices import (
+    DeviceState,
+    DeviceTransition,
+    RemediationAction,
+    RemediationMode,
+    RepairTicket,
+    WebhookDelivery,
+)
 from fleetops.models.findings import Finding
 from fleetops.models.inspection import BaselineRow, ProbeRun
 from fleetops.models.inventory import (
@@ -79,6 +86,8 @@ __all__ = [
     "ProbeRun",
     "Rack",
     "Region",
+    "RemediationAction",
+    "RemediationMode",
     "RepairTicket",
     "ResourceRecommendation",
     "ResourceReport",

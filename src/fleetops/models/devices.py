@@ -101,3 +101,51 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class RemediationMode(Base):
+    """A remediation rule's mode as an admin last set it; a rule without a row runs in the mode
+    its file gives (the shipped rules: dry run)."""
+
+    __tablename__ = "remediation_modes"
+
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))  # enabled | dry_run | disabled
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RemediationAction(Base):
+    """What one remediation rule did, or in dry run would have done, about one finding.
+
+    One row per (rule, finding, mode): a finding seen again is not acted on twice, and a dry-run
+    proposal stays next to what the rule did once enabled. `plan` is the change as it would be
+    (or was) submitted; `outcome` follows the change and then the finding: pending until the
+    change ends, `failed` if it did not succeed, then `fixed` or `not_fixed` by whether the
+    finding was seen again within the rule's verification window."""
+
+    __tablename__ = "remediation_actions"
+    __table_args__ = (
+        Index(
+            "ux_remediation_actions_rule_finding_mode", "rule", "finding_id", "mode", unique=True
+        ),
+        Index("ix_remediation_actions_outcome", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64), index=True)
+    mode: Mapped[str] = mapped_column(String(16))  # enabled | dry_run
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    finding_id: Mapped[int | None] = mapped_column(
+        ForeignKey("findings.id", ondelete="SET NULL"), nullable=True
+    )
+    entity: Mapped[str] = mapped_column(String(255))  # the host acted on
+    action: Mapped[str] = mapped_column(String(32))  # drain | restart_service
+    status: Mapped[str] = mapped_column(String(16))  # proposed | submitted | held | refused
+    reason: Mapped[str] = mapped_column(Text)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    change_id: Mapped[int | None] = mapped_column(
+        ForeignKey("change_requests.id", ondelete="SET NULL"), nullable=True
+    )
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

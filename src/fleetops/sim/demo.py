@@ -4,6 +4,7 @@ few change requests, so a visitor sees approvals and a live rollout within minut
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import tempfile
 from collections import Counter
@@ -42,10 +43,12 @@ from fleetops.sim.faults import UPLINK, Fault, schedule_faults, targets, tor_of
 from fleetops.sim.feeder import LiveFeed
 from fleetops.sim.fleet import generate
 from fleetops.sim.namespace import namespace
+from fleetops.sim.predictions import report_predictions as predict
 from fleetops.sim.repairshop import RepairShop
 from fleetops.sim.scheduler import SimScheduler, from_trace
 from fleetops.sim.workload import Workload
 
+log = logging.getLogger(__name__)
 DEMO_PASSWORDS = {role: f"{role.value}-demo-pass" for role in Role}
 MANAGEMENT_HOST = "netops-01"
 # Real fsimages beside a checkout (the shared data); the demo analyses those under 1 MB, so it
@@ -237,12 +240,17 @@ def storage_reports(session: Session, ctx: AuditContext, work: Path) -> list[int
     return kept
 
 
-def resource_report_later(settings: Settings) -> Callable[[], Coroutine[Any, Any, None]]:
-    """The demo's resource report, made once the server is up: the recommenders take about 15 s
-    over the shared trace, which the first page should not wait for."""
+def analyses_later(settings: Settings) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The demo's analyses of the shared data, made once the server is up, one after the other
+    (the recommenders take about 15 s, the disk predictor as long), which the first page should
+    not wait for: the resource report, then the disk predictions the remediation rules act on."""
 
     async def build() -> None:
-        await asyncio.to_thread(_resource_report_now, settings)
+        for name, make in (("resource report", _resource_report_now), ("predictions", predict)):
+            try:
+                await asyncio.to_thread(make, settings)
+            except Exception:
+                log.exception("demo: the %s could not be made", name)
 
     return build
 

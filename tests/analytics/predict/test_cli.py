@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from fleetops.kit.exitcodes import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE
-from tests.fixtures.server import cli_env, run_cli
+from tests.devices.factory import seed
+from tests.fixtures.server import cli_env, cli_ok, run_cli
 
 SMART = Path(__file__).resolve().parents[4] / "shared" / "data" / "smart"
 shared = pytest.mark.skipif(
@@ -75,3 +76,46 @@ def test_exit_codes(env: dict[str, str], tmp_path: Path) -> None:
     )
     assert malformed.returncode == EXIT_ERROR
     assert "2013-04-10.csv line 3: smart_5_raw 'x': not a number" in malformed.stderr
+
+
+@shared
+def test_disks_reports_the_flagged_drives_of_the_fleet_as_findings(
+    db_url: str, tmp_path: Path
+) -> None:
+    env = cli_env(db_url, tmp_path / "state", FLEETOPS_ENGINE_ENABLED="false")
+    seed(db_url, "h001", "h002")
+    ranked = run_cli(
+        env, "predict", "disks", "--history", str(SMART), "--as-of", "2013-04-20", "-o", "json",
+        timeout=600,
+    )  # fmt: skip
+    assert ranked.returncode == 0, ranked.stderr
+    rows = json.loads(ranked.stdout)
+    flagged = [r["serial_number"] for r in rows if r["predicted_failure"]]
+    calm = [r["serial_number"] for r in rows if not r["predicted_failure"]]
+    assert len(flagged) >= 3
+    drives = tmp_path / "drives.csv"
+    drives.write_text(
+        "serial_number,hostname\n"
+        f"{flagged[0]},h001\n{flagged[1]},h001\n{calm[0]},h002\n{flagged[2]},ghost\n"
+    )
+    result = run_cli(
+        env, "predict", "disks", "--history", str(SMART), "--as-of", "2013-04-20",
+        "--report", str(drives), "--top", "1", timeout=600,
+    )  # fmt: skip
+    assert result.returncode == EXIT_ERROR, result.stderr
+    assert "reported 2 drive(s) predicted to fail on 1 host(s)" in result.stderr
+    assert "not reported for 1 host(s)" in result.stderr
+    assert "ghost: DeviceNotFound: host 'ghost' not found" in result.stderr
+    found = json.loads(cli_ok(env, "finding", "list", "-o", "json"))["items"]
+    assert sorted((f["entity"], f["details"]["component"]) for f in found) == sorted(
+        [("h001", flagged[0]), ("h001", flagged[1])]
+    )
+    assert {f["details"]["signature"] for f in found} == {"disk_failure_predicted"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("serial_number,hostname\nZ1,\n")
+    refused = run_cli(
+        env, "predict", "disks", "--history", str(SMART), "--as-of", "2013-04-20",
+        "--report", str(bad),
+    )  # fmt: skip
+    assert refused.returncode == EXIT_USAGE
+    assert f"{bad}:2: a serial number and a hostname" in refused.stderr

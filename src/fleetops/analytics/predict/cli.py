@@ -43,17 +43,29 @@ def _run(call: Any) -> Any:
 
 @predict_app.command("disks")
 def disks(
+    ctx: typer.Context,
     history: HistoryOption,
     as_of: Annotated[str, typer.Option(help="the day to rank (YYYY-MM-DD); later days unread")],
     horizon: HorizonOption = 14,
     top: Annotated[int | None, typer.Option(min=1, help="show the N riskiest drives")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="CSV `serial_number,hostname` of the fleet's drives: report the flagged ones "
+            "as their hosts' findings (for the remediation rules)",
+        ),
+    ] = None,
     output: OutputOption = "table",
 ) -> None:
     """Learn from the days up to --as-of, then rank that day's drives, riskiest first."""
     from fleetops.analytics.predict.service import rank
 
     day = _date(as_of, "--as-of")
+    drives = _drive_map(report) if report is not None else None
     rows = _run(lambda: rank(history, as_of=day, horizon=horizon))
+    if drives is not None:
+        _report(ctx, rows, drives, horizon=horizon, as_of=day)
     rows = rows[:top] if top else rows
     emit(
         rows,
@@ -65,6 +77,67 @@ def disks(
             ("predicted failure", "predicted_failure"),
         ],
     )
+
+
+def _drive_map(path: Path) -> dict[str, str]:
+    """serial -> hostname from a `serial_number,hostname` CSV; a bad line names itself."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"serial_number", "hostname"} <= set(
+                reader.fieldnames
+            ):
+                fail(f"{path}:1: expected the header `serial_number,hostname`", EXIT_USAGE)
+            drives: dict[str, str] = {}
+            for row in reader:
+                serial, host = (row.get("serial_number") or "").strip(), (row.get("hostname") or "")
+                if not serial or not host.strip():
+                    fail(f"{path}:{reader.line_num}: a serial number and a hostname", EXIT_USAGE)
+                drives[serial] = host.strip()
+            return drives
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}", EXIT_USAGE)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        fail(f"{path}: not a CSV of UTF-8 text ({exc})", EXIT_USAGE)
+
+
+def _report(
+    ctx: typer.Context,
+    rows: list[dict[str, Any]],
+    drives: dict[str, str],
+    *,
+    horizon: int,
+    as_of: date,
+) -> None:
+    """Send each host's flagged drives to the server; say what was reported, on stderr."""
+    from fleetops.kit.cli import CommandFailed, api, stderr
+
+    by_host: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        host = drives.get(row["serial_number"])
+        if host is not None and row["predicted_failure"]:
+            extra = {"horizon_days": horizon, "as_of": as_of.isoformat()}
+            by_host.setdefault(host, []).append({**row, **extra})
+    client = api(ctx)
+    refused: list[str] = []
+    sent = hosts = 0
+    for host, flagged in sorted(by_host.items()):
+        body = {"source": "disk_prediction", "payload": flagged}
+        try:
+            client.post(f"/api/v1/devices/{host}/signals", body)
+        except CommandFailed as exc:
+            refused.append(f"{host}: {exc}")
+            continue
+        sent, hosts = sent + len(flagged), hosts + 1
+    stderr.print(
+        f"reported {sent} drive(s) predicted to fail on {hosts} host(s)",
+        highlight=False,
+        markup=False,
+    )
+    if refused:
+        fail(f"not reported for {len(refused)} host(s)", lines=refused)
 
 
 @predict_app.command("evaluate-disks")

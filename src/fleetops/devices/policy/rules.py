@@ -132,7 +132,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> list[PolicyRule]:
         line = error_line(exc, text)
         raise PolicyError(f"{source}{f':{line}' if line else ''}: {error_problem(exc)}") from None
     items = data.get("rules") if isinstance(data, dict) else None
-    nodes = _rule_nodes(root)
+    nodes = rule_nodes(root)
     if not isinstance(items, list) or nodes is None:
         raise PolicyError(f"{source}:1: expected a mapping with a `rules:` list")
     rules = [
@@ -142,7 +142,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> list[PolicyRule]:
     seen: set[str] = set()
     for rule, node in zip(rules, nodes, strict=True):
         if rule.name in seen:
-            raise PolicyError(f"{source}:{_line(node)}: rule name {rule.name!r} is used twice")
+            raise PolicyError(f"{source}:{line_of(node)}: rule name {rule.name!r} is used twice")
         seen.add(rule.name)
     return rules
 
@@ -155,7 +155,7 @@ def _read(path: Path) -> list[PolicyRule]:
     return parse_policy(text, source=str(path))
 
 
-def _rule_nodes(root: yaml.Node | None) -> list[yaml.Node] | None:
+def rule_nodes(root: yaml.Node | None) -> list[yaml.Node] | None:
     if not isinstance(root, yaml.MappingNode):
         return None
     for key, value in root.value:
@@ -164,7 +164,7 @@ def _rule_nodes(root: yaml.Node | None) -> list[yaml.Node] | None:
     return None
 
 
-def _line(node: yaml.Node, key: str | None = None) -> int:
+def line_of(node: yaml.Node, key: str | None = None) -> int:
     """The 1-based line of `node`, or of its `key`'s value if it has that key."""
     if key is not None and isinstance(node, yaml.MappingNode):
         for k, v in node.value:
@@ -176,7 +176,7 @@ def _line(node: yaml.Node, key: str | None = None) -> int:
 def _rule(source: str, n: int, item: Any, node: yaml.Node) -> PolicyRule:
     def fail(message: str, key: str | None = None) -> PolicyError:
         name = f" ({item['name']})" if isinstance(item, dict) and "name" in item else ""
-        return PolicyError(f"{source}:{_line(node, key)}: rule {n}{name}: {message}")
+        return PolicyError(f"{source}:{line_of(node, key)}: rule {n}{name}: {message}")
 
     if not isinstance(item, dict):
         raise fail("expected a mapping")

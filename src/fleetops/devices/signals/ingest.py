@@ -10,6 +10,7 @@ from fleetops.devices.signals.edac import parse_edac
 from fleetops.devices.signals.exceptions import SignalError
 from fleetops.devices.signals.ipmi import parse_sel
 from fleetops.devices.signals.node_exporter import parse_node_metrics
+from fleetops.devices.signals.prediction import parse_predictions
 from fleetops.devices.signals.service import Signal
 from fleetops.devices.signals.smart import parse_smart
 
@@ -34,6 +35,8 @@ def parse_payload(
         return parse_smart(payload, host=host, now=now)
     if source is Source.EDAC:
         return parse_edac(payload, host=host, now=now, previous=previous)
+    if source is Source.DISK_PREDICTION:
+        return parse_predictions(payload, host=host, now=now)
     if source is Source.IPMI_SEL:
         return parse_sel(payload, host=host, now=now, previous=previous)
     return parse_node_metrics(payload, host=host, now=now, previous=previous)

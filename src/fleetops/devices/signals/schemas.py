@@ -40,7 +40,8 @@ class TextSignals(BaseModel):
 
 
 class JsonSignals(BaseModel):
-    """A tool that writes JSON (`smartctl -j -a`, the EDAC counters), sent as a value or text."""
+    """A tool that writes JSON (`smartctl -j -a`, the EDAC counters, `fleetops predict disks -o
+    json`), sent as a value or text."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -56,7 +57,9 @@ class JsonSignals(BaseModel):
         }
     )
 
-    source: Literal["smart", "edac"] = Field(description="which tool produced it")
+    source: Literal["smart", "edac", "disk_prediction"] = Field(
+        description="which tool produced it"
+    )
     payload: ToolOutput
     previous: ToolOutput | None = Field(default=None, description=_PREVIOUS)
 

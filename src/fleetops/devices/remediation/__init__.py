@@ -1,0 +1,1 @@
+"""Remediation rules: findings and predictions to changes, in dry run or for real."""
