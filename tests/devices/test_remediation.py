@@ -177,7 +177,11 @@ def test_a_remedy_that_did_not_fix_it_says_so(
         "    verify_minutes: 30\n"
     )
     remediation = load_remediation(site)
-    assert [r.name for r in remediation.rules] == ["restart-datanode", RULE]
+    assert [r.name for r in remediation.rules] == [
+        "restart-datanode",
+        RULE,
+        "release-reserve-before-full",
+    ]
     predict(session, fleet[5], prediction("X1"))
     [action] = service.run_pass(session, remediation, now=NOW, lifecycle=lifecycle)
     change = session.get(ChangeRequest, action.change_id)
@@ -224,6 +228,8 @@ def test_a_disabled_rule_does_nothing_but_can_be_tested(
             ":3: rule name 'a' is used twice",
         ),
         ("rules:\n  - name: A b\n    kind: k\n    action: drain\n", "`name` must be"),
+        ("rules:\n  - {name: a, kind: k, action: drain, percent: 1}\n", "`percent` goes with"),
+        ("rules:\n  - {name: a, kind: k, action: release_reserve, percent: 9}\n", "0 to 5"),
     ],
 )
 def test_a_wrong_rule_file_names_its_line(text: str, message: str) -> None:
@@ -235,3 +241,54 @@ def test_a_wrong_rule_file_names_its_line(text: str, message: str) -> None:
 def test_the_shipped_rules_start_in_dry_run() -> None:
     shipped: Remediation = load_remediation()
     assert {r.mode for r in shipped.rules} == {RuleMode.DRY_RUN}
+
+
+def fill_forecast(
+    earliest: float | None, median: float | None, mount: str = "/data1"
+) -> dict[str, Any]:
+    return {
+        "mount": mount,
+        "last": {"timestamp": "2026-11-26T11:00:00+00:00", "value": 91.5},
+        "days_until_full": {"capacity": 100.0, "level": 0.95, "median": median,
+                            "earliest": earliest, "latest": None},
+    }  # fmt: skip
+
+
+def test_a_fill_forecast_within_two_weeks_is_a_finding(fleet: list[str]) -> None:
+    [soon] = parse_payload(Source.FILL_FORECAST, fill_forecast(1.5, 4.0), host=fleet[0], now=NOW)
+    assert (soon.signature, soon.severity, soon.component) == (
+        "filesystem_fill_predicted",
+        "critical",
+        "/data1",
+    )
+    assert "predicted full in 4.0 days (at the earliest in 1.5)" in soon.title
+    [later] = parse_payload(Source.FILL_FORECAST, fill_forecast(9, 20), host=fleet[0], now=NOW)
+    assert later.severity == "warning"
+    for calm in (fill_forecast(30, 40), fill_forecast(None, None)):
+        assert parse_payload(Source.FILL_FORECAST, calm, host=fleet[0], now=NOW) == []
+    for mount in ("data1", "/data1; rm -rf /", "/../etc"):
+        with pytest.raises(SignalError, match="`mount` must be"):
+            parse_payload(Source.FILL_FORECAST, fill_forecast(1, 2, mount), host=fleet[0], now=NOW)
+    with pytest.raises(SignalError, match="--capacity"):
+        parse_payload(Source.FILL_FORECAST, {"mount": "/data1"}, host=fleet[0], now=NOW)
+
+
+def test_a_filling_data_disk_gets_its_reserve_back_through_a_reviewed_change(
+    session: Session, fleet: list[str], lifecycle: LifecycleConfig
+) -> None:
+    remediation = load_remediation()
+    rule = "release-reserve-before-full"
+    signals = parse_payload(Source.FILL_FORECAST, fill_forecast(3, 6), host=fleet[4], now=NOW)
+    report_signals(session, signals, now=NOW)
+    [would] = service.propose(session, remediation, now=NOW)
+    assert (would.rule, would.mode, would.held) == (rule, RuleMode.DRY_RUN, "")
+    assert would.plan["params"] == {"mounts": "/data1", "percent": 1}
+    service.set_mode(session, ADMIN, remediation, rule, RuleMode.ENABLED)
+    [action] = service.run_pass(session, remediation, now=NOW, lifecycle=lifecycle)
+    change = session.get(ChangeRequest, action.change_id)
+    assert change is not None
+    assert change.state == ChangeState.PENDING_APPROVAL.value  # medium risk: an operator looks
+    assert change.params == {"mounts": "/data1", "percent": 1}
+    workflow = changes.workflow_of(session, change)
+    assert workflow is not None
+    assert workflow.name == "release-reserved-blocks"

@@ -111,7 +111,8 @@ def test_a_dry_run_proposes_then_enabled_it_drains_within_the_budget(
             ("dn-0001", "replace"),
             ("wk-0021", "replace"),
         ]
-        [rule] = client.get("/api/v1/policies", headers=viewer).json()
+        rules = {r["name"]: r for r in client.get("/api/v1/policies", headers=viewer).json()}
+        rule = rules[RULE]
         assert rule["counts"]["enabled:submitted"] == 2
         assert rule["counts"]["dry_run:proposed"] == 2
 

@@ -41,6 +41,7 @@ class Source(StrEnum):
     EDAC = "edac"
     NODE_EXPORTER = "node_exporter"
     DISK_PREDICTION = "disk_prediction"
+    FILL_FORECAST = "fill_forecast"
 
 
 class RuleMode(StrEnum):
@@ -56,6 +57,7 @@ class Remedy(StrEnum):
 
     DRAIN = "drain"  # isolate the host (the isolation change) and open its repair ticket
     RESTART_SERVICE = "restart_service"  # the rolling-restart workflow on the host
+    RELEASE_RESERVE = "release_reserve"  # give a filling data disk its root reserve back
 
 
 class RemedyStatus(StrEnum):

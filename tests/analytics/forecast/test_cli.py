@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from fleetops.kit.exitcodes import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE
-from tests.fixtures.server import cli_env, run_cli
+from tests.devices.factory import seed
+from tests.fixtures.server import cli_env, cli_ok, run_cli
 
 NAB = Path(__file__).resolve().parents[4] / "shared/data/nab/data/realAWSCloudwatch"
 REAL = NAB / "ec2_cpu_utilization_825cc2.csv"
@@ -117,3 +118,33 @@ def test_errors_and_exit_codes(env: dict[str, str], tmp_path: Path) -> None:
     assert short.returncode == EXIT_ERROR
     assert "too short" in short.stderr
     assert math.isfinite(run_json(env, "usage", str(line))["fit"]["sigma"])
+
+
+def test_usage_reports_a_filesystem_filling_within_two_weeks(db_url: str, tmp_path: Path) -> None:
+    env = cli_env(db_url, tmp_path / "state", FLEETOPS_ENGINE_ENABLED="false")
+    seed(db_url, "h001")
+    line = write_series(tmp_path / "line.csv", [10 + 0.5 * i for i in range(100)])  # 3.4 days
+    args = ("forecast", "usage", str(line), "--capacity", "100", "--season", "1")
+    filling = run_cli(env, *args, "--report", "h001:/data1")
+    assert filling.returncode == 0, filling.stderr
+    assert "reported /data1 on h001: h001: /data1 predicted full in 3.4 days" in filling.stderr
+    [found] = json.loads(cli_ok(env, "finding", "list", "-o", "json"))["items"]
+    assert (found["entity"], found["details"]["signature"], found["details"]["mount"]) == (
+        "h001",
+        "filesystem_fill_predicted",
+        "/data1",
+    )
+    flat = write_series(tmp_path / "flat.csv", [10.0 + 0.001 * i for i in range(100)])
+    calm = run_cli(env, "forecast", "usage", str(flat), "--capacity", "100", "--report", "h001:/d2")
+    assert calm.returncode == 0, calm.stderr
+    assert "/d2 on h001 does not fill within two weeks: nothing reported" in calm.stderr
+    for where, needs in (("h001", "expected HOST:MOUNT"), ("h001:data", "expected HOST:MOUNT")):
+        bad = run_cli(env, *args, "--report", where)
+        assert bad.returncode == EXIT_USAGE
+        assert needs in bad.stderr
+    no_capacity = run_cli(env, "forecast", "usage", str(line), "--report", "h001:/data1")
+    assert no_capacity.returncode == EXIT_USAGE
+    assert "--report needs --capacity" in no_capacity.stderr
+    ghost = run_cli(env, *args, "--report", "ghost:/data1")
+    assert ghost.returncode != 0
+    assert "host 'ghost' not found" in ghost.stderr

@@ -60,12 +60,21 @@ def _season(text: str, step: int, points: int) -> int:
 
 @forecast_app.command("usage")
 def usage(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="series CSV: timestamp,value (ISO 8601 or epoch s)")],
     capacity: Annotated[float | None, typer.Option(help="when does usage reach this?")] = None,
     horizon: Annotated[str, typer.Option(help="how far ahead: 6h, 7d, 2w")] = "7d",
     season: SeasonOption = "auto",
     step: StepOption = "auto",
     max_gap: GapOption = "1h",
+    report_to: Annotated[
+        str | None,
+        typer.Option(
+            "--report",
+            help="HOST:MOUNT the series is of: report a fill within two weeks as its finding "
+            "(for the remediation rules; needs --capacity)",
+        ),
+    ] = None,
     output: OutputOption = "table",
 ) -> None:
     """Forecast a usage series: the forecast at a few lead times with its 80 % and 95 %
@@ -74,6 +83,8 @@ def usage(
     from fleetops.analytics.forecast.report import usage_report
 
     ahead = _seconds(horizon, "--horizon")
+    if report_to is not None:
+        _where(report_to, capacity)
     try:
         series = _load(file, step, max_gap)
         steps = max(1, ahead // series.step)
@@ -86,10 +97,37 @@ def usage(
         )
     except ForecastInputError as exc:
         fail(exc.detail, exit_code_for_status(exc.status_code))
+    if report_to is not None:
+        _report(ctx, report, report_to)
     if output.lower() != "table":
         emit(report, output)
         return
     _print_usage(report)
+
+
+def _where(where: str, capacity: float | None) -> tuple[str, str]:
+    host, _, mount = where.partition(":")
+    if not host or not mount.startswith("/"):
+        fail(f"--report {where!r}: expected HOST:MOUNT, e.g. dn-0001:/data1", EXIT_USAGE)
+    if capacity is None:
+        fail("--report needs --capacity: the finding says when the filesystem is full", EXIT_USAGE)
+    return host, mount
+
+
+def _report(ctx: typer.Context, report: dict[str, Any], where: str) -> None:
+    """Send the forecast of HOST:MOUNT to the server; say on stderr whether it opened a
+    finding (a fill within two weeks) or not."""
+    from fleetops.kit.cli import api, stderr
+
+    host, mount = _where(where, 1.0)
+    body = {"source": "fill_forecast", "payload": {**report, "mount": mount}}
+    answer: dict[str, Any] = api(ctx).post(f"/api/v1/devices/{host}/signals", body)
+    said = (
+        f"reported {mount} on {host}: {answer['findings'][0]['title']}"
+        if answer["signals"]
+        else f"{mount} on {host} does not fill within two weeks: nothing reported"
+    )
+    stderr.print(said, highlight=False, markup=False)
 
 
 def _print_usage(report: dict[str, Any]) -> None:

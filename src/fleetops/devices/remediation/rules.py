@@ -9,6 +9,7 @@ enables each (`fleetops policy enable NAME`) once its record looks right.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ _KEYS = frozenset(
         "action",
         "repair",
         "service",
+        "percent",
         "mode",
         "per_hour",
         "hosts_out",
@@ -58,6 +60,7 @@ class RemediationRule:
     min_severity: Severity | None = None
     repair: str | None = None  # drain: the rung its repair ticket starts at
     service: str | None = None  # restart_service: the systemd unit
+    percent: int = 1  # release_reserve: the share of blocks root keeps afterwards
     per_hour: int = 2
     hosts_out: int = 1
     verify: timedelta = timedelta(hours=1)
@@ -128,6 +131,25 @@ def _whole(item: dict[str, Any], key: str, default: int, least: int) -> int:
     return value
 
 
+def _action_fields(
+    item: dict[str, Any], action: Remedy, fail: Callable[[str, str], PolicyError]
+) -> tuple[str | None, str | None, int]:
+    """The keys that go with one action: `repair` (drain), `service` (restart_service) and
+    `percent` (release_reserve), each checked."""
+    repair, service, percent = item.get("repair"), item.get("service"), item.get("percent", 1)
+    if repair is not None and (action is not Remedy.DRAIN or repair not in RUNGS):
+        raise fail(f"`repair` goes with `action: drain`, one of {' | '.join(RUNGS)}", "repair")
+    if (action is Remedy.RESTART_SERVICE) != (service is not None):
+        raise fail("`service` (a systemd unit) goes with `action: restart_service`", "service")
+    if service is not None and (not isinstance(service, str) or not UNIT.match(service)):
+        raise fail(f"`service` is not a systemd unit name: {service!r}", "service")
+    if "percent" in item and action is not Remedy.RELEASE_RESERVE:
+        raise fail("`percent` goes with `action: release_reserve`", "percent")
+    if isinstance(percent, bool) or percent not in range(6):
+        raise fail(f"`percent` must be a whole number from 0 to 5, got {percent!r}", "percent")
+    return repair, service, percent
+
+
 def _rule(source: str, n: int, item: Any, node: yaml.Node) -> RemediationRule:
     def fail(message: str, key: str | None = None) -> PolicyError:
         name = f" ({item['name']})" if isinstance(item, dict) and "name" in item else ""
@@ -147,13 +169,7 @@ def _rule(source: str, n: int, item: Any, node: yaml.Node) -> RemediationRule:
             if item.get(key) not in list(allowed):
                 raise fail(f"`{key}` must be one of {' | '.join(allowed)}", key)
     action = Remedy(item["action"])
-    repair, service = item.get("repair"), item.get("service")
-    if repair is not None and (action is not Remedy.DRAIN or repair not in RUNGS):
-        raise fail(f"`repair` goes with `action: drain`, one of {' | '.join(RUNGS)}", "repair")
-    if (action is Remedy.RESTART_SERVICE) != (service is not None):
-        raise fail("`service` (a systemd unit) goes with `action: restart_service`", "service")
-    if service is not None and (not isinstance(service, str) or not UNIT.match(service)):
-        raise fail(f"`service` is not a systemd unit name: {service!r}", "service")
+    repair, service, percent = _action_fields(item, action, fail)
     signature = item.get("signature")
     if signature is not None and (not isinstance(signature, str) or not signature):
         raise fail("`signature` must be a non-empty string", "signature")
@@ -179,6 +195,7 @@ def _rule(source: str, n: int, item: Any, node: yaml.Node) -> RemediationRule:
         min_severity=Severity(severity) if severity is not None else None,
         repair=repair,
         service=service,
+        percent=percent,
         per_hour=budget["per_hour"],
         hosts_out=budget["hosts_out"],
         verify=timedelta(minutes=budget["verify_minutes"]),

@@ -3,8 +3,9 @@
 `propose` only reads: for each rule not disabled, the open host findings it covers that it has not
 acted on, each with the change it calls for and, if a limit holds it, which one. `run_pass` records
 a dry-run rule's proposals and submits an enabled rule's changes: a drain is the device lifecycle's
-isolation (pre-approved only within the device safety limits, as the health policy's), a restart
-is the rolling-restart workflow, which waits for approval like any change. `follow` writes each
+isolation (pre-approved only within the device safety limits, as the health policy's); a restart
+(rolling-restart) and giving a filling data disk its root reserve (release-reserved-blocks) are
+shipped workflows that wait for approval like any change of their risk. `follow` writes each
 action's outcome once its change has ended and the rule's verification window is over.
 
 A dry-run rule spends its budget as if its proposals had run, so its record shows what the rule
@@ -13,6 +14,7 @@ would really have done, held proposals included.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +44,9 @@ from fleetops.models import (
 )
 
 RESTART_WORKFLOW = "rolling-restart"
+RESERVE_WORKFLOW = "release-reserved-blocks"
+# A mount the ext4_reserve operation accepts (the finding's, from the fill forecast).
+MOUNT = re.compile(r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$")
 # Draining only makes sense for a host that still serves.
 _SERVING = (Lifecycle.IN_SERVICE, Lifecycle.SUSPECT)
 # Rows a rule does not redo: a held one is tried again on the next pass.
@@ -201,6 +206,8 @@ class _Context:
             drain = self.rule.action is Remedy.DRAIN
             if drain and current(self.session, host) not in _SERVING:
                 continue  # already out of service: nothing to drain
+            if self.rule.action is Remedy.RELEASE_RESERVE and not _mount(finding):
+                continue  # no data filesystem named: nothing to give back
             held = budget.refuse() or (self.out.refuse(host) or "" if drain else "")
             if not held:
                 budget.admit(host.hostname)
@@ -219,12 +226,20 @@ class _Context:
                 "params": {},
                 "repair": rule.repair or "reboot",
             }
-        else:
+        elif rule.action is Remedy.RESTART_SERVICE:
             plan = {
                 "workflow": RESTART_WORKFLOW,
                 "title": f"Restart {rule.service} on {host.hostname}",
                 "selector": host.hostname,
                 "params": {"service": rule.service},
+            }
+        else:
+            mount = _mount(finding)
+            plan = {
+                "workflow": RESERVE_WORKFLOW,
+                "title": f"Give back the root reserve of {mount} on {host.hostname}",
+                "selector": host.hostname,
+                "params": {"mounts": mount, "percent": rule.percent},
             }
         return Proposal(
             rule=rule.name,
@@ -236,6 +251,11 @@ class _Context:
             reason=f"remediation rule {rule.name}: {finding.title}"[:2000],
             held=held,
         )
+
+
+def _mount(finding: Finding) -> str:
+    mount = finding.details.get("mount") if isinstance(finding.details, dict) else None
+    return mount if isinstance(mount, str) and MOUNT.match(mount) else ""
 
 
 def _urgency(finding: Finding) -> tuple[int, float, int]:
@@ -372,8 +392,8 @@ def _act(
             repair=rule.repair,
             now=now,
         )
-    workflow, pin = changes.pinned_workflow(session, RESTART_WORKFLOW, library=lifecycle.library)
     plan = proposal.plan
+    workflow, pin = changes.pinned_workflow(session, plan["workflow"], library=lifecycle.library)
     return changes.submit(
         session,
         ctx,

@@ -8,6 +8,7 @@ from typing import Any
 from fleetops.devices.enums import Source
 from fleetops.devices.signals.edac import parse_edac
 from fleetops.devices.signals.exceptions import SignalError
+from fleetops.devices.signals.fill import parse_fill
 from fleetops.devices.signals.ipmi import parse_sel
 from fleetops.devices.signals.node_exporter import parse_node_metrics
 from fleetops.devices.signals.prediction import parse_predictions
@@ -35,6 +36,8 @@ def parse_payload(
         return parse_smart(payload, host=host, now=now)
     if source is Source.EDAC:
         return parse_edac(payload, host=host, now=now, previous=previous)
+    if source is Source.FILL_FORECAST:
+        return parse_fill(payload, host=host, now=now)
     if source is Source.DISK_PREDICTION:
         return parse_predictions(payload, host=host, now=now)
     if source is Source.IPMI_SEL:

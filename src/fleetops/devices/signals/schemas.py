@@ -41,7 +41,7 @@ class TextSignals(BaseModel):
 
 class JsonSignals(BaseModel):
     """A tool that writes JSON (`smartctl -j -a`, the EDAC counters, `fleetops predict disks -o
-    json`), sent as a value or text."""
+    json`, `fleetops forecast usage -o json` with a `mount`), sent as a value or text."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -57,7 +57,7 @@ class JsonSignals(BaseModel):
         }
     )
 
-    source: Literal["smart", "edac", "disk_prediction"] = Field(
+    source: Literal["smart", "edac", "disk_prediction", "fill_forecast"] = Field(
         description="which tool produced it"
     )
     payload: ToolOutput
