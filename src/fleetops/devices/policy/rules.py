@@ -6,11 +6,12 @@ its errors must name the file and line, and which rule decides a finding must be
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
@@ -117,14 +118,35 @@ def corroborated(rule: PolicyRule, finding: Finding) -> bool:
 
 def load_policy(site: Path | None = None) -> Policy:
     """The built-in policy, a site file's rules first (a same-named one replaces a built-in)."""
-    builtin = _read(BUILTIN)
-    ours = _read(site) if site is not None else []
-    names = {r.name for r in ours}
-    return Policy(tuple(ours + [r for r in builtin if r.name not in names]))
+    return Policy(
+        tuple(merged(read_rules(BUILTIN, _rule), read_rules(site, _rule) if site else None))
+    )
 
 
 def parse_policy(text: str, *, source: str = "<policy>") -> list[PolicyRule]:
     """The rules of one policy document; PolicyError with `source:line` if it is wrong."""
+    return parse_rules(text, _rule, source=source)
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+R = TypeVar("R", bound=Named)
+RuleMaker = Callable[[str, int, Any, yaml.Node], R]
+
+
+def merged(builtin: list[R], site: list[R] | None) -> list[R]:
+    """A site file's rules first, then the built-in ones it does not replace by name."""
+    ours = site or []
+    names = {r.name for r in ours}
+    return ours + [r for r in builtin if r.name not in names]
+
+
+def parse_rules(text: str, make: RuleMaker[R], *, source: str) -> list[R]:
+    """The rules of a YAML document `rules: [...]`, each made by `make(source, n, item, node)`,
+    names unique; PolicyError with `source:line` if it is wrong (for every rule file)."""
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -135,10 +157,8 @@ def parse_policy(text: str, *, source: str = "<policy>") -> list[PolicyRule]:
     nodes = rule_nodes(root)
     if not isinstance(items, list) or nodes is None:
         raise PolicyError(f"{source}:1: expected a mapping with a `rules:` list")
-    rules = [
-        _rule(f"{source}", n, item, node)
-        for n, (item, node) in enumerate(zip(items, nodes, strict=True), 1)
-    ]
+    pairs = enumerate(zip(items, nodes, strict=True), 1)
+    rules = [make(source, n, item, node) for n, (item, node) in pairs]
     seen: set[str] = set()
     for rule, node in zip(rules, nodes, strict=True):
         if rule.name in seen:
@@ -147,12 +167,13 @@ def parse_policy(text: str, *, source: str = "<policy>") -> list[PolicyRule]:
     return rules
 
 
-def _read(path: Path) -> list[PolicyRule]:
+def read_rules(path: Path, make: RuleMaker[R]) -> list[R]:
+    """`parse_rules` of a file; an unreadable one is a PolicyError naming it."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise PolicyError(f"{path}: {exc.strerror}") from None
-    return parse_policy(text, source=str(path))
+    return parse_rules(text, make, source=str(path))
 
 
 def rule_nodes(root: yaml.Node | None) -> list[yaml.Node] | None:

@@ -18,10 +18,15 @@ from typing import Any
 import yaml
 
 from fleetops.devices.enums import Remedy, RuleMode
-from fleetops.devices.policy.rules import PolicyError, line_of, rule_nodes
+from fleetops.devices.policy.rules import (
+    PolicyError,
+    line_of,
+    merged,
+    parse_rules,
+    read_rules,
+)
 from fleetops.devices.repairs.service import RUNGS
 from fleetops.findings.enums import Severity
-from fleetops.kit.yamlerrors import error_line, error_problem
 from fleetops.models import Finding
 
 BUILTIN = Path(__file__).with_name("remediation.yaml")
@@ -88,40 +93,14 @@ class Remediation:
 
 def load_remediation(site: Path | None = None) -> Remediation:
     """The shipped rules, a site file's first (a same-named one replaces a shipped rule)."""
-    builtin = _read(BUILTIN)
-    ours = _read(site) if site is not None else []
-    names = {r.name for r in ours}
-    return Remediation(tuple(ours + [r for r in builtin if r.name not in names]))
+    return Remediation(
+        tuple(merged(read_rules(BUILTIN, _rule), read_rules(site, _rule) if site else None))
+    )
 
 
 def parse_remediation(text: str, *, source: str = "<remediation>") -> list[RemediationRule]:
     """The rules of one document; PolicyError with `source:line` if it is wrong."""
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        line = error_line(exc, text)
-        raise PolicyError(f"{source}{f':{line}' if line else ''}: {error_problem(exc)}") from None
-    items = data.get("rules") if isinstance(data, dict) else None
-    nodes = rule_nodes(root)
-    if not isinstance(items, list) or nodes is None:
-        raise PolicyError(f"{source}:1: expected a mapping with a `rules:` list")
-    pairs = enumerate(zip(items, nodes, strict=True), 1)
-    rules = [_rule(source, n, item, node) for n, (item, node) in pairs]
-    seen: set[str] = set()
-    for rule, node in zip(rules, nodes, strict=True):
-        if rule.name in seen:
-            raise PolicyError(f"{source}:{line_of(node)}: rule name {rule.name!r} is used twice")
-        seen.add(rule.name)
-    return rules
-
-
-def _read(path: Path) -> list[RemediationRule]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PolicyError(f"{path}: {exc.strerror}") from None
-    return parse_remediation(text, source=str(path))
+    return parse_rules(text, _rule, source=source)
 
 
 def _whole(item: dict[str, Any], key: str, default: int, least: int) -> int:
