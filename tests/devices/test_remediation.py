@@ -211,6 +211,23 @@ def test_a_disabled_rule_does_nothing_but_can_be_tested(
         service.set_mode(session, ADMIN, remediation, "nope", RuleMode.ENABLED)
 
 
+def test_a_disabled_rule_leaves_its_findings_to_the_next(
+    session: Session, fleet: list[str], lifecycle: LifecycleConfig, tmp_path: Path
+) -> None:
+    site = tmp_path / "remediation.yaml"
+    site.write_text(
+        "rules:\n"
+        "  - {name: restart-first, kind: hardware_error, signature: disk_failure_predicted,\n"
+        "     action: restart_service, service: datanode.service, mode: disabled}\n"
+    )
+    remediation = load_remediation(site)
+    predict(session, fleet[0], prediction("N1"))
+    [would] = service.propose(session, remediation, now=NOW)
+    assert would.rule == RULE  # the shipped drain, since the site's first rule is disabled
+    [tested] = service.propose(session, remediation, now=NOW, only="restart-first")
+    assert (tested.rule, tested.mode) == ("restart-first", RuleMode.DRY_RUN)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

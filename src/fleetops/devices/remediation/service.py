@@ -172,14 +172,14 @@ def propose(
     claimed: set[int] = set()  # a finding is the first covering rule's
     proposals: list[Proposal] = []
     for rule in remediation.rules:
+        mode = mode_of[rule.name]
+        if rule.name == only and mode is RuleMode.DISABLED:
+            mode = RuleMode.DRY_RUN  # tested as it would run
+        if mode is RuleMode.DISABLED:
+            continue  # a disabled rule leaves its findings to the next rule that covers them
         covered = [f for f in found if f.id not in claimed and rule.covers(f)]
         claimed.update(f.id for f in covered)
-        mode = mode_of[rule.name]
-        if only is not None:
-            if rule.name != only:
-                continue
-            mode = RuleMode.DRY_RUN if mode is RuleMode.DISABLED else mode
-        elif mode is RuleMode.DISABLED:
+        if only is not None and rule.name != only:
             continue
         context = _Context(session, rule, mode, now, out, isolation_workflow)
         proposals += context.proposals(covered, hosts)
