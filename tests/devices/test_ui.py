@@ -289,8 +289,12 @@ def test_an_admin_enables_a_remediation_rule_from_its_page(
     expect(page).to_have_url(re.compile(r"/remediation$"))
     expect(rule.locator(".badge")).to_have_text("enabled")
     with httpx.Client(base_url=device_server.url) as api:
-        [shown] = api.get("/api/v1/policies", headers=device_server.tokens.headers("viewer")).json()
-    assert shown["mode"] == "enabled"
+        rules = api.get("/api/v1/policies", headers=device_server.tokens.headers("viewer")).json()
+    modes = {r["name"]: r["mode"] for r in rules}
+    assert modes == {
+        "drain-predicted-disk-failure": "enabled",
+        "release-reserve-before-full": "dry_run",
+    }
     rule.get_by_role("button", name="Set drain-predicted-disk-failure to dry run").click()
     expect(rule.locator(".badge")).to_have_text("dry run")
     screenshot(page, "remediation")
